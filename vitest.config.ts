@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    reporters: process.env.CI_RESULTS ? ['default', 'json'] : ['default'],
+    outputFile: process.env.CI_RESULTS ? { json: process.env.CI_RESULTS } : undefined,
+  },
+});
