@@ -1,0 +1,84 @@
+import type { Clock } from './clock.ts';
+
+export type AuditEvent =
+  | 'auth.register'
+  | 'auth.login'
+  | 'auth.login_failed'
+  | 'auth.refresh'
+  | 'auth.refresh_reuse'
+  | 'auth.logout'
+  | 'auth.token_exchange'
+  | 'auth.denied'
+  | 'ws.denied'
+  | 'ws.connect'
+  | 'ws.disconnect'
+  | 'ws.rate_limited'
+  | 'ws.closed_by_server'
+  | 'user.blocked'
+  | 'user.unblocked'
+  | 'user.role_granted'
+  | 'ip.blocked'
+  | 'ip.unblocked'
+  | 'token.revoked'
+  | 'admin.publish'
+  | 'sweep.run'
+  | 'error';
+
+export type Level = 'info' | 'warn' | 'error';
+
+/**
+ * The fields an audit line may carry. A closed set on purpose: there is no field a token,
+ * a password or a key could be put into.
+ */
+export interface AuditFields {
+  username?: string;
+  sub?: string;
+  ip?: string;
+  connectionId?: string;
+  reason?: string;
+  room?: string;
+  jti?: string;
+  sid?: string;
+  role?: string;
+  count?: number;
+  durationS?: number;
+  by?: string;
+  errorName?: string;
+  route?: string;
+}
+
+export type Audit = (level: Level, event: AuditEvent, fields?: AuditFields) => void;
+
+const ALLOWED = new Set<string>([
+  'username',
+  'sub',
+  'ip',
+  'connectionId',
+  'reason',
+  'room',
+  'jti',
+  'sid',
+  'role',
+  'count',
+  'durationS',
+  'by',
+  'errorName',
+  'route',
+]);
+
+/** JSON audit lines, one object a line, written through `write` (stdout on Lambda, which CloudWatch keeps). */
+export function createAudit(write: (line: string) => void, clock: Clock): Audit {
+  return (level, event, fields = {}) => {
+    const line: Record<string, unknown> = { level, event, time: new Date(clock.now()).toISOString() };
+    for (const [k, v] of Object.entries(fields)) {
+      // Runtime guard as well as the type: callers in plain JS or casts cannot smuggle extra fields.
+      if (ALLOWED.has(k) && v !== undefined) line[k] = typeof v === 'string' ? v.slice(0, 256) : v;
+    }
+    write(JSON.stringify(line));
+  };
+}
+
+/** Audit that writes to stdout. */
+export function stdoutAudit(clock: Clock): Audit {
+  return createAudit((line) => process.stdout.write(`${line}\n`), clock);
+}

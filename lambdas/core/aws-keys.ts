@@ -1,0 +1,67 @@
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { JWK } from 'jose';
+import { AppError } from './errors.ts';
+import { type KeySource, keySetSource, parseStoredKeySet, publicOnly, TOKEN_ALG } from './keys.ts';
+
+/** How long a container trusts its cached keys before re-reading them, so rotations reach it. */
+const KEY_CACHE_MS = 10 * 60 * 1000;
+
+let client: SecretsManagerClient | undefined;
+
+async function readSecret(arn: string): Promise<string> {
+  client ??= new SecretsManagerClient({});
+  const out = await client.send(new GetSecretValueCommand({ SecretId: arn }));
+  if (!out.SecretString) throw new Error('the key secret is empty');
+  return out.SecretString;
+}
+
+function cached(make: () => KeySource): KeySource {
+  let source = make();
+  let loadedAt = Date.now();
+  const current = () => {
+    if (Date.now() - loadedAt > KEY_CACHE_MS) {
+      source = make();
+      loadedAt = Date.now();
+    }
+    return source;
+  };
+  return { signingKey: () => current().signingKey(), publicKeys: () => current().publicKeys() };
+}
+
+function parsePublicSet(text: string): JWK[] {
+  const keys = (JSON.parse(text) as { keys?: unknown }).keys;
+  if (!Array.isArray(keys) || keys.length === 0) throw new Error('public key set is empty');
+  return (keys as JWK[]).map(({ kty, crv, x, kid }) => {
+    if (kty !== 'OKP' || crv !== 'Ed25519' || typeof x !== 'string' || typeof kid !== 'string') {
+      throw new Error('public key set entry is malformed');
+    }
+    return { kty, crv, x, kid, alg: TOKEN_ALG, use: 'sig' };
+  });
+}
+
+/**
+ * Keys on AWS, from Secrets Manager. Token-issuing functions get `SIGNING_KEYS_SECRET_ARN`
+ * (the private key set, readable by them alone); every other function gets
+ * `PUBLIC_KEYS_SECRET_ARN` (public keys only) and can never sign.
+ */
+export function awsKeySource(env: NodeJS.ProcessEnv): KeySource {
+  const signing = env.SIGNING_KEYS_SECRET_ARN;
+  if (signing) return cached(() => keySetSource(async () => parseStoredKeySet(await readSecret(signing))));
+  const publicArn = env.PUBLIC_KEYS_SECRET_ARN;
+  if (!publicArn) throw new Error('PUBLIC_KEYS_SECRET_ARN or SIGNING_KEYS_SECRET_ARN is required');
+  return cached(() => {
+    let loaded: Promise<JWK[]> | undefined;
+    return publicOnly({
+      signingKey: () => Promise.reject(new AppError('internal', 'this function cannot sign tokens')),
+      publicKeys: () => {
+        loaded ??= readSecret(publicArn)
+          .then(parsePublicSet)
+          .catch((err: unknown) => {
+            loaded = undefined;
+            throw new AppError('unavailable', 'verification keys are unavailable', { cause: err });
+          });
+        return loaded;
+      },
+    });
+  });
+}

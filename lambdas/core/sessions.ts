@@ -1,0 +1,178 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { nowS } from './clock.ts';
+import type { Deps } from './deps.ts';
+import { AppError } from './errors.ts';
+import { type Item, isConditionFailure, isLive, N, num, S, SS, storeCall, str, strs } from './store.ts';
+
+/**
+ * A refresh-token family. Each refresh spends the current token and issues the next;
+ * a spent token presented again means it was stolen, and the whole family is revoked.
+ */
+export interface Session {
+  readonly sid: string;
+  readonly sub: string;
+  readonly username: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly revokedAt: number | undefined;
+}
+
+const PREFIX = 'rt1';
+const TOKEN = /^rt1\.([0-9a-f-]{36})\.([A-Za-z0-9_-]{43})$/;
+/** Spent hashes kept per family to recognise reuse; older ones are dropped (their tokens are long dead). */
+const MAX_SPENT = 500;
+
+/** Refresh tokens are opaque: `rt1.<sid>.<256 random bits>`. Only a SHA-256 of the secret is stored. */
+function newSecret(): { secret: string; hash: string } {
+  const secret = randomBytes(32).toString('base64url');
+  return { secret, hash: hashSecret(secret) };
+}
+
+function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('base64url');
+}
+
+function parseRefreshToken(token: unknown): { sid: string; secret: string } {
+  const m = typeof token === 'string' && token.length < 200 ? TOKEN.exec(token) : null;
+  if (!m) throw new AppError('invalid_token', 'the refresh token is not valid');
+  return { sid: m[1] ?? '', secret: m[2] ?? '' };
+}
+
+function sessionFrom(item: Item): Session {
+  return {
+    sid: str(item, 'sid') ?? '',
+    sub: str(item, 'sub') ?? '',
+    username: str(item, 'username') ?? '',
+    createdAt: num(item, 'createdAt') ?? 0,
+    expiresAt: num(item, 'expiresAt') ?? 0,
+    revokedAt: num(item, 'revokedAt'),
+  };
+}
+
+/** Starts a new family for a user; returns it with its first refresh token. */
+export async function createSession(
+  deps: Pick<Deps, 'db' | 'tables' | 'clock' | 'settings'>,
+  user: { sub: string; username: string },
+): Promise<{ session: Session; refreshToken: string }> {
+  const now = nowS(deps.clock);
+  const sid = randomUUID();
+  const { secret, hash } = newSecret();
+  const session: Session = {
+    sid,
+    sub: user.sub,
+    username: user.username,
+    createdAt: now,
+    expiresAt: now + deps.settings.refreshTokenTtlS,
+    revokedAt: undefined,
+  };
+  await storeCall(
+    'create session',
+    (db) =>
+      db.send(
+        new PutItemCommand({
+          TableName: deps.tables.sessions,
+          Item: {
+            sid: S(sid),
+            sub: S(user.sub),
+            username: S(user.username),
+            secretHash: S(hash),
+            createdAt: N(now),
+            expiresAt: N(session.expiresAt),
+          },
+          ConditionExpression: 'attribute_not_exists(sid)',
+        }),
+      ),
+    deps.db,
+  );
+  return { session, refreshToken: `${PREFIX}.${sid}.${secret}` };
+}
+
+export type RotateOutcome =
+  | { kind: 'rotated'; session: Session; refreshToken: string }
+  /** A spent token came back: the caller must revoke the family and its access tokens. */
+  | { kind: 'reused'; session: Session };
+
+/**
+ * Spends a refresh token and issues the next one of its family, atomically: a
+ * conditional update on the current hash, so one token refreshes exactly once.
+ * Unknown, expired, revoked or forged tokens are `invalid_token`.
+ */
+export async function rotateSession(
+  deps: Pick<Deps, 'db' | 'tables' | 'clock' | 'settings'>,
+  refreshToken: unknown,
+): Promise<RotateOutcome> {
+  const { sid, secret } = parseRefreshToken(refreshToken);
+  const presented = hashSecret(secret);
+  const out = await storeCall(
+    'get session',
+    (db) =>
+      db.send(
+        new GetItemCommand({ TableName: deps.tables.sessions, Key: { sid: S(sid) }, ConsistentRead: true }),
+      ),
+    deps.db,
+  );
+  const now = nowS(deps.clock);
+  const item = out.Item;
+  if (!isLive(item, now)) throw new AppError('invalid_token', 'the refresh token has expired or is unknown');
+  const session = sessionFrom(item);
+  if (session.revokedAt !== undefined) throw new AppError('invalid_token', 'the session has been revoked');
+  if (strs(item, 'spent').includes(presented)) return { kind: 'reused', session };
+  if (str(item, 'secretHash') !== presented)
+    throw new AppError('invalid_token', 'the refresh token is not valid');
+
+  const next = newSecret();
+  const expiresAt = now + deps.settings.refreshTokenTtlS;
+  const spent = [...strs(item, 'spent'), presented].slice(-MAX_SPENT);
+  try {
+    await storeCall(
+      'rotate session',
+      (db) =>
+        db.send(
+          new UpdateItemCommand({
+            TableName: deps.tables.sessions,
+            Key: { sid: S(sid) },
+            UpdateExpression: 'SET secretHash = :next, spent = :spent, expiresAt = :exp, rotatedAt = :now',
+            ConditionExpression: 'secretHash = :presented AND attribute_not_exists(revokedAt)',
+            ExpressionAttributeValues: {
+              ':next': S(next.hash),
+              ':spent': SS(spent),
+              ':exp': N(expiresAt),
+              ':now': N(now),
+              ':presented': S(presented),
+            },
+          }),
+        ),
+      deps.db,
+    );
+  } catch (err) {
+    // Another request spent this token first: this one is a reuse of a spent token.
+    if (isConditionFailure(err)) return { kind: 'reused', session };
+    throw err;
+  }
+  return {
+    kind: 'rotated',
+    session: { ...session, expiresAt },
+    refreshToken: `${PREFIX}.${sid}.${next.secret}`,
+  };
+}
+
+/** Marks a family revoked so that none of its refresh tokens works again. */
+export async function revokeSession(deps: Pick<Deps, 'db' | 'tables' | 'clock'>, sid: string): Promise<void> {
+  await storeCall(
+    'revoke session',
+    (db) =>
+      db.send(
+        new UpdateItemCommand({
+          TableName: deps.tables.sessions,
+          Key: { sid: S(sid) },
+          UpdateExpression: 'SET revokedAt = if_not_exists(revokedAt, :now)',
+          ConditionExpression: 'attribute_exists(sid)',
+          ExpressionAttributeValues: { ':now': N(nowS(deps.clock)) },
+        }),
+      ),
+    deps.db,
+  ).catch((err: unknown) => {
+    if (!isConditionFailure(err)) throw err;
+  });
+}

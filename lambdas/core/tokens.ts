@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto';
+import { createLocalJWKSet, errors, type JWK, type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import { type Clock, nowS } from './clock.ts';
+import { AppError } from './errors.ts';
+import { type KeySource, TOKEN_ALG } from './keys.ts';
+import type { Settings } from './settings.ts';
+
+export const ACCESS_TOKEN_TYP = 'at+jwt';
+/** Longer input is refused before any parsing: our tokens are well under 1 KB. */
+export const MAX_TOKEN_LENGTH = 4096;
+const ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+const USERNAME_PATTERN = /^[a-z0-9_.-]{1,64}$/;
+const ROLE_PATTERN = /^[a-z0-9_-]{1,32}$/;
+
+/** What a verified access token tells us. */
+export interface AccessClaims {
+  readonly sub: string;
+  readonly username: string;
+  readonly roles: readonly string[];
+  readonly jti: string;
+  readonly sid: string;
+  readonly iat: number;
+  readonly exp: number;
+}
+
+export interface IssuedToken {
+  readonly token: string;
+  readonly claims: AccessClaims;
+}
+
+interface TokenDeps {
+  readonly settings: Pick<Settings, 'tokenIssuer' | 'tokenAudience' | 'accessTokenTtlS' | 'clockSkewS'>;
+  readonly keys: KeySource;
+  readonly clock: Clock;
+}
+
+/** Signs an EdDSA access token with the spec's claims under the current `kid`. */
+export async function issueAccessToken(
+  deps: TokenDeps,
+  subject: { sub: string; username: string; roles: readonly string[]; sid: string },
+): Promise<IssuedToken> {
+  const key = await deps.keys.signingKey();
+  const iat = nowS(deps.clock);
+  const claims: AccessClaims = {
+    sub: subject.sub,
+    username: subject.username,
+    roles: [...subject.roles],
+    sid: subject.sid,
+    jti: randomUUID(),
+    iat,
+    exp: iat + deps.settings.accessTokenTtlS,
+  };
+  const token = await new SignJWT({ username: claims.username, roles: claims.roles, sid: claims.sid })
+    .setProtectedHeader({ alg: TOKEN_ALG, kid: key.kid, typ: ACCESS_TOKEN_TYP })
+    .setIssuer(deps.settings.tokenIssuer)
+    .setAudience(deps.settings.tokenAudience)
+    .setSubject(claims.sub)
+    .setJti(claims.jti)
+    .setIssuedAt(claims.iat)
+    .setExpirationTime(claims.exp)
+    .sign(key.privateKey);
+  return { token, claims };
+}
+
+/**
+ * Verifies an access token's signature and claims, pinned to EdDSA, our issuer and
+ * audience, `typ: at+jwt`, the required claims and a maximum age, with `clockSkewS` of
+ * tolerance. Revocation is checked separately (it needs the store). Every failure is an
+ * AppError: `token_expired` for an expired token, `invalid_token` for anything else.
+ *
+ * @example const claims = await verifyAccessToken(deps, bearer)
+ */
+export async function verifyAccessToken(deps: TokenDeps, token: unknown): Promise<AccessClaims> {
+  if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+    throw new AppError('invalid_token', 'the token is missing or malformed');
+  }
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, verifierFor(await deps.keys.publicKeys()), {
+      algorithms: [TOKEN_ALG],
+      issuer: deps.settings.tokenIssuer,
+      audience: deps.settings.tokenAudience,
+      typ: ACCESS_TOKEN_TYP,
+      requiredClaims: ['exp', 'iat', 'jti', 'sub', 'sid'],
+      maxTokenAge: deps.settings.accessTokenTtlS,
+      clockTolerance: deps.settings.clockSkewS,
+      currentDate: new Date(deps.clock.now()),
+    }));
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    if (err instanceof errors.JWTExpired) throw new AppError('token_expired', 'the token has expired');
+    // jose throws its own errors and plain TypeErrors alike: every one means "not valid".
+    throw new AppError('invalid_token', 'the token is not valid', { cause: err });
+  }
+  return claimsOf(payload);
+}
+
+// One verifier per key set (key sources return the same array until keys change), not per call.
+const verifiers = new WeakMap<readonly JWK[], ReturnType<typeof createLocalJWKSet>>();
+function verifierFor(keys: readonly JWK[]): ReturnType<typeof createLocalJWKSet> {
+  let verifier = verifiers.get(keys);
+  if (!verifier) {
+    verifier = createLocalJWKSet({ keys: [...keys] });
+    verifiers.set(keys, verifier);
+  }
+  return verifier;
+}
+
+function claimsOf(payload: JWTPayload): AccessClaims {
+  const { sub, jti, sid, username, roles, iat, exp } = payload as Record<string, unknown>;
+  const ok =
+    typeof sub === 'string' &&
+    ID_PATTERN.test(sub) &&
+    typeof jti === 'string' &&
+    ID_PATTERN.test(jti) &&
+    typeof sid === 'string' &&
+    ID_PATTERN.test(sid) &&
+    typeof username === 'string' &&
+    USERNAME_PATTERN.test(username) &&
+    Array.isArray(roles) &&
+    roles.length <= 16 &&
+    roles.every((r) => typeof r === 'string' && ROLE_PATTERN.test(r)) &&
+    typeof iat === 'number' &&
+    typeof exp === 'number';
+  if (!ok) throw new AppError('invalid_token', 'the token is not valid');
+  return { sub, jti, sid, username, roles: roles as string[], iat, exp };
+}

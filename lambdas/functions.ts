@@ -1,0 +1,105 @@
+import type { TableKey } from './core/tables.ts';
+
+export type DynamoAction =
+  | 'GetItem'
+  | 'BatchGetItem'
+  | 'PutItem'
+  | 'UpdateItem'
+  | 'DeleteItem'
+  | 'Query'
+  | 'Scan'
+  | 'BatchWriteItem';
+
+/**
+ * One Lambda function: its entry file (`lambdas/<name>.ts`), what invokes it, and
+ * exactly what it may touch. The CDK stack grants from this list and nothing else, and
+ * the local system routes from it, so the two cannot drift apart.
+ */
+export interface FunctionSpec {
+  readonly name: string;
+  readonly description: string;
+  /** HTTP API route keys (`POST /auth/login`) served by this function. */
+  readonly httpRoutes?: readonly string[];
+  /** WebSocket routes (`$connect`, `$default`, `$disconnect`) or `authorizer`. */
+  readonly wsRoutes?: readonly ('authorizer' | '$connect' | '$default' | '$disconnect')[];
+  /** Table actions; `Query` on a table also covers its indexes. */
+  readonly tables: Readonly<Partial<Record<TableKey, readonly DynamoAction[]>>>;
+  /** `sign`: may read the private key set; `verify`: public keys only; `none`: no keys. */
+  readonly keys: 'sign' | 'verify' | 'none';
+  /** Needs `execute-api:ManageConnections` to post to or close sockets. */
+  readonly manageConnections?: boolean;
+  /** Needs the argon2 native binary in its bundle. */
+  readonly argon2?: boolean;
+  readonly memoryMb?: number;
+  readonly timeoutS?: number;
+}
+
+const CLOSE_SOCKETS = { connections: ['Query', 'GetItem', 'DeleteItem'] } as const;
+
+export const FUNCTIONS: readonly FunctionSpec[] = [
+  {
+    name: 'http-register',
+    description: 'POST /auth/register',
+    httpRoutes: ['POST /auth/register'],
+    tables: { users: ['PutItem'], revoked: ['BatchGetItem'], blocklist: ['BatchGetItem'] },
+    keys: 'none',
+    argon2: true,
+    memoryMb: 1024,
+  },
+  {
+    name: 'http-login',
+    description: 'POST /auth/login',
+    httpRoutes: ['POST /auth/login'],
+    tables: {
+      users: ['BatchGetItem'],
+      counters: ['BatchGetItem', 'UpdateItem', 'DeleteItem'],
+      blocklist: ['BatchGetItem', 'PutItem'],
+      sessions: ['PutItem'],
+    },
+    keys: 'sign',
+    argon2: true,
+    memoryMb: 1024,
+  },
+  {
+    name: 'http-refresh',
+    description: 'POST /auth/refresh',
+    httpRoutes: ['POST /auth/refresh'],
+    tables: {
+      sessions: ['GetItem', 'UpdateItem'],
+      users: ['BatchGetItem'],
+      revoked: ['BatchGetItem', 'PutItem'],
+      blocklist: ['BatchGetItem'],
+      ...CLOSE_SOCKETS,
+    },
+    keys: 'sign',
+    manageConnections: true,
+  },
+  {
+    name: 'http-logout',
+    description: 'POST /auth/logout',
+    httpRoutes: ['POST /auth/logout'],
+    tables: {
+      revoked: ['BatchGetItem', 'PutItem'],
+      blocklist: ['BatchGetItem'],
+      sessions: ['UpdateItem'],
+      ...CLOSE_SOCKETS,
+    },
+    keys: 'verify',
+    manageConnections: true,
+  },
+  {
+    name: 'http-me',
+    description: 'GET /auth/me',
+    httpRoutes: ['GET /auth/me'],
+    tables: { revoked: ['BatchGetItem'], blocklist: ['BatchGetItem'] },
+    keys: 'verify',
+  },
+  {
+    name: 'http-jwks',
+    description: 'GET /.well-known/jwks.json',
+    httpRoutes: ['GET /.well-known/jwks.json'],
+    tables: {},
+    keys: 'verify',
+  },
+  { name: 'http-health', description: 'GET /health', httpRoutes: ['GET /health'], tables: {}, keys: 'none' },
+];

@@ -1,0 +1,44 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { stdoutAudit } from './core/audit.ts';
+import { awsKeySource } from './core/aws-keys.ts';
+import { systemClock } from './core/clock.ts';
+import type { Deps } from './core/deps.ts';
+import { settingsFromEnv } from './core/settings.ts';
+import { tableNamesFromEnv } from './core/tables.ts';
+
+let built: Deps | undefined;
+
+/**
+ * The real dependencies of a Lambda container, built once: settings parsed and
+ * checked, one DynamoDB client, the key source, the clock and the audit log.
+ */
+export function runtime(env: NodeJS.ProcessEnv = process.env): Deps {
+  if (built) return built;
+  const settings = settingsFromEnv(env, 'aws');
+  const db = new DynamoDBClient(env.DYNAMODB_ENDPOINT ? { endpoint: env.DYNAMODB_ENDPOINT } : {});
+  built = {
+    settings,
+    db,
+    tables: tableNamesFromEnv(env),
+    keys: awsKeySource(env),
+    clock: systemClock,
+    audit: stdoutAudit(systemClock),
+  };
+  return built;
+}
+
+/**
+ * The exported Lambda `handler` of a route module: builds the route from `runtime()`
+ * once per container. In Lambda the build runs at import, so bad settings fail the
+ * cold start instead of a request; elsewhere (tests, the local system import the
+ * module for its `make…Handler`) nothing is built until the first call.
+ */
+export function lambdaEntry<E, R>(make: (deps: Deps) => (event: E) => Promise<R>): (event: E) => Promise<R> {
+  let route: ((event: E) => Promise<R>) | undefined;
+  const get = () => {
+    route ??= make(runtime());
+    return route;
+  };
+  if (process.env.AWS_LAMBDA_FUNCTION_NAME) get();
+  return (event) => get()(event);
+}
