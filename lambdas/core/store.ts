@@ -76,7 +76,8 @@ export async function batchGet(
   let pending: Record<string, { Keys: Item[]; ConsistentRead?: boolean }> = {};
   for (const ref of refs) {
     keyNames.set(ref.table, Object.keys(ref.key));
-    const entry = (pending[ref.table] ??= { Keys: [], ConsistentRead: options.consistent ?? false });
+    pending[ref.table] ??= { Keys: [], ConsistentRead: options.consistent ?? false };
+    const entry = pending[ref.table] as { Keys: Item[] };
     if (!entry.Keys.some((k) => keyId(ref.table, k) === keyId(ref.table, ref.key))) entry.Keys.push(ref.key);
   }
   for (let attempt = 0; Object.keys(pending).length > 0; attempt++) {
