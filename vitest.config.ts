@@ -6,6 +6,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     reporters: process.env.CI_RESULTS ? ['default', 'json'] : ['default'],
     outputFile: process.env.CI_RESULTS ? { json: process.env.CI_RESULTS } : undefined,
   },

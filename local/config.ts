@@ -1,0 +1,42 @@
+import { resolve } from 'node:path';
+import { envName, parseSettings, type Settings, SettingsError } from '../lambdas/core/settings.ts';
+
+/** Settings of the local system: the product's settings plus where it listens and keeps data. */
+export interface LocalConfig {
+  readonly settings: Settings;
+  readonly host: string;
+  readonly port: number;
+  readonly wsPort: number;
+  /** Absolute data folder, or undefined for `:memory:`. */
+  readonly dataDir: string | undefined;
+}
+
+function port(name: string, raw: string | undefined, fallback: number, problems: string[]): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n > 65535) {
+    problems.push(`${name}: must be a port number 0-65535, got ${JSON.stringify(raw)}`);
+    return fallback;
+  }
+  return n;
+}
+
+/** Reads every local setting from the environment, reporting all problems together. */
+export function localConfig(env: NodeJS.ProcessEnv): LocalConfig {
+  const problems: string[] = [];
+  let settings: Settings | undefined;
+  try {
+    settings = parseSettings((name) => env[envName(name)], 'local');
+  } catch (err) {
+    if (!(err instanceof SettingsError)) throw err;
+    problems.push(...err.problems);
+  }
+  const p = port('PORT', env.PORT, 3000, problems);
+  const wsPort = port('WS_PORT', env.WS_PORT, 3001, problems);
+  if (p !== 0 && p === wsPort) problems.push('WS_PORT: must differ from PORT');
+  const dataRaw = env.DATA_DIR ?? '.data';
+  if (dataRaw.trim() === '') problems.push('DATA_DIR: must be a folder or :memory:');
+  const host = env.HOST ?? '127.0.0.1';
+  if (problems.length > 0 || !settings) throw new SettingsError(problems);
+  return { settings, host, port: p, wsPort, dataDir: dataRaw === ':memory:' ? undefined : resolve(dataRaw) };
+}

@@ -1,0 +1,290 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
+
+export type HttpHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyResultV2>;
+
+export interface HttpRoute {
+  /** An HTTP API route key: `POST /auth/login`, `GET /admin/users/{username}`, `ANY /files/{proxy+}`. */
+  readonly routeKey: string;
+  readonly handler: HttpHandler;
+}
+
+export interface CorsConfig {
+  readonly allowOrigins: readonly string[];
+  readonly allowHeaders: readonly string[];
+  readonly allowMethods: readonly string[];
+  readonly maxAgeS: number;
+}
+
+export interface HttpGatewayOptions {
+  readonly routes: readonly HttpRoute[];
+  readonly host?: string;
+  readonly port?: number;
+  readonly cors?: CorsConfig;
+  /** Serves what no route matches (the demo page); returns false to fall through to 404. */
+  readonly fallback?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+  /** Payload limit, as API Gateway's 10 MB. */
+  readonly maxBodyBytes?: number;
+  /** Integration timeout, as API Gateway's 30 s. */
+  readonly timeoutMs?: number;
+  readonly log?: (line: Record<string, unknown>) => void;
+}
+
+export interface HttpGateway {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+interface CompiledRoute {
+  method: string;
+  pattern: RegExp;
+  params: string[];
+  routeKey: string;
+  handler: HttpHandler;
+}
+
+function compile(route: HttpRoute): CompiledRoute {
+  const [method = '', path = ''] = route.routeKey.split(' ');
+  const params: string[] = [];
+  const source = path
+    .split('/')
+    .map((part) => {
+      const greedy = /^\{(\w+)\+\}$/.exec(part);
+      if (greedy?.[1]) {
+        params.push(greedy[1]);
+        return '(.+)';
+      }
+      const param = /^\{(\w+)\}$/.exec(part);
+      if (param?.[1]) {
+        params.push(param[1]);
+        return '([^/]+)';
+      }
+      return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    })
+    .join('/');
+  return {
+    method,
+    pattern: new RegExp(`^${source}$`),
+    params,
+    routeKey: route.routeKey,
+    handler: route.handler,
+  };
+}
+
+const TEXT_TYPES = /^(application\/(json|[\w.+-]*\+json|x-www-form-urlencoded|xml|javascript)|text\/)/i;
+
+function awsTime(d: Date): string {
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${p(d.getUTCDate())}/${months[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}
+
+/** Builds the HTTP API payload-2.0 event API Gateway would send for this request. */
+function toEvent(
+  req: IncomingMessage,
+  url: URL,
+  body: Buffer,
+  route: CompiledRoute,
+  match: RegExpExecArray,
+): APIGatewayProxyEventV2 {
+  const headers: Record<string, string> = {};
+  const cookies: string[] = [];
+  for (const [name, values] of Object.entries(req.headersDistinct)) {
+    if (!values) continue;
+    // Payload 2.0: lower-case names, repeated headers joined with commas, cookies apart.
+    if (name === 'cookie') cookies.push(...values.join('; ').split(/;\s*/));
+    else headers[name] = values.join(',');
+  }
+  const query: Record<string, string> = {};
+  for (const [k, v] of url.searchParams) query[k] = k in query ? `${query[k]},${v}` : v;
+  const pathParameters: Record<string, string> = {};
+  route.params.forEach((name, i) => {
+    pathParameters[name] = decodeURIComponent(match[i + 1] ?? '');
+  });
+  const now = new Date();
+  const contentType = req.headers['content-type'] ?? '';
+  const isText = body.length === 0 || TEXT_TYPES.test(contentType);
+  const sourceIp = req.socket.remoteAddress ?? '127.0.0.1';
+  return {
+    version: '2.0',
+    routeKey: route.routeKey,
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    ...(cookies.length > 0 ? { cookies } : {}),
+    headers,
+    ...(Object.keys(query).length > 0 ? { queryStringParameters: query } : {}),
+    ...(route.params.length > 0 ? { pathParameters } : {}),
+    requestContext: {
+      accountId: '000000000000',
+      apiId: 'local',
+      domainName: req.headers.host ?? 'localhost',
+      domainPrefix: (req.headers.host ?? 'localhost').split('.')[0] ?? 'localhost',
+      http: {
+        method: req.method ?? 'GET',
+        path: url.pathname,
+        protocol: `HTTP/${req.httpVersion}`,
+        sourceIp: sourceIp.replace(/^::ffff:/, ''),
+        userAgent: req.headers['user-agent'] ?? '',
+      },
+      requestId: randomUUID(),
+      routeKey: route.routeKey,
+      stage: '$default',
+      time: awsTime(now),
+      timeEpoch: now.getTime(),
+    },
+    ...(body.length > 0 ? { body: isText ? body.toString('utf8') : body.toString('base64') } : {}),
+    isBase64Encoded: !isText,
+  };
+}
+
+function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+function writeResult(
+  res: ServerResponse,
+  result: APIGatewayProxyResultV2,
+  extra: Record<string, string>,
+): void {
+  // Payload 2.0 lets a handler return a bare value: API Gateway then answers 200 with it as JSON.
+  if (typeof result !== 'object' || result === null || !('statusCode' in result)) {
+    send(res, 200, result, extra);
+    return;
+  }
+  const headers: Record<string, string | string[]> = { ...extra };
+  for (const [k, v] of Object.entries(result.headers ?? {})) headers[k.toLowerCase()] = String(v);
+  if (result.cookies?.length) headers['set-cookie'] = result.cookies;
+  const body =
+    result.body === undefined
+      ? Buffer.alloc(0)
+      : Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8');
+  headers['content-length'] = String(body.length);
+  res.writeHead(result.statusCode ?? 200, headers);
+  res.end(body);
+}
+
+function corsHeaders(cors: CorsConfig | undefined, origin: string | undefined): Record<string, string> {
+  if (!cors || !origin || !cors.allowOrigins.includes(origin.toLowerCase())) return {};
+  return { 'access-control-allow-origin': origin, vary: 'origin' };
+}
+
+/**
+ * A local HTTP API: matches route keys as API Gateway does, turns each request into a
+ * payload-2.0 event for the very handler functions that run on Lambda, and writes
+ * their results back. Unmatched routes get API Gateway's own 404 body; oversized
+ * bodies 413; handler crashes 500 and time-outs 503, with API Gateway's messages.
+ */
+export async function startHttpGateway(options: HttpGatewayOptions): Promise<HttpGateway> {
+  const routes = options.routes.map(compile);
+  const maxBody = options.maxBodyBytes ?? 10 * 1024 * 1024;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const log = options.log ?? (() => {});
+
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const cors = corsHeaders(options.cors, req.headers.origin);
+      if (req.method === 'OPTIONS' && options.cors && req.headers['access-control-request-method']) {
+        res.writeHead(204, {
+          ...cors,
+          ...(Object.keys(cors).length > 0
+            ? {
+                'access-control-allow-methods': options.cors.allowMethods.join(','),
+                'access-control-allow-headers': options.cors.allowHeaders.join(','),
+                'access-control-max-age': String(options.cors.maxAgeS),
+              }
+            : {}),
+        });
+        res.end();
+        return;
+      }
+      let route: CompiledRoute | undefined;
+      let match: RegExpExecArray | null = null;
+      for (const r of routes) {
+        if (r.method !== 'ANY' && r.method !== req.method) continue;
+        match = r.pattern.exec(url.pathname);
+        if (match) {
+          route = r;
+          break;
+        }
+      }
+      if (!route || !match) {
+        if (options.fallback && (await options.fallback(req, res))) return;
+        send(res, 404, { message: 'Not Found' }, cors);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of req) {
+        size += (chunk as Buffer).length;
+        if (size > maxBody) {
+          send(res, 413, { message: 'Request Entity Too Large' }, { ...cors, connection: 'close' });
+          req.destroy();
+          return;
+        }
+        chunks.push(chunk as Buffer);
+      }
+      const event = toEvent(req, url, Buffer.concat(chunks), route, match);
+      const started = Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const result = await Promise.race([
+          route.handler(event),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error('timeout')), timeoutMs);
+          }),
+        ]);
+        writeResult(res, result, cors);
+      } catch (err) {
+        const timedOut = (err as Error).message === 'timeout';
+        send(
+          res,
+          timedOut ? 503 : 500,
+          { message: timedOut ? 'Service Unavailable' : 'Internal Server Error' },
+          cors,
+        );
+      } finally {
+        clearTimeout(timer);
+      }
+      // Access log without the query string: it may carry a token.
+      log({
+        route: route.routeKey,
+        status: res.statusCode,
+        ms: Date.now() - started,
+        ip: event.requestContext.http.sourceIp,
+      });
+    })().catch(() => {
+      if (!res.headersSent) send(res, 500, { message: 'Internal Server Error' });
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = options.host ?? '127.0.0.1';
+  return {
+    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

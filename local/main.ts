@@ -1,0 +1,49 @@
+import { SettingsError } from '../lambdas/core/settings.ts';
+import { localConfig } from './config.ts';
+import { startLocal } from './system.ts';
+
+/** `npm start`: the whole system on this machine, until SIGINT or SIGTERM. */
+async function main(): Promise<void> {
+  // Node 20 is supported here; the SDK's notice about its future Node floor is noise on every start.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  let config: ReturnType<typeof localConfig>;
+  try {
+    config = localConfig(process.env);
+  } catch (err) {
+    if (err instanceof SettingsError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const system = await startLocal(config);
+  process.stderr.write(
+    [
+      'Local system ready',
+      `  HTTP API:      ${system.httpUrl}`,
+      `  WebSocket API: ${system.wsUrl}`,
+      `  Data:          ${config.dataDir ?? 'in memory (DATA_DIR=:memory:)'}`,
+      '',
+    ].join('\n'),
+  );
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`${signal}: stopping...\n`);
+    system.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`error while stopping: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`could not start: ${(err as Error).message}\n`);
+  process.exit(1);
+});
