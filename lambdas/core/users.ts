@@ -32,7 +32,7 @@ export function userFromItem(item: Item): User {
   return {
     username: str(item, 'username') ?? '',
     sub: str(item, 'sub') ?? '',
-    roles: strs(item, 'roles'),
+    roles: strs(item, 'roles').sort(),
     passwordHash: str(item, 'passwordHash'),
     createdAt: str(item, 'createdAt') ?? '',
   };

@@ -1,0 +1,128 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { runTs, startProcess } from '../support/processes.ts';
+import { PASSWORD, registerAndLogin, startTestSystem, tempDir } from '../support/system.ts';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function post(url: string, body: unknown, token?: string) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json().catch(() => ({}))) as Record<string, unknown> };
+}
+
+describe('the local system', () => {
+  it('keeps users and signing keys across a restart on the same data folder', async () => {
+    const dir = await tempDir();
+    cleanups.push(dir.remove);
+    const first = await startTestSystem({ DATA_DIR: dir.path });
+    const pair = await registerAndLogin(first, 'persistent');
+    await first.close();
+
+    const second = await startTestSystem({ DATA_DIR: dir.path });
+    cleanups.push(() => second.close());
+    // The old access token still verifies: the key pair came back from the data folder.
+    expect((await second.request('GET', '/auth/me', { token: pair.access_token })).status).toBe(200);
+    expect((await second.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } })).status).toBe(200);
+    const login = await second.request('POST', '/auth/login', { body: { username: 'persistent', password: PASSWORD } });
+    expect(login.status).toBe(200);
+  });
+
+  it('refuses to open a data folder that a running system holds', async () => {
+    const dir = await tempDir();
+    cleanups.push(dir.remove);
+    const first = await startTestSystem({ DATA_DIR: dir.path });
+    cleanups.push(() => first.close());
+    await expect(startTestSystem({ DATA_DIR: dir.path })).rejects.toThrow(/another local system/);
+  });
+
+  it('forgets everything with DATA_DIR=:memory:', async () => {
+    const first = await startTestSystem({ DATA_DIR: ':memory:' });
+    await registerAndLogin(first, 'ephemeral');
+    await first.close();
+    const second = await startTestSystem({ DATA_DIR: ':memory:' });
+    cleanups.push(() => second.close());
+    const res = await second.request('POST', '/auth/login', { body: { username: 'ephemeral', password: PASSWORD } });
+    expect(res.status).toBe(401);
+  });
+});
+
+describe('npm start', () => {
+  it('prints its URLs, serves, and on SIGTERM stops cleanly with nothing lost', async () => {
+    const dir = await tempDir();
+    cleanups.push(dir.remove);
+    const env = { DATA_DIR: dir.path, PORT: '0', WS_PORT: '0' };
+    const first = await startProcess(env);
+    expect((await post(`${first.httpUrl}/auth/register`, { username: 'durable', password: PASSWORD })).status).toBe(201);
+    expect(await first.stop('SIGTERM')).toBe(0);
+
+    const second = await startProcess(env);
+    cleanups.push(async () => {
+      await second.stop('SIGINT');
+    });
+    const login = await post(`${second.httpUrl}/auth/login`, { username: 'durable', password: PASSWORD });
+    expect(login.status).toBe(200);
+    // Audit lines go to stdout as JSON.
+    expect(second.output()).toMatch(/"event":"auth.login"/);
+  });
+
+  it('stops at start-up on a bad setting, naming it', async () => {
+    const out = await runTs('local/main.ts', [], { DATA_DIR: ':memory:', RATE_LIMIT_MAX: 'ten', ALLOWED_ORIGINS: 'https://x.example/path' });
+    expect(out.code).toBe(2);
+    expect(out.stderr).toContain('rateLimitMax (RATE_LIMIT_MAX)');
+    expect(out.stderr).toContain('allowedOrigins (ALLOWED_ORIGINS)');
+  });
+});
+
+describe('npm run users', () => {
+  it('adds an admin and grants roles while npm start is running', async () => {
+    const dir = await tempDir();
+    cleanups.push(dir.remove);
+    const running = await startProcess({ DATA_DIR: dir.path, PORT: '0', WS_PORT: '0' });
+    cleanups.push(async () => {
+      await running.stop();
+    });
+    const add = await runTs('local/users-cli.ts', ['add', 'Boss', '--role', 'admin'], {
+      DATA_DIR: dir.path,
+      USER_PASSWORD: PASSWORD,
+    });
+    expect(add.code).toBe(0);
+    expect(add.stdout).toContain('added boss');
+    const login = await post(`${running.httpUrl}/auth/login`, { username: 'boss', password: PASSWORD });
+    expect(login.status).toBe(200);
+    const me = await fetch(`${running.httpUrl}/auth/me`, {
+      headers: { authorization: `Bearer ${login.body.access_token as string}` },
+    });
+    expect(((await me.json()) as { roles: string[] }).roles.sort()).toEqual(['admin', 'user']);
+
+    const grant = await runTs('local/users-cli.ts', ['grant', 'boss', 'publisher'], { DATA_DIR: dir.path });
+    expect(grant.code).toBe(0);
+    const list = await runTs('local/users-cli.ts', ['list'], { DATA_DIR: dir.path });
+    expect(list.stdout).toMatch(/^boss\tadmin,publisher,user\t/m);
+  });
+
+  it('works on the data folder alone, reading the password from stdin, and refuses bad input', async () => {
+    const dir = await tempDir();
+    cleanups.push(dir.remove);
+    const add = await runTs('local/users-cli.ts', ['add', 'solo'], { DATA_DIR: dir.path }, `${PASSWORD}\n`);
+    expect(add.code).toBe(0);
+    const dup = await runTs('local/users-cli.ts', ['add', 'solo'], { DATA_DIR: dir.path, USER_PASSWORD: PASSWORD });
+    expect(dup.code).toBe(2);
+    expect(dup.stderr).toContain('taken');
+    const short = await runTs('local/users-cli.ts', ['add', 'other'], { DATA_DIR: dir.path, USER_PASSWORD: 'short' });
+    expect(short.code).toBe(2);
+    const unknown = await runTs('local/users-cli.ts', ['grant', 'ghost', 'admin'], { DATA_DIR: dir.path });
+    expect(unknown.code).toBe(2);
+    const usage = await runTs('local/users-cli.ts', ['frobnicate'], { DATA_DIR: dir.path });
+    expect(usage.stderr).toContain('Usage:');
+
+    const system = await startTestSystem({ DATA_DIR: dir.path });
+    cleanups.push(() => system.close());
+    expect((await system.request('POST', '/auth/login', { body: { username: 'solo', password: PASSWORD } })).status).toBe(200);
+  });
+});
