@@ -9,7 +9,9 @@ let failed = 0;
 try {
   const report = JSON.parse(readFileSync(file, 'utf8'));
   passed = report.numPassedTests ?? 0;
-  failed = (report.numFailedTests ?? 0) + (report.numFailedTestSuites ?? 0);
+  failed = report.numFailedTests ?? 0;
+  // A file that fails to load has no failed tests of its own; count it once.
+  if (failed === 0) failed = report.numFailedTestSuites ?? 0;
 } catch {
   // No report: vitest did not run.
 }
