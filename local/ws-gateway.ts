@@ -89,7 +89,10 @@ interface Connection {
   info: ConnectionInfo;
   authorizer: WsAuthorizerContext | undefined;
   socket: WebSocket;
+  /** The last frame from the client: `LastActiveAt` of GetConnection. */
   lastActiveAt: number;
+  /** The last frame either way: what the idle timeout measures. */
+  lastTrafficAt: number;
   closing: boolean;
   /** Set when the gateway, not the client, ends the connection. */
   cause?: CloseStatus;
@@ -177,7 +180,7 @@ export async function startWsGateway(options: WsGatewayOptions): Promise<WsGatew
       connectedAt: conn.info.connectedAt,
       lastActiveAt: conn.lastActiveAt,
       identity: { ...conn.info.identity },
-      send: (data) => conn.socket.send(data, { binary: false }),
+      send: (data) => sendData(conn, data, false),
       disconnect: () => closeBy(conn, { code: 1000, reason: 'Connection Closed Normally' }, ''),
     };
   }
@@ -312,6 +315,7 @@ export async function startWsGateway(options: WsGatewayOptions): Promise<WsGatew
       authorizer,
       socket: ws,
       lastActiveAt: info.connectedAt,
+      lastTrafficAt: info.connectedAt,
       closing: false,
       timers: {},
       closed: new Promise<void>((resolve) => {
@@ -324,6 +328,7 @@ export async function startWsGateway(options: WsGatewayOptions): Promise<WsGatew
       'data',
       createFrameWatcher((opcode, length) => {
         conn.lastActiveAt = Date.now();
+        conn.lastTrafficAt = conn.lastActiveAt;
         if (opcode < 8 && length > maxFrameBytes) {
           closeBy(conn, { code: 1009, reason: 'Message too big' }, 'Message too big');
           return false;
@@ -354,7 +359,7 @@ export async function startWsGateway(options: WsGatewayOptions): Promise<WsGatew
     });
 
     const checkIdle = () => {
-      const idleFor = Date.now() - conn.lastActiveAt;
+      const idleFor = Date.now() - conn.lastTrafficAt;
       if (idleFor >= idleTimeoutMs) closeBy(conn, { code: 1001, reason: GOING_AWAY }, GOING_AWAY);
       else conn.timers.idle = setTimeout(checkIdle, idleTimeoutMs - idleFor).unref();
     };
@@ -374,6 +379,7 @@ export async function startWsGateway(options: WsGatewayOptions): Promise<WsGatew
 
   function onMessage(conn: Connection, data: Buffer, isBinary: boolean) {
     conn.lastActiveAt = Date.now();
+    conn.lastTrafficAt = conn.lastActiveAt;
     if (conn.closing) return;
     const ids = { requestId: newAwsId(), messageId: newAwsId() };
     const event = buildMessageEvent(
@@ -426,8 +432,12 @@ export async function startWsGateway(options: WsGatewayOptions): Promise<WsGatew
     sendData(conn, Buffer.from(text, 'utf8'), false);
   }
 
+  // Server-sent frames count against the idle timeout too: services on API Gateway keep idle
+  // sockets open with server-side keep-alives alone, up to the two-hour limit.
   function sendData(conn: Connection, data: Buffer, binary: boolean) {
-    if (conn.socket.readyState === conn.socket.OPEN) conn.socket.send(data, { binary });
+    if (conn.socket.readyState !== conn.socket.OPEN) return;
+    conn.lastTrafficAt = Date.now();
+    conn.socket.send(data, { binary });
   }
 
   function fireDisconnect(

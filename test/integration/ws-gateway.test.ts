@@ -599,7 +599,7 @@ describe('limits', () => {
     expect(event?.requestContext.disconnectStatusCode).toBe(1001);
   });
 
-  it('keeps a connection open while the client keeps sending, and ignores server posts for idleness', async () => {
+  it('keeps a connection open while either side keeps sending, and closes it once both stop', async () => {
     let connectionId = '';
     const gw = await start({
       idleTimeoutMs: 300,
@@ -612,20 +612,24 @@ describe('limits', () => {
       },
     });
     const { ws } = await open(gw.url);
+    let closedAt = 0;
+    const close = closed(ws).then((c) => {
+      closedAt = Date.now();
+      return c;
+    });
     for (let i = 0; i < 6; i += 1) {
       await sleep(100);
       ws.send('keep-alive');
     }
-    expect(ws.readyState).toBe(WebSocket.OPEN);
-    const close = closed(ws);
     const client = managementClient(gw);
-    for (let i = 0; i < 5; i += 1) {
-      await client
-        .send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: 'server' }))
-        .catch(() => {});
+    for (let i = 0; i < 6; i += 1) {
       await sleep(100);
+      await client.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: 'server' }));
     }
+    const lastFrame = Date.now();
+    expect(closedAt).toBe(0);
     expect((await close).code).toBe(1001);
+    expect(closedAt - lastFrame).toBeGreaterThanOrEqual(250);
   });
 
   it('closes a connection at its maximum age with 1001 even while it is active', async () => {
