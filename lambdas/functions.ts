@@ -30,11 +30,14 @@ export interface FunctionSpec {
   readonly manageConnections?: boolean;
   /** Needs the argon2 native binary in its bundle. */
   readonly argon2?: boolean;
+  /** Runs on a schedule (every `sweepIntervalS`) instead of on requests. */
+  readonly schedule?: 'sweep';
   readonly memoryMb?: number;
   readonly timeoutS?: number;
 }
 
-const CLOSE_SOCKETS = { connections: ['Query', 'GetItem', 'DeleteItem'] } as const;
+/** What closing sockets needs: find them (GSIs), read and delete their rows and memberships. */
+const CLOSE_SOCKETS = { connections: ['Query', 'GetItem', 'BatchWriteItem'] } as const;
 
 export const FUNCTIONS: readonly FunctionSpec[] = [
   {
@@ -102,4 +105,67 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     keys: 'verify',
   },
   { name: 'http-health', description: 'GET /health', httpRoutes: ['GET /health'], tables: {}, keys: 'none' },
+  {
+    name: 'ws-authorizer',
+    description: 'WebSocket $connect REQUEST authorizer',
+    wsRoutes: ['authorizer'],
+    // One BatchGetItem per handshake; PutItem for single-use tickets and automatic IP blocks.
+    tables: {
+      revoked: ['BatchGetItem', 'PutItem'],
+      blocklist: ['BatchGetItem', 'PutItem'],
+      counters: ['UpdateItem'],
+    },
+    keys: 'verify',
+  },
+  {
+    name: 'ws-connect',
+    description: 'WebSocket $connect',
+    wsRoutes: ['$connect'],
+    tables: { connections: ['PutItem', 'Query', 'BatchWriteItem'] },
+    keys: 'none',
+    manageConnections: true,
+  },
+  {
+    name: 'ws-default',
+    description: 'WebSocket $default: every client frame',
+    wsRoutes: ['$default'],
+    tables: {
+      counters: ['UpdateItem'],
+      connections: [
+        'BatchGetItem',
+        'GetItem',
+        'PutItem',
+        'UpdateItem',
+        'DeleteItem',
+        'Query',
+        'BatchWriteItem',
+      ],
+      revoked: ['BatchGetItem'],
+      blocklist: ['BatchGetItem', 'PutItem'],
+      messages: ['PutItem', 'Query'],
+    },
+    keys: 'verify',
+    manageConnections: true,
+  },
+  {
+    name: 'ws-disconnect',
+    description: 'WebSocket $disconnect',
+    wsRoutes: ['$disconnect'],
+    tables: { connections: ['GetItem', 'Query', 'BatchWriteItem'] },
+    keys: 'none',
+    manageConnections: true,
+  },
+  {
+    name: 'sweeper',
+    description: 'Closes expired or revoked sockets the push path missed',
+    schedule: 'sweep',
+    tables: {
+      connections: ['Scan', 'Query', 'GetItem', 'DeleteItem', 'BatchWriteItem'],
+      revoked: ['BatchGetItem'],
+      blocklist: ['BatchGetItem'],
+    },
+    keys: 'none',
+    manageConnections: true,
+    timeoutS: 120,
+  },
 ];

@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { stdoutAudit } from './core/audit.ts';
 import { awsKeySource } from './core/aws-keys.ts';
 import { systemClock } from './core/clock.ts';
+import { managementApi, managementClient } from './core/connections-api.ts';
 import type { Deps } from './core/deps.ts';
 import { settingsFromEnv } from './core/settings.ts';
 import { tableNamesFromEnv } from './core/tables.ts';
@@ -23,6 +24,9 @@ export function runtime(env: NodeJS.ProcessEnv = process.env): Deps {
     keys: awsKeySource(env),
     clock: systemClock,
     audit: stdoutAudit(systemClock),
+    ...(env.WS_MANAGEMENT_ENDPOINT
+      ? { api: managementApi(managementClient(env.WS_MANAGEMENT_ENDPOINT)) }
+      : {}),
   };
   return built;
 }

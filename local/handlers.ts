@@ -7,7 +7,13 @@ import { makeLogoutHandler } from '../lambdas/http-logout.ts';
 import { makeMeHandler } from '../lambdas/http-me.ts';
 import { makeRefreshHandler } from '../lambdas/http-refresh.ts';
 import { makeRegisterHandler } from '../lambdas/http-register.ts';
+import { makeSweeperHandler } from '../lambdas/sweeper.ts';
+import { makeAuthorizerHandler } from '../lambdas/ws-authorizer.ts';
+import { makeConnectHandler } from '../lambdas/ws-connect.ts';
+import { makeDefaultHandler } from '../lambdas/ws-default.ts';
+import { makeDisconnectHandler } from '../lambdas/ws-disconnect.ts';
 import type { HttpHandler, HttpRoute } from './http-gateway.ts';
+import type { WsRouteHandlers } from './ws-gateway.ts';
 
 /** The factory of each function of the manifest: the same code the Lambda `handler` exports run. */
 const HTTP_FACTORIES: Record<string, (deps: Deps) => HttpHandler> = {
@@ -20,15 +26,49 @@ const HTTP_FACTORIES: Record<string, (deps: Deps) => HttpHandler> = {
   'http-health': () => makeHealthHandler(),
 };
 
+const WS_FACTORIES: Record<string, (deps: Deps) => (event: never) => Promise<unknown>> = {
+  'ws-authorizer': makeAuthorizerHandler,
+  'ws-connect': makeConnectHandler,
+  'ws-default': makeDefaultHandler,
+  'ws-disconnect': makeDisconnectHandler,
+};
+
+const WS_ROUTE_NAMES = {
+  authorizer: 'authorizer',
+  $connect: 'connect',
+  $default: 'default',
+  $disconnect: 'disconnect',
+} as const;
+
+function factory<T>(table: Record<string, T>, name: string): T {
+  const make = table[name];
+  if (!make) throw new Error(`the local system has no handler for function ${name}`);
+  return make;
+}
+
 /** Every HTTP route of the manifest, bound to its handler; fails if a function has no factory here. */
 export function httpRoutes(deps: Deps): HttpRoute[] {
-  const routes: HttpRoute[] = [];
+  return FUNCTIONS.flatMap((fn) => {
+    if (!fn.httpRoutes?.length) return [];
+    const handler = factory(HTTP_FACTORIES, fn.name)(deps);
+    return fn.httpRoutes.map((routeKey) => ({ routeKey, handler }));
+  });
+}
+
+/** The WebSocket routes of the manifest, bound to their handlers. */
+export function wsRoutes(deps: Deps): WsRouteHandlers {
+  const routes: Record<string, unknown> = {};
   for (const fn of FUNCTIONS) {
-    if (!fn.httpRoutes?.length) continue;
-    const make = HTTP_FACTORIES[fn.name];
-    if (!make) throw new Error(`the local system has no handler for function ${fn.name}`);
-    const handler = make(deps);
-    for (const routeKey of fn.httpRoutes) routes.push({ routeKey, handler });
+    if (!fn.wsRoutes?.length) continue;
+    const handler = factory(WS_FACTORIES, fn.name)(deps);
+    for (const route of fn.wsRoutes) routes[WS_ROUTE_NAMES[route]] = handler;
   }
-  return routes;
+  return routes as WsRouteHandlers;
+}
+
+/** The scheduled functions of the manifest, for the local timer. */
+export function scheduledJobs(deps: Deps): (() => Promise<unknown>)[] {
+  return FUNCTIONS.filter((fn) => fn.schedule).map((fn) =>
+    factory({ sweeper: makeSweeperHandler }, fn.name)(deps),
+  );
 }

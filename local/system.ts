@@ -1,20 +1,24 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createAudit } from '../lambdas/core/audit.ts';
 import { type Clock, systemClock } from '../lambdas/core/clock.ts';
-import type { Deps } from '../lambdas/core/deps.ts';
+import { managementApi, managementClient } from '../lambdas/core/connections-api.ts';
+import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
 import { fileKeySource } from '../lambdas/core/keys.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
 import type { LocalConfig } from './config.ts';
 import { findRunning, paths, removeRunning, writeRunning } from './data-dir.ts';
 import { ensureTables, type LocalDynamo, localDynamoClient, startDynalite } from './dynamo.ts';
-import { httpRoutes } from './handlers.ts';
+import { httpRoutes, scheduledJobs, wsRoutes } from './handlers.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
+import { startWsGateway, type WsGateway } from './ws-gateway.ts';
 
 export interface LocalSystem {
   readonly httpUrl: string;
   readonly wsUrl: string;
   readonly dynamoEndpoint: string;
   readonly deps: Deps;
+  /** Runs the scheduled sweeper once, now. */
+  sweep(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -22,34 +26,61 @@ export interface StartOptions {
   /** Where audit lines go (stdout by default). */
   readonly write?: (line: string) => void;
   readonly clock?: Clock;
+  /** Idle and maximum socket lifetimes (API Gateway's 10 minutes and 2 hours by default). */
+  readonly idleTimeoutMs?: number;
+  readonly maxConnectionMs?: number;
+  /** Runs the sweeper every `sweepIntervalS` (default true; tests call `sweep()` instead). */
+  readonly sweeperTimer?: boolean;
+}
+
+interface Closable {
+  close(): Promise<void>;
 }
 
 /**
  * Starts the whole local system: dynalite on the data folder (tables created if
- * missing), the signing keys kept beside it, and the HTTP API serving the Lambda
- * handlers. `close()` stops taking requests, then flushes and closes the store.
+ * missing), the signing keys kept beside it, the HTTP API and the WebSocket API (with
+ * its `@connections` API) serving the Lambda handlers, and the sweeper on a timer.
+ * `close()` stops taking requests and sockets, then flushes and closes the store.
  */
 export async function startLocal(config: LocalConfig, options: StartOptions = {}): Promise<LocalSystem> {
   const { dataDir } = config;
   if (dataDir) {
     const running = await findRunning(dataDir);
-    if (running)
+    if (running) {
       throw new Error(
         `another local system (pid ${running.pid}) is using ${dataDir}; stop it or set DATA_DIR`,
       );
+    }
   }
   const clock = options.clock ?? systemClock;
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const opened: { close(): Promise<void> }[] = [];
-  let db: DynamoDBClient | undefined;
+  // Closed in reverse order of opening: front doors first, the store last.
+  const opened: Closable[] = [];
+  const closeAll = async () => {
+    for (const part of opened.splice(0).reverse()) await part.close().catch(() => {});
+  };
   try {
     const dynamo: LocalDynamo = await startDynalite({ path: dataDir ? paths(dataDir).dynamo : undefined });
     opened.push(dynamo);
-    db = localDynamoClient(dynamo.endpoint);
+    const db: DynamoDBClient = localDynamoClient(dynamo.endpoint);
+    opened.push({ close: async () => db.destroy() });
     const tables = localTableNames();
     await ensureTables(db, tables);
     const keys = fileKeySource(dataDir ? paths(dataDir).keys : undefined, () => new Date(clock.now()));
     await keys.publicKeys(); // create or load the keys now, not on the first request
+
+    // The @connections endpoint exists once the gateway listens; handlers reach it lazily.
+    let management: ConnectionsApi | undefined;
+    const ready = (): ConnectionsApi => {
+      if (!management) throw new Error('the WebSocket gateway is not listening yet');
+      return management;
+    };
+    const api: ConnectionsApi = {
+      post: (id, data) => ready().post(id, data),
+      close: (id) => ready().close(id),
+      exists: (id) => ready().exists(id),
+    };
     const deps: Deps = {
       settings: config.settings,
       db,
@@ -57,7 +88,48 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       keys,
       clock,
       audit: createAudit(write, clock),
+      api,
     };
+
+    const ws: WsGateway = await startWsGateway({
+      routes: wsRoutes(deps),
+      host: config.host,
+      port: config.wsPort,
+      returnResponseRoutes: ['$default'],
+      ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+      ...(options.maxConnectionMs ? { maxConnectionMs: options.maxConnectionMs } : {}),
+    });
+    const client = managementClient(ws.managementEndpoint, {
+      region: 'local',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    opened.push({ close: async () => client.destroy() });
+    opened.push(ws);
+    management = managementApi(client);
+
+    const jobs = scheduledJobs(deps);
+    const sweepNow = async () => {
+      for (const job of jobs) await job();
+    };
+    let sweeping: Promise<void> | undefined;
+    if (options.sweeperTimer !== false) {
+      const timer = setInterval(() => {
+        sweeping ??= sweepNow()
+          .catch((err: unknown) =>
+            deps.audit('error', 'error', { reason: 'sweep_failed', errorName: (err as Error).name }),
+          )
+          .finally(() => {
+            sweeping = undefined;
+          });
+      }, config.settings.sweepIntervalS * 1000);
+      timer.unref();
+      opened.push({
+        close: async () => {
+          clearInterval(timer);
+          await sweeping;
+        },
+      });
+    }
 
     const http: HttpGateway = await startHttpGateway({
       routes: httpRoutes(deps),
@@ -70,34 +142,30 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
         maxAgeS: 600,
       },
     });
-    opened.unshift(http);
-    const wsUrl = `ws://${config.host}:${config.wsPort}`;
-    if (dataDir)
+    opened.push(http);
+    if (dataDir) {
       await writeRunning(dataDir, {
         pid: process.pid,
         dynamoEndpoint: dynamo.endpoint,
         httpUrl: http.url,
-        wsUrl,
+        wsUrl: ws.url,
       });
-    const dbClient = db;
+      opened.push({ close: () => removeRunning(dataDir) });
+    }
     let closing: Promise<void> | undefined;
     return {
       httpUrl: http.url,
-      wsUrl,
+      wsUrl: ws.url,
       dynamoEndpoint: dynamo.endpoint,
       deps,
+      sweep: sweepNow,
       close: () => {
-        closing ??= (async () => {
-          for (const part of opened) await part.close();
-          dbClient.destroy();
-          if (dataDir) await removeRunning(dataDir);
-        })();
+        closing ??= closeAll();
         return closing;
       },
     };
   } catch (err) {
-    db?.destroy();
-    for (const part of opened) await part.close().catch(() => {});
+    await closeAll();
     throw err;
   }
 }

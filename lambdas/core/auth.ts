@@ -16,6 +16,7 @@ import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { hashPassword, PASSWORD_MAX, validatePassword, verifyPassword } from './passwords.ts';
 import { createSession, revokeSession, rotateSession } from './sessions.ts';
+import { closeSessionSockets } from './sockets.ts';
 import { batchGet, isLive, num, S, storeCall } from './store.ts';
 import { type AccessClaims, issueAccessToken, verifyAccessToken } from './tokens.ts';
 import { createUser, normalizeUsername, userFromItem, userKey } from './users.ts';
@@ -205,7 +206,7 @@ export async function refresh(deps: Deps, body: Record<string, unknown>, caller:
       ip: caller.ip,
       reason: 'spent_token_reused',
     });
-    await closeSockets(deps, () => deps.sockets?.closeBySid(session.sid, 'token_revoked'));
+    await closeSockets(deps, () => closeSessionSockets(deps, session.sid, 'token_revoked'));
     throw new AppError('invalid_token', 'the refresh token has already been used');
   }
   const access = { username: session.username, ip: caller.ip };
@@ -285,11 +286,11 @@ export async function logout(deps: Deps, claims: AccessClaims, caller: Caller): 
     sid: claims.sid,
     reason: 'logout',
   });
-  await closeSockets(deps, () => deps.sockets?.closeBySid(claims.sid, 'token_revoked'));
+  await closeSockets(deps, () => closeSessionSockets(deps, claims.sid, 'token_revoked'));
 }
 
 /** Closing sockets is best effort after the revocation is stored: the sweeper closes what this misses. */
-async function closeSockets(deps: Deps, close: () => Promise<number> | undefined): Promise<void> {
+async function closeSockets(deps: Deps, close: () => Promise<number>): Promise<void> {
   try {
     await close();
   } catch (err) {

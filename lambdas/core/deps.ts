@@ -5,13 +5,15 @@ import type { KeySource } from './keys.ts';
 import type { Settings } from './settings.ts';
 import type { TableNames } from './tables.ts';
 
-/** Closes sockets from the server side after sending `{"type":"closing","reason"}`. */
-export interface SocketCloser {
-  closeBySid(sid: string, reason: CloseReason): Promise<number>;
-  closeByUser(username: string, reason: CloseReason): Promise<number>;
+/**
+ * API Gateway's `@connections` API (the same client talks to AWS and to the local
+ * gateway). `false` means the connection is gone (410).
+ */
+export interface ConnectionsApi {
+  post(connectionId: string, data: string): Promise<boolean>;
+  close(connectionId: string): Promise<boolean>;
+  exists(connectionId: string): Promise<boolean>;
 }
-
-export type CloseReason = 'token_expired' | 'token_revoked' | 'blocked';
 
 /**
  * Everything the domain needs from the outside, built once per container by
@@ -24,5 +26,6 @@ export interface Deps {
   readonly keys: KeySource;
   readonly clock: Clock;
   readonly audit: Audit;
-  readonly sockets?: SocketCloser;
+  /** Present in functions allowed to post to and close sockets. */
+  readonly api?: ConnectionsApi;
 }

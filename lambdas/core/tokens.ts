@@ -125,3 +125,78 @@ function claimsOf(payload: JWTPayload): AccessClaims {
   if (!ok) throw new AppError('invalid_token', 'the token is not valid');
   return { sub, jti, sid, username, roles: roles as string[], iat, exp };
 }
+
+export const TICKET_TYP = 'wst+jwt';
+export const TICKET_TTL_S = 30;
+
+/** A handshake ticket stands for one access token at one handshake, for 30 seconds. */
+export interface TicketClaims extends AccessClaims {
+  /** The ticket's own id (single use is enforced on it). */
+  readonly ticketId: string;
+}
+
+/**
+ * Issues a single-use ticket for a verified access token: a short-lived EdDSA JWT of
+ * its own `typ`, so a ticket is never accepted as an access token nor the reverse.
+ */
+export async function issueTicket(
+  deps: TokenDeps,
+  access: AccessClaims,
+): Promise<{ ticket: string; expiresIn: number }> {
+  const key = await deps.keys.signingKey();
+  const iat = nowS(deps.clock);
+  const ticket = await new SignJWT({
+    username: access.username,
+    roles: [...access.roles],
+    sid: access.sid,
+    ati: access.jti,
+    aiat: access.iat,
+    aexp: access.exp,
+  })
+    .setProtectedHeader({ alg: TOKEN_ALG, kid: key.kid, typ: TICKET_TYP })
+    .setIssuer(deps.settings.tokenIssuer)
+    .setAudience(deps.settings.tokenAudience)
+    .setSubject(access.sub)
+    .setJti(randomUUID())
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + Math.min(TICKET_TTL_S, access.exp - iat))
+    .sign(key.privateKey);
+  return { ticket, expiresIn: Math.min(TICKET_TTL_S, access.exp - iat) };
+}
+
+/** Verifies a ticket like an access token, pinned to the ticket `typ` and a 30-second age. */
+export async function verifyTicket(deps: TokenDeps, ticket: unknown): Promise<TicketClaims> {
+  if (typeof ticket !== 'string' || ticket.length === 0 || ticket.length > MAX_TOKEN_LENGTH) {
+    throw new AppError('invalid_token', 'the ticket is missing or malformed');
+  }
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(ticket, verifierFor(await deps.keys.publicKeys()), {
+      algorithms: [TOKEN_ALG],
+      issuer: deps.settings.tokenIssuer,
+      audience: deps.settings.tokenAudience,
+      typ: TICKET_TYP,
+      requiredClaims: ['exp', 'iat', 'jti', 'sub', 'sid'],
+      maxTokenAge: TICKET_TTL_S,
+      clockTolerance: deps.settings.clockSkewS,
+      currentDate: new Date(deps.clock.now()),
+    }));
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    throw new AppError('invalid_token', 'the ticket is not valid', { cause: err });
+  }
+  const { ati, aiat, aexp, jti } = payload as Record<string, unknown>;
+  if (
+    typeof ati !== 'string' ||
+    typeof aiat !== 'number' ||
+    typeof aexp !== 'number' ||
+    typeof jti !== 'string'
+  ) {
+    throw new AppError('invalid_token', 'the ticket is not valid');
+  }
+  const claims = claimsOf({ ...payload, jti: ati, iat: aiat, exp: aexp });
+  if (!ID_PATTERN.test(jti)) throw new AppError('invalid_token', 'the ticket is not valid');
+  if (claims.exp <= nowS(deps.clock) - deps.settings.clockSkewS)
+    throw new AppError('token_expired', 'the token has expired');
+  return { ...claims, ticketId: jti };
+}

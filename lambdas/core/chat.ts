@@ -1,0 +1,227 @@
+import { randomUUID } from 'node:crypto';
+import { accessDenial, accessRefs, accessStateFrom, blockId, putBlock, readAccessState } from './access.ts';
+import { nowS } from './clock.ts';
+import {
+  type Connection,
+  connectionFrom,
+  connectionKey,
+  joinRoom,
+  leaveRoom,
+  roomMembers,
+  updateConnectionToken,
+} from './connections.ts';
+import { incrementCounter, secondsLeft, windowAt } from './counters.ts';
+import type { Deps } from './deps.ts';
+import { AppError } from './errors.ts';
+import { type ChatMessage, recentMessages, saveMessage } from './history.ts';
+import { type ClientId, type ClientMessage, clientIdOf, parseClientMessage } from './protocol.ts';
+import { closeConnection, closeUserSockets, sendToConnections } from './sockets.ts';
+import { batchGet } from './store.ts';
+import { verifyAccessToken } from './tokens.ts';
+
+/** Rooms one socket may be in at once: bounds the connection row and the work of $disconnect. */
+export const MAX_ROOMS_PER_CONNECTION = 50;
+
+/** Who sent a frame, from the authorizer context frozen at `$connect`. */
+export interface FrameSender {
+  readonly connectionId: string;
+  readonly sub: string;
+  readonly username: string;
+  readonly jti: string;
+  readonly sid: string;
+  readonly iat: number;
+}
+
+/** What the caller gets back on its own socket (the route response), if anything. */
+export type FrameReply = Record<string, unknown> | undefined;
+
+/**
+ * Handles one client frame. Round trip 1, in parallel: the user's rate-limit counter
+ * (one atomic ADD shared by all of the user's sockets) and one BatchGetItem for the
+ * live connection row, the token's revocations and the user's block. A chat message
+ * then needs one more (the room's members, a Query) before fan-out.
+ */
+export async function handleFrame(deps: Deps, sender: FrameSender, body: string): Promise<FrameReply> {
+  const { settings } = deps;
+  const now = nowS(deps.clock);
+  const window = windowAt(now, settings.rateLimitWindowS);
+  const subject = { claims: { ...sender }, username: sender.username };
+  const [count, rows] = await Promise.all([
+    incrementCounter(deps, `ws#${sender.sub}`, window),
+    batchGet(
+      deps.db,
+      [
+        { table: deps.tables.connections, key: connectionKey(sender.connectionId) },
+        ...accessRefs(deps, subject),
+      ],
+      {
+        consistent: true,
+      },
+    ),
+  ]);
+  const [row, ...accessRows] = rows;
+  const state = accessStateFrom(subject, accessRows, now);
+  if (!row || state.revoked) return close(deps, sender, undefined, 'token_revoked');
+  const conn = connectionFrom(row);
+  if (state.userBlock) return close(deps, sender, conn, 'blocked');
+  if (conn.exp + settings.clockSkewS <= now) return close(deps, sender, conn, 'token_expired');
+
+  const id = peekId(body);
+  if (count > settings.rateLimitMax) {
+    const violations = count - settings.rateLimitMax;
+    if (violations > settings.blockAfterViolations) {
+      await blockForViolations(deps, sender, violations);
+      return undefined;
+    }
+    if (violations === 1)
+      deps.audit('warn', 'ws.rate_limited', {
+        username: sender.username,
+        sub: sender.sub,
+        connectionId: sender.connectionId,
+      });
+    throw new AppError('rate_limited', 'too many messages; slow down', {
+      retryAfterS: secondsLeft(window, now),
+    });
+  }
+  if (Buffer.byteLength(body) > settings.maxMessageBytes) {
+    throw new AppError('too_large', `frames are limited to ${settings.maxMessageBytes} bytes`);
+  }
+  const message = parseClientMessage(body);
+  return dispatch(deps, conn, message, now, id);
+}
+
+/** The `id` of a frame that may not parse, so that even its error can be matched to it. */
+export function peekId(body: string): ClientId | undefined {
+  if (body.length > 64 * 1024) return undefined;
+  try {
+    const value = JSON.parse(body) as { id?: unknown } | null;
+    return typeof value === 'object' && value !== null ? clientIdOf(value.id) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function close(
+  deps: Deps,
+  sender: FrameSender,
+  conn: Connection | undefined,
+  reason: 'token_revoked' | 'token_expired' | 'blocked',
+): Promise<FrameReply> {
+  await closeConnection(
+    deps,
+    { connectionId: sender.connectionId, username: sender.username, rooms: conn?.rooms },
+    reason,
+  );
+  return undefined;
+}
+
+async function blockForViolations(deps: Deps, sender: FrameSender, violations: number): Promise<void> {
+  const { blockDurationS } = deps.settings;
+  await putBlock(deps, blockId.user(sender.username), blockDurationS, 'rate_limit_violations', 'system');
+  deps.audit('warn', 'user.blocked', {
+    username: sender.username,
+    sub: sender.sub,
+    reason: 'rate_limit_violations',
+    count: violations,
+    durationS: blockDurationS,
+    by: 'system',
+  });
+  await closeUserSockets(deps, sender.username, 'blocked');
+}
+
+function withId(frame: Record<string, unknown>, id: ClientId | undefined): Record<string, unknown> {
+  return id === undefined ? frame : { ...frame, id };
+}
+
+function requireMember(conn: Connection, room: string): void {
+  if (!conn.rooms.includes(room)) throw new AppError('forbidden', `not a member of ${room}`);
+}
+
+async function dispatch(
+  deps: Deps,
+  conn: Connection,
+  m: ClientMessage,
+  now: number,
+  id: ClientId | undefined,
+): Promise<FrameReply> {
+  switch (m.type) {
+    case 'ping':
+      return withId({ type: 'pong' }, id);
+    case 'whoami':
+      return withId(
+        { type: 'identity', sub: conn.sub, username: conn.username, roles: conn.roles, exp: conn.exp },
+        id,
+      );
+    case 'join': {
+      const already = conn.rooms.includes(m.room);
+      if (!already && conn.rooms.length >= MAX_ROOMS_PER_CONNECTION) {
+        throw new AppError('invalid_request', `a socket may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
+      }
+      const [, members, history] = await Promise.all([
+        already ? undefined : joinRoom(deps, conn, m.room),
+        already ? [] : roomMembers(deps, m.room),
+        recentMessages(deps, m.room, m.history, now),
+      ]);
+      const others = members.filter((x) => x.connectionId !== conn.connectionId).map((x) => x.connectionId);
+      if (others.length > 0)
+        await sendToConnections(deps, others, {
+          type: 'member_joined',
+          room: m.room,
+          username: conn.username,
+        });
+      return withId({ type: 'joined', room: m.room, history }, id);
+    }
+    case 'leave': {
+      requireMember(conn, m.room);
+      const [, members] = await Promise.all([
+        leaveRoom(deps, conn.connectionId, m.room),
+        roomMembers(deps, m.room),
+      ]);
+      const others = members.filter((x) => x.connectionId !== conn.connectionId).map((x) => x.connectionId);
+      if (others.length > 0)
+        await sendToConnections(deps, others, { type: 'member_left', room: m.room, username: conn.username });
+      return withId({ type: 'left', room: m.room }, id);
+    }
+    case 'presence': {
+      requireMember(conn, m.room);
+      const members = await roomMembers(deps, m.room);
+      return withId(
+        { type: 'presence', room: m.room, members: [...new Set(members.map((x) => x.username))].sort() },
+        id,
+      );
+    }
+    case 'message': {
+      requireMember(conn, m.room);
+      const members = await roomMembers(deps, m.room);
+      const message: ChatMessage = {
+        type: 'message',
+        room: m.room,
+        from: conn.username,
+        text: m.text,
+        ts: deps.clock.now(),
+        messageId: randomUUID(),
+      };
+      await Promise.all([
+        sendToConnections(
+          deps,
+          members.map((x) => x.connectionId),
+          message,
+        ),
+        saveMessage(deps, message),
+      ]);
+      return withId({ type: 'ack', messageId: message.messageId }, id);
+    }
+    case 'refresh_token': {
+      const claims = await verifyAccessToken(deps, m.token);
+      if (claims.sub !== conn.sub) throw new AppError('invalid_token', 'the new token is for another user');
+      const denial = accessDenial(await readAccessState(deps, { claims }));
+      if (denial) throw new AppError('invalid_token', denial.message);
+      if (!(await updateConnectionToken(deps, conn.connectionId, claims))) {
+        throw new AppError('invalid_token', 'this socket is closed');
+      }
+      return withId({ type: 'token_refreshed', exp: claims.exp }, id);
+    }
+    case 'encrypted':
+      throw new AppError('invalid_request', 'message encryption is not enabled');
+  }
+}

@@ -1,0 +1,361 @@
+import {
+  BatchWriteItemCommand,
+  DeleteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateItemCommand,
+  type WriteRequest,
+} from '@aws-sdk/client-dynamodb';
+import type { Deps } from './deps.ts';
+import { type Item, isConditionFailure, N, num, S, SS, storeCall, str, strs } from './store.ts';
+
+/** API Gateway closes every socket after 2 hours; rows outlive that a little, then TTL removes what $disconnect missed. */
+export const CONNECTION_TTL_S = 2 * 3600 + 15 * 60;
+
+/** One open socket, as stored at `$connect` and kept current by `refresh_token`. */
+export interface Connection {
+  readonly connectionId: string;
+  readonly sub: string;
+  readonly username: string;
+  readonly roles: readonly string[];
+  readonly jti: string;
+  readonly sid: string;
+  /** The live token expiry (epoch s); the authorizer context is frozen, this is not. */
+  readonly exp: number;
+  /** `iat` of the live token, for per-user "revoked before" marks. */
+  readonly iat: number;
+  readonly ip: string;
+  readonly connectedAt: number;
+  readonly rooms: readonly string[];
+}
+
+export interface Member {
+  readonly connectionId: string;
+  readonly username: string;
+}
+
+type Store = Pick<Deps, 'db' | 'tables'>;
+
+export const connectionKey = (connectionId: string): Item => ({
+  pk: S(`conn#${connectionId}`),
+  sk: S('conn'),
+});
+const memberKey = (room: string, connectionId: string): Item => ({
+  pk: S(`room#${room}`),
+  sk: S(connectionId),
+});
+
+export function connectionFrom(item: Item): Connection {
+  return {
+    connectionId: str(item, 'connectionId') ?? '',
+    sub: str(item, 'sub') ?? '',
+    username: str(item, 'username') ?? '',
+    roles: strs(item, 'roles').sort(),
+    jti: str(item, 'jti') ?? '',
+    sid: str(item, 'sid') ?? '',
+    exp: num(item, 'exp') ?? 0,
+    iat: num(item, 'iat') ?? 0,
+    ip: str(item, 'ip') ?? '',
+    connectedAt: num(item, 'connectedAt') ?? 0,
+    rooms: strs(item, 'rooms').sort(),
+  };
+}
+
+export async function putConnection(deps: Store, c: Connection): Promise<void> {
+  await storeCall(
+    'put connection',
+    (db) =>
+      db.send(
+        new PutItemCommand({
+          TableName: deps.tables.connections,
+          Item: {
+            ...connectionKey(c.connectionId),
+            connectionId: S(c.connectionId),
+            sub: S(c.sub),
+            username: S(c.username),
+            roles: SS(c.roles.length > 0 ? c.roles : ['user']),
+            jti: S(c.jti),
+            sid: S(c.sid),
+            exp: N(c.exp),
+            iat: N(c.iat),
+            ip: S(c.ip),
+            connectedAt: N(c.connectedAt),
+            expiresAt: N(Math.floor(c.connectedAt / 1000) + CONNECTION_TTL_S),
+          },
+        }),
+      ),
+    deps.db,
+  );
+}
+
+export async function getConnection(deps: Store, connectionId: string): Promise<Connection | undefined> {
+  const out = await storeCall(
+    'get connection',
+    (db) =>
+      db.send(
+        new GetItemCommand({
+          TableName: deps.tables.connections,
+          Key: connectionKey(connectionId),
+          ConsistentRead: true,
+        }),
+      ),
+    deps.db,
+  );
+  return out.Item ? connectionFrom(out.Item) : undefined;
+}
+
+async function queryAll(
+  deps: Store,
+  input: Omit<ConstructorParameters<typeof QueryCommand>[0], 'TableName'>,
+): Promise<Item[]> {
+  const items: Item[] = [];
+  let start: Item | undefined;
+  do {
+    const out = await storeCall(
+      'query',
+      (db) =>
+        db.send(new QueryCommand({ ...input, TableName: deps.tables.connections, ExclusiveStartKey: start })),
+      deps.db,
+    );
+    items.push(...(out.Items ?? []));
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return items;
+}
+
+/** The sockets of one user (GSI `byUser`). */
+export async function connectionsOfUser(deps: Store, username: string): Promise<Connection[]> {
+  const items = await queryAll(deps, {
+    IndexName: 'byUser',
+    KeyConditionExpression: 'username = :u',
+    ExpressionAttributeValues: { ':u': S(username) },
+  });
+  return items.map(connectionFrom);
+}
+
+/** The socket ids opened with tokens of one refresh family (GSI `bySid`). */
+export async function connectionIdsOfSession(deps: Store, sid: string): Promise<string[]> {
+  const items = await queryAll(deps, {
+    IndexName: 'bySid',
+    KeyConditionExpression: 'sid = :s',
+    ExpressionAttributeValues: { ':s': S(sid) },
+  });
+  return items.flatMap((i) => {
+    const pk = str(i, 'pk');
+    return pk?.startsWith('conn#') ? [pk.slice(5)] : [];
+  });
+}
+
+/** The members of a room: one Query on the room's partition, never a Scan. */
+export async function roomMembers(deps: Store, room: string): Promise<Member[]> {
+  const items = await queryAll(deps, {
+    KeyConditionExpression: 'pk = :p',
+    ExpressionAttributeValues: { ':p': S(`room#${room}`) },
+    ProjectionExpression: 'sk, memberName',
+  });
+  return items.map((i) => ({ connectionId: str(i, 'sk') ?? '', username: str(i, 'memberName') ?? '' }));
+}
+
+/** Adds a socket to a room: the membership item (what fan-out reads) and the room on the connection (what $disconnect reads). */
+export async function joinRoom(
+  deps: Store,
+  c: Pick<Connection, 'connectionId' | 'username' | 'sub' | 'connectedAt'>,
+  room: string,
+): Promise<void> {
+  const expiresAt = Math.floor(c.connectedAt / 1000) + CONNECTION_TTL_S;
+  await Promise.all([
+    storeCall(
+      'join',
+      (db) =>
+        db.send(
+          new PutItemCommand({
+            TableName: deps.tables.connections,
+            // `memberName`, not `username`: the byUser index must hold socket rows only.
+            Item: {
+              ...memberKey(room, c.connectionId),
+              memberName: S(c.username),
+              memberSub: S(c.sub),
+              expiresAt: N(expiresAt),
+            },
+          }),
+        ),
+      deps.db,
+    ),
+    storeCall(
+      'join',
+      (db) =>
+        db.send(
+          new UpdateItemCommand({
+            TableName: deps.tables.connections,
+            Key: connectionKey(c.connectionId),
+            UpdateExpression: 'ADD rooms :r',
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeValues: { ':r': SS([room]) },
+          }),
+        ),
+      deps.db,
+    ).catch((err: unknown) => {
+      if (!isConditionFailure(err)) throw err;
+    }),
+  ]);
+}
+
+export async function leaveRoom(deps: Store, connectionId: string, room: string): Promise<void> {
+  await Promise.all([
+    storeCall(
+      'leave',
+      (db) =>
+        db.send(
+          new DeleteItemCommand({ TableName: deps.tables.connections, Key: memberKey(room, connectionId) }),
+        ),
+      deps.db,
+    ),
+    storeCall(
+      'leave',
+      (db) =>
+        db.send(
+          new UpdateItemCommand({
+            TableName: deps.tables.connections,
+            Key: connectionKey(connectionId),
+            UpdateExpression: 'DELETE rooms :r',
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeValues: { ':r': SS([room]) },
+          }),
+        ),
+      deps.db,
+    ).catch((err: unknown) => {
+      if (!isConditionFailure(err)) throw err;
+    }),
+  ]);
+}
+
+/** Moves a socket to a refreshed token: new expiry, jti and family. Fails if the row is gone. */
+export async function updateConnectionToken(
+  deps: Store,
+  connectionId: string,
+  token: { exp: number; iat: number; jti: string; sid: string; roles: readonly string[] },
+): Promise<boolean> {
+  try {
+    await storeCall(
+      'refresh connection',
+      (db) =>
+        db.send(
+          new UpdateItemCommand({
+            TableName: deps.tables.connections,
+            Key: connectionKey(connectionId),
+            UpdateExpression: 'SET exp = :exp, iat = :iat, jti = :jti, sid = :sid, #roles = :roles',
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeNames: { '#roles': 'roles' },
+            ExpressionAttributeValues: {
+              ':exp': N(token.exp),
+              ':iat': N(token.iat),
+              ':jti': S(token.jti),
+              ':sid': S(token.sid),
+              ':roles': SS(token.roles.length > 0 ? token.roles : ['user']),
+            },
+          }),
+        ),
+      deps.db,
+    );
+    return true;
+  } catch (err) {
+    if (isConditionFailure(err)) return false;
+    throw err;
+  }
+}
+
+/** Deletes a socket's row and its memberships (25 per BatchWriteItem, retried while unprocessed). */
+export async function deleteConnectionRows(
+  deps: Store,
+  connectionId: string,
+  rooms: readonly string[],
+): Promise<void> {
+  let requests: WriteRequest[] = [
+    connectionKey(connectionId),
+    ...rooms.map((r) => memberKey(r, connectionId)),
+  ].map((Key) => ({
+    DeleteRequest: { Key },
+  }));
+  for (let attempt = 0; requests.length > 0 && attempt < 5; attempt++) {
+    const chunks: WriteRequest[][] = [];
+    for (let i = 0; i < requests.length; i += 25) chunks.push(requests.slice(i, i + 25));
+    const outs = await Promise.all(
+      chunks.map((chunk) =>
+        storeCall(
+          'delete connection',
+          (db) => db.send(new BatchWriteItemCommand({ RequestItems: { [deps.tables.connections]: chunk } })),
+          deps.db,
+        ),
+      ),
+    );
+    requests = outs.flatMap((o) => o.UnprocessedItems?.[deps.tables.connections] ?? []);
+  }
+}
+
+/** Every socket row (operators and the sweeper only: a Scan, never on a message path). */
+export async function allConnections(deps: Store): Promise<Connection[]> {
+  const items: Item[] = [];
+  let start: Item | undefined;
+  do {
+    const out = await storeCall(
+      'scan connections',
+      (db) =>
+        db.send(
+          new ScanCommand({
+            TableName: deps.tables.connections,
+            FilterExpression: 'sk = :conn',
+            ExpressionAttributeValues: { ':conn': S('conn') },
+            ExclusiveStartKey: start,
+          }),
+        ),
+      deps.db,
+    );
+    items.push(...(out.Items ?? []));
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return items.map(connectionFrom);
+}
+
+/** Membership items whose socket row no longer exists (for the sweeper). */
+export async function orphanMemberships(
+  deps: Store,
+  live: ReadonlySet<string>,
+): Promise<{ room: string; connectionId: string }[]> {
+  const orphans: { room: string; connectionId: string }[] = [];
+  let start: Item | undefined;
+  do {
+    const out = await storeCall(
+      'scan memberships',
+      (db) =>
+        db.send(
+          new ScanCommand({
+            TableName: deps.tables.connections,
+            FilterExpression: 'begins_with(pk, :room)',
+            ExpressionAttributeValues: { ':room': S('room#') },
+            ProjectionExpression: 'pk, sk',
+            ExclusiveStartKey: start,
+          }),
+        ),
+      deps.db,
+    );
+    for (const i of out.Items ?? []) {
+      const connectionId = str(i, 'sk') ?? '';
+      if (!live.has(connectionId)) orphans.push({ room: (str(i, 'pk') ?? '').slice(5), connectionId });
+    }
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return orphans;
+}
+
+export async function deleteMembership(deps: Store, room: string, connectionId: string): Promise<void> {
+  await storeCall(
+    'delete membership',
+    (db) =>
+      db.send(
+        new DeleteItemCommand({ TableName: deps.tables.connections, Key: memberKey(room, connectionId) }),
+      ),
+    deps.db,
+  );
+}

@@ -1,0 +1,128 @@
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { accessRefs, accessStateFrom, revokedId } from './access.ts';
+import { recordIpFailure } from './auth.ts';
+import { nowS } from './clock.ts';
+import type { Deps } from './deps.ts';
+import { AppError } from './errors.ts';
+import { isOriginAllowed } from './origin.ts';
+import { batchGet, isConditionFailure, N, S, storeCall } from './store.ts';
+import { type AccessClaims, verifyAccessToken, verifyTicket } from './tokens.ts';
+import { DEFAULT_ROLE } from './users.ts';
+
+/** Where the client put its credential, in the order they are tried. */
+export type Credential =
+  | { kind: 'protocol'; token: string }
+  | { kind: 'query'; token: string }
+  | { kind: 'ticket'; ticket: string }
+  | { kind: 'header'; token: string };
+
+export interface HandshakeInput {
+  readonly credential: Credential | undefined;
+  /** Every Origin value sent (more than one is refused). */
+  readonly origins: readonly string[];
+  readonly ip: string;
+  readonly connectionId: string;
+}
+
+export type DenyReason =
+  | 'missing_token'
+  | 'invalid_token'
+  | 'token_expired'
+  | 'ticket_used'
+  | 'revoked'
+  | 'origin'
+  | 'blocked_user'
+  | 'blocked_ip'
+  | 'no_role';
+
+export type HandshakeOutcome =
+  | { readonly allow: true; readonly claims: AccessClaims }
+  | { readonly allow: false; readonly status: 401 | 403; readonly reason: DenyReason };
+
+/**
+ * Decides a WebSocket handshake: the token (or ticket) must verify, the Origin must be
+ * on the allowlist, and the token must not be revoked nor the user or IP blocked. The
+ * store is read in ONE round trip (one BatchGetItem across the revocation and block
+ * tables; a ticket's single-use write runs in parallel with it). A store failure
+ * throws, which refuses the handshake (fail closed).
+ */
+export async function authorizeHandshake(deps: Deps, input: HandshakeInput): Promise<HandshakeOutcome> {
+  const outcome = await decide(deps, input);
+  if (!outcome.allow) {
+    deps.audit('warn', 'ws.denied', {
+      reason: outcome.reason,
+      ip: input.ip,
+      connectionId: input.connectionId,
+    });
+    if (input.ip) await recordIpFailure(deps, input.ip, 'refused_handshakes').catch(() => {});
+  }
+  return outcome;
+}
+
+const deny = (status: 401 | 403, reason: DenyReason): HandshakeOutcome => ({ allow: false, status, reason });
+
+async function decide(deps: Deps, input: HandshakeInput): Promise<HandshakeOutcome> {
+  const { settings } = deps;
+  // Origin first: a page from a foreign origin learns nothing about the token it sent.
+  if (input.origins.length > 1) return deny(403, 'origin');
+  const origin = input.origins[0];
+  if (
+    origin === undefined ? !settings.allowMissingOrigin : !isOriginAllowed(origin, settings.allowedOrigins)
+  ) {
+    return deny(403, 'origin');
+  }
+  const cred = input.credential;
+  if (!cred) return deny(401, 'missing_token');
+  let claims: AccessClaims;
+  let ticketId: string | undefined;
+  try {
+    if (cred.kind === 'ticket') {
+      const t = await verifyTicket(deps, cred.ticket);
+      claims = t;
+      ticketId = t.ticketId;
+    } else {
+      claims = await verifyAccessToken(deps, cred.token);
+    }
+  } catch (err) {
+    if (err instanceof AppError && (err.code === 'invalid_token' || err.code === 'token_expired')) {
+      return deny(401, err.code);
+    }
+    throw err;
+  }
+
+  const subject = { claims, ip: input.ip || undefined };
+  const now = nowS(deps.clock);
+  const [rows, fresh] = await Promise.all([
+    batchGet(deps.db, accessRefs(deps, subject)),
+    ticketId === undefined ? Promise.resolve(true) : spendTicket(deps, ticketId, now),
+  ]);
+  if (!fresh) return deny(401, 'ticket_used');
+  const state = accessStateFrom(subject, rows, now);
+  if (state.revoked) return deny(401, 'revoked');
+  if (state.ipBlock) return deny(403, 'blocked_ip');
+  if (state.userBlock) return deny(403, 'blocked_user');
+  if (!claims.roles.includes(DEFAULT_ROLE)) return deny(403, 'no_role');
+  return { allow: true, claims };
+}
+
+/** Marks a ticket spent; false if it already was (a conditional put, so exactly one handshake wins). */
+async function spendTicket(deps: Deps, ticketId: string, now: number): Promise<boolean> {
+  try {
+    await storeCall(
+      'spend ticket',
+      (db) =>
+        db.send(
+          new PutItemCommand({
+            TableName: deps.tables.revoked,
+            Item: { id: S(revokedId.ticket(ticketId)), expiresAt: N(now + 60 + deps.settings.clockSkewS) },
+            ConditionExpression: 'attribute_not_exists(id)',
+          }),
+        ),
+      deps.db,
+    );
+    return true;
+  } catch (err) {
+    if (isConditionFailure(err)) return false;
+    throw err;
+  }
+}

@@ -1,0 +1,73 @@
+import { PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import type { Deps } from './deps.ts';
+import { isLive, N, num, S, storeCall, str } from './store.ts';
+
+export interface ChatMessage {
+  readonly type: 'message';
+  readonly room: string;
+  readonly from: string;
+  readonly text: string;
+  readonly ts: number;
+  readonly messageId: string;
+}
+
+type Store = Pick<Deps, 'db' | 'tables' | 'settings'>;
+
+/** Keeps a message in its room's history for `historyTtlS` (nothing is kept when that is 0). */
+export async function saveMessage(deps: Store, m: ChatMessage): Promise<void> {
+  if (deps.settings.historyTtlS === 0) return;
+  await storeCall(
+    'save message',
+    (db) =>
+      db.send(
+        new PutItemCommand({
+          TableName: deps.tables.messages,
+          Item: {
+            room: S(m.room),
+            sk: S(`${String(m.ts).padStart(15, '0')}#${m.messageId}`),
+            from: S(m.from),
+            text: S(m.text),
+            ts: N(m.ts),
+            messageId: S(m.messageId),
+            expiresAt: N(Math.floor(m.ts / 1000) + deps.settings.historyTtlS),
+          },
+        }),
+      ),
+    deps.db,
+  );
+}
+
+/** The latest `limit` live messages of a room, oldest first (one Query, newest first, reversed). */
+export async function recentMessages(
+  deps: Store,
+  room: string,
+  limit: number,
+  nowSeconds: number,
+): Promise<ChatMessage[]> {
+  if (limit <= 0 || deps.settings.historyTtlS === 0) return [];
+  const out = await storeCall(
+    'history',
+    (db) =>
+      db.send(
+        new QueryCommand({
+          TableName: deps.tables.messages,
+          KeyConditionExpression: 'room = :r',
+          ExpressionAttributeValues: { ':r': S(room) },
+          ScanIndexForward: false,
+          Limit: limit,
+        }),
+      ),
+    deps.db,
+  );
+  return (out.Items ?? [])
+    .filter((i) => isLive(i, nowSeconds))
+    .reverse()
+    .map((i) => ({
+      type: 'message' as const,
+      room,
+      from: str(i, 'from') ?? '',
+      text: str(i, 'text') ?? '',
+      ts: num(i, 'ts') ?? 0,
+      messageId: str(i, 'messageId') ?? '',
+    }));
+}

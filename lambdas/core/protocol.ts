@@ -1,0 +1,133 @@
+import { AppError } from './errors.ts';
+
+/** Room names: 1-64 of `[A-Za-z0-9_.-]`. */
+export const ROOM_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+export const MAX_HISTORY = 50;
+/** Ids echoed back to the client: short strings or safe integers. */
+const MAX_ID_LENGTH = 64;
+
+export type ClientId = string | number;
+
+export type ClientMessage =
+  | { type: 'join'; room: string; history: number; id?: ClientId }
+  | { type: 'leave'; room: string; id?: ClientId }
+  | { type: 'presence'; room: string; id?: ClientId }
+  | { type: 'message'; room: string; text: string; id?: ClientId }
+  | { type: 'refresh_token'; token: string; id?: ClientId }
+  | { type: 'whoami'; id?: ClientId }
+  | { type: 'ping'; id?: ClientId }
+  | { type: 'encrypted'; jwe: string; id?: ClientId };
+
+/** Error codes of error frames. */
+export type FrameErrorCode =
+  | 'bad_request'
+  | 'too_large'
+  | 'forbidden'
+  | 'invalid_token'
+  | 'rate_limited'
+  | 'internal';
+
+export interface ErrorFrame {
+  type: 'error';
+  code: FrameErrorCode;
+  message: string;
+  id?: ClientId;
+  retry_after?: number;
+}
+
+function bad(message: string): AppError {
+  return new AppError('invalid_request', message);
+}
+
+/** The `id` of a frame, if it is one we can echo. */
+export function clientIdOf(value: unknown): ClientId | undefined {
+  if (typeof value === 'string' && value.length <= MAX_ID_LENGTH) return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
+  return undefined;
+}
+
+function room(value: unknown): string {
+  if (typeof value !== 'string' || !ROOM_PATTERN.test(value))
+    throw bad('room must be 1-64 of A-Z, a-z, 0-9, _ . -');
+  return value;
+}
+
+/**
+ * Parses and validates one client frame. Throws `invalid_request` (an error frame
+ * `bad_request`) for anything that is not exactly one of the spec's messages.
+ */
+export function parseClientMessage(text: string): ClientMessage {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw bad('the frame is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw bad('the frame must be a JSON object');
+  const m = value as Record<string, unknown>;
+  if (m.id !== undefined && clientIdOf(m.id) === undefined)
+    throw bad('id must be a string of up to 64 characters or an integer');
+  const id = clientIdOf(m.id);
+  const withId = <T extends object>(msg: T): T & { id?: ClientId } =>
+    id === undefined ? msg : { ...msg, id };
+  switch (m.type) {
+    case 'join': {
+      let history = 0;
+      if (m.history !== undefined) {
+        if (typeof m.history !== 'number' || !Number.isInteger(m.history) || m.history < 0) {
+          throw bad('history must be a whole number');
+        }
+        history = Math.min(m.history, MAX_HISTORY);
+      }
+      return withId({ type: 'join', room: room(m.room), history });
+    }
+    case 'leave':
+    case 'presence':
+      return withId({ type: m.type, room: room(m.room) });
+    case 'message':
+      if (typeof m.text !== 'string' || m.text.length === 0) throw bad('text must be a non-empty string');
+      return withId({ type: 'message', room: room(m.room), text: m.text });
+    case 'refresh_token':
+      if (typeof m.token !== 'string' || m.token.length === 0) throw bad('token must be a string');
+      return withId({ type: 'refresh_token', token: m.token });
+    case 'whoami':
+    case 'ping':
+      return withId({ type: m.type });
+    case 'encrypted':
+      if (typeof m.jwe !== 'string' || m.jwe.length === 0) throw bad('jwe must be a compact JWE string');
+      return withId({ type: 'encrypted', jwe: m.jwe });
+    default:
+      throw bad(
+        typeof m.type === 'string'
+          ? `unknown message type ${JSON.stringify(m.type.slice(0, 32))}`
+          : 'type is required',
+      );
+  }
+}
+
+/** The error frame for a domain error; unknown errors become a generic `internal`. */
+export function errorFrame(err: unknown, id?: ClientId): ErrorFrame {
+  const frame = (code: FrameErrorCode, message: string): ErrorFrame => ({
+    type: 'error',
+    code,
+    message,
+    ...(id === undefined ? {} : { id }),
+  });
+  if (!(err instanceof AppError)) return frame('internal', 'internal error');
+  switch (err.code) {
+    case 'invalid_request':
+      return frame('bad_request', err.message);
+    case 'too_large':
+      return frame('too_large', err.message);
+    case 'forbidden':
+      return frame('forbidden', err.message);
+    case 'invalid_token':
+    case 'token_expired':
+      return frame('invalid_token', err.message);
+    case 'rate_limited':
+      return { ...frame('rate_limited', err.message), retry_after: err.retryAfterS ?? 1 };
+    default:
+      return frame('internal', 'internal error');
+  }
+}

@@ -1,0 +1,141 @@
+import {
+  connectionIdsOfSession,
+  connectionsOfUser,
+  deleteConnectionRows,
+  getConnection,
+} from './connections.ts';
+import type { Deps } from './deps.ts';
+
+export type CloseReason = 'token_expired' | 'token_revoked' | 'blocked';
+
+/** Parallel `@connections` calls per fan-out: enough to hide latency, few enough to stay under API limits. */
+export const FANOUT_CONCURRENCY = 16;
+
+type SocketDeps = Pick<Deps, 'db' | 'tables' | 'api' | 'audit'>;
+
+async function mapLimit<T>(
+  items: readonly T[],
+  limit: number,
+  run: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await run(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** Forgets a socket that API Gateway says is gone (410): its row and memberships. */
+export async function forgetConnection(
+  deps: SocketDeps,
+  connectionId: string,
+  knownRooms?: readonly string[],
+): Promise<void> {
+  const rooms = knownRooms ?? (await getConnection(deps, connectionId))?.rooms ?? [];
+  await deleteConnectionRows(deps, connectionId, rooms);
+}
+
+export interface Delivery {
+  readonly delivered: number;
+  readonly gone: readonly string[];
+}
+
+/**
+ * Sends one payload to each socket, a bounded number at a time. Sockets that answer
+ * 410 are forgotten; other failures are counted, not thrown, so one bad socket never
+ * stops a room's delivery.
+ */
+export async function sendToConnections(
+  deps: SocketDeps,
+  connectionIds: readonly string[],
+  payload: unknown,
+): Promise<Delivery> {
+  const api = deps.api;
+  if (!api) throw new Error('this function cannot post to sockets');
+  const data = JSON.stringify(payload);
+  let delivered = 0;
+  const gone: string[] = [];
+  await mapLimit([...new Set(connectionIds)], FANOUT_CONCURRENCY, async (id) => {
+    try {
+      if (await api.post(id, data)) delivered++;
+      else gone.push(id);
+    } catch (err) {
+      deps.audit('warn', 'error', {
+        reason: 'post_failed',
+        connectionId: id,
+        errorName: (err as Error).name,
+      });
+    }
+  });
+  await Promise.all(gone.map((id) => forgetConnection(deps, id).catch(() => {})));
+  return { delivered, gone };
+}
+
+/**
+ * Closes one socket from the server: `{"type":"closing","reason"}` first (API Gateway's
+ * DELETE carries no close code or reason), then DeleteConnection, then the rows.
+ */
+export async function closeConnection(
+  deps: SocketDeps,
+  c: { connectionId: string; username?: string; rooms?: readonly string[] },
+  reason: CloseReason,
+): Promise<void> {
+  const api = deps.api;
+  if (!api) throw new Error('this function cannot close sockets');
+  try {
+    if (await api.post(c.connectionId, JSON.stringify({ type: 'closing', reason })))
+      await api.close(c.connectionId);
+  } finally {
+    await forgetConnection(deps, c.connectionId, c.rooms);
+  }
+  deps.audit('info', 'ws.closed_by_server', { connectionId: c.connectionId, username: c.username, reason });
+}
+
+async function closeAll(
+  deps: SocketDeps,
+  targets: { connectionId: string; username?: string; rooms?: readonly string[] }[],
+  reason: CloseReason,
+): Promise<number> {
+  let closed = 0;
+  await mapLimit(targets, FANOUT_CONCURRENCY, async (t) => {
+    try {
+      await closeConnection(deps, t, reason);
+      closed++;
+    } catch (err) {
+      deps.audit('warn', 'error', {
+        reason: 'close_failed',
+        connectionId: t.connectionId,
+        errorName: (err as Error).name,
+      });
+    }
+  });
+  return closed;
+}
+
+/** Closes every socket of a user (GSI `byUser`). No-op where the function may not manage sockets. */
+export async function closeUserSockets(
+  deps: SocketDeps,
+  username: string,
+  reason: CloseReason,
+): Promise<number> {
+  if (!deps.api) return 0;
+  return closeAll(deps, await connectionsOfUser(deps, username), reason);
+}
+
+/** Closes every socket opened with a token of one refresh family (GSI `bySid`). */
+export async function closeSessionSockets(
+  deps: SocketDeps,
+  sid: string,
+  reason: CloseReason,
+): Promise<number> {
+  if (!deps.api) return 0;
+  const ids = await connectionIdsOfSession(deps, sid);
+  return closeAll(
+    deps,
+    ids.map((connectionId) => ({ connectionId })),
+    reason,
+  );
+}

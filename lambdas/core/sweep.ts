@@ -1,0 +1,81 @@
+import { accessRefs, accessStateFrom } from './access.ts';
+import { nowS } from './clock.ts';
+import { allConnections, type Connection, deleteMembership, orphanMemberships } from './connections.ts';
+import type { Deps } from './deps.ts';
+import { type CloseReason, closeConnection, forgetConnection } from './sockets.ts';
+import { batchGet } from './store.ts';
+
+/** API Gateway ends every socket after 2 hours; a row older than this is a socket that is certainly gone. */
+const MAX_SOCKET_AGE_S = 2 * 3600 + 60;
+/** Rows checked per BatchGetItem (5 keys each, under the 100-key limit). */
+const CHUNK = 20;
+
+export interface SweepReport {
+  readonly checked: number;
+  readonly closed: Readonly<Record<CloseReason, number>>;
+  readonly forgotten: number;
+  readonly orphansRemoved: number;
+}
+
+/**
+ * Closes what the push path missed: sockets whose live token has expired, been revoked
+ * or belongs to a blocked user. Forgets rows of sockets API Gateway no longer knows
+ * (over the 2-hour limit, or 410 on GetConnection) and memberships left without a socket.
+ */
+export async function sweep(deps: Deps): Promise<SweepReport> {
+  const now = nowS(deps.clock);
+  const closed: Record<CloseReason, number> = { token_expired: 0, token_revoked: 0, blocked: 0 };
+  let forgotten = 0;
+  const connections = await allConnections(deps);
+  for (let i = 0; i < connections.length; i += CHUNK) {
+    const chunk = connections.slice(i, i + CHUNK);
+    const subjects = chunk.map((c) => ({ claims: c, username: c.username }));
+    const rows = await batchGet(
+      deps.db,
+      subjects.flatMap((s) => accessRefs(deps, s)),
+    );
+    await Promise.all(
+      chunk.map(async (c, j) => {
+        const per = accessRefs(deps, subjects[j] ?? { claims: c }).length;
+        const state = accessStateFrom(subjects[j] ?? { claims: c }, rows.slice(j * per, (j + 1) * per), now);
+        const reason = closeReason(c, state, now, deps.settings.clockSkewS);
+        try {
+          if (reason) {
+            await closeConnection(deps, c, reason);
+            closed[reason]++;
+          } else if (
+            now - Math.floor(c.connectedAt / 1000) > MAX_SOCKET_AGE_S ||
+            (deps.api && !(await deps.api.exists(c.connectionId)))
+          ) {
+            await forgetConnection(deps, c.connectionId, c.rooms);
+            forgotten++;
+          }
+        } catch (err) {
+          deps.audit('warn', 'error', {
+            reason: 'sweep_failed',
+            connectionId: c.connectionId,
+            errorName: (err as Error).name,
+          });
+        }
+      }),
+    );
+  }
+  const live = new Set(connections.map((c) => c.connectionId));
+  const orphans = await orphanMemberships(deps, live);
+  await Promise.all(orphans.map((o) => deleteMembership(deps, o.room, o.connectionId)));
+  const report = { checked: connections.length, closed, forgotten, orphansRemoved: orphans.length };
+  deps.audit('info', 'sweep.run', { count: connections.length });
+  return report;
+}
+
+function closeReason(
+  c: Connection,
+  state: ReturnType<typeof accessStateFrom>,
+  now: number,
+  skew: number,
+): CloseReason | undefined {
+  if (state.revoked) return 'token_revoked';
+  if (state.userBlock) return 'blocked';
+  if (c.exp + skew <= now) return 'token_expired';
+  return undefined;
+}
