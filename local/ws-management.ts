@@ -31,7 +31,12 @@ export function createManagementApi(options: ManagementApiOptions) {
     const route = matchRoute(req.url ?? '/', options.stage);
     const method = req.method ?? 'GET';
     const answer = (status: number, body?: unknown, errorType?: string) => {
-      options.log({ event: 'management', method, status, ...(route.kind === 'connection' ? route : {}) });
+      options.log({
+        event: 'management',
+        method,
+        status,
+        ...(route.kind === 'connection' ? { connectionId: route.connectionId } : {}),
+      });
       sendJson(res, status, body, errorType);
     };
 
