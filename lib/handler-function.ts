@@ -1,0 +1,94 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { copyArgon2Commands, ensureArgon2Arm64 } from './argon2.ts';
+import { REPO_ROOT } from './paths.ts';
+
+/** The newest Node.js LTS that aws-cdk-lib 2.276 offers. */
+export const RUNTIME = lambda.Runtime.NODEJS_24_X;
+
+/**
+ * ESM bundles still contain CommonJS dependencies that call `require`; esbuild's shim
+ * needs a real one in scope.
+ */
+const ESM_REQUIRE_BANNER =
+  "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
+
+export interface HandlerFunctionProps {
+  /** Absolute path of the entry file, which exports `handler`. */
+  readonly entry: string;
+  readonly description: string;
+  readonly memoryMb?: number;
+  readonly timeoutS?: number;
+  readonly environment: Readonly<Record<string, string>>;
+  readonly logRetention: logs.RetentionDays;
+}
+
+/**
+ * Every Lambda of the product, with every default set here once: Node.js 24 on arm64, a
+ * minified ESM bundle with source maps built by the local esbuild (never Docker), its own
+ * log group with retention, and its own role that may write to that log group and nothing
+ * else until the stack grants exactly what the function manifest lists.
+ *
+ * The AWS SDK v3 clients are bundled rather than taken from the runtime: the deployed code
+ * is the code the tests ran, at the versions in package-lock.json (see docs/deploy.md).
+ */
+export class HandlerFunction extends NodejsFunction {
+  /** The function's own log group (the base class exposes it only as ILogGroup). */
+  readonly functionLogGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: HandlerFunctionProps) {
+    const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
+      retention: props.logRetention,
+      // The audit trail outlives the stack; retention still expires its events.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const role = new iam.Role(scope, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Execution role of ${props.description}`,
+    });
+    // Instead of AWSLambdaBasicExecutionRole (logs on every log group of the account).
+    logGroup.grantWrite(role);
+
+    const argon2Prefix = Stack.of(scope).bundlingRequired ? ensureArgon2Arm64() : undefined;
+    super(scope, id, {
+      entry: props.entry,
+      handler: 'handler',
+      description: props.description,
+      runtime: RUNTIME,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memoryMb ?? 256,
+      timeout: Duration.seconds(props.timeoutS ?? 10),
+      role,
+      logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: `${REPO_ROOT}/package-lock.json`,
+      environment: { ...props.environment, NODE_OPTIONS: '--enable-source-maps' },
+      bundling: {
+        format: OutputFormat.ESM,
+        banner: ESM_REQUIRE_BANNER,
+        mainFields: ['module', 'main'],
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        bundleAwsSDK: true,
+        // A native module cannot be bundled: it is copied beside the bundle when imported.
+        externalModules: ['@node-rs/argon2'],
+        forceDockerBundling: false,
+        commandHooks: argon2Prefix
+          ? {
+              beforeBundling: () => [],
+              beforeInstall: () => [],
+              afterBundling: (_inputDir: string, outputDir: string) =>
+                copyArgon2Commands(argon2Prefix, outputDir),
+            }
+          : undefined,
+      },
+    });
+    this.functionLogGroup = logGroup;
+  }
+}

@@ -1,0 +1,109 @@
+import { Duration } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import type { FunctionSpec } from '../lambdas/functions.ts';
+import type { HandlerFunction } from './handler-function.ts';
+
+export interface HttpEndpointProps {
+  readonly allowedOrigins: readonly string[];
+  readonly throttleRatePerS: number;
+  readonly throttleBurst: number;
+  readonly logRetention: logs.RetentionDays;
+}
+
+/** One JSON object per request; route keys only, never query strings or headers (tokens). */
+const HTTP_ACCESS_LOG = JSON.stringify({
+  requestId: '$context.requestId',
+  ip: '$context.identity.sourceIp',
+  time: '$context.requestTime',
+  routeKey: '$context.routeKey',
+  status: '$context.status',
+  latencyMs: '$context.responseLatency',
+  responseLength: '$context.responseLength',
+  integrationError: '$context.integrationErrorMessage',
+});
+
+/**
+ * The HTTP API: one `$default` stage (so paths have no stage prefix), throttled, with JSON
+ * access logs, and CORS for exactly the allowed origins. Routes have no API Gateway
+ * authorizer: its JWT authorizer does not take EdDSA, so handlers verify tokens themselves.
+ */
+export class HttpEndpoint extends Construct {
+  readonly api: apigw.HttpApi;
+  readonly stage: apigw.HttpStage;
+  readonly accessLogs: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: HttpEndpointProps) {
+    super(scope, id);
+    this.api = new apigw.HttpApi(this, 'Api', {
+      description: 'JWT realtime: auth, JWKS and admin endpoints',
+      createDefaultStage: false,
+      corsPreflight:
+        props.allowedOrigins.length > 0
+          ? {
+              allowOrigins: [...props.allowedOrigins],
+              allowMethods: [
+                apigw.CorsHttpMethod.GET,
+                apigw.CorsHttpMethod.POST,
+                apigw.CorsHttpMethod.DELETE,
+                apigw.CorsHttpMethod.OPTIONS,
+              ],
+              allowHeaders: ['authorization', 'content-type'],
+              exposeHeaders: ['retry-after'],
+              // Bearer tokens, never cookies.
+              allowCredentials: false,
+              maxAge: Duration.hours(1),
+            }
+          : undefined,
+    });
+    this.accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetention });
+    this.stage = new apigw.HttpStage(this, 'DefaultStage', {
+      httpApi: this.api,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: { rateLimit: props.throttleRatePerS, burstLimit: props.throttleBurst },
+      accessLogSettings: {
+        destination: new apigw.LogGroupLogDestination(this.accessLogs),
+        format: AccessLogFormat.custom(HTTP_ACCESS_LOG),
+      },
+    });
+  }
+
+  /** `https://{apiId}.execute-api.{region}.amazonaws.com`, without a trailing slash. */
+  get endpoint(): string {
+    return this.api.apiEndpoint;
+  }
+
+  /** Adds every `httpRoutes` entry of the manifest, one Lambda integration per function. */
+  addRoutes(specs: readonly FunctionSpec[], functions: ReadonlyMap<string, HandlerFunction>): void {
+    for (const spec of specs) {
+      if (!spec.httpRoutes || spec.httpRoutes.length === 0) continue;
+      const fn = functions.get(spec.name);
+      if (!fn) throw new Error(`no function for ${spec.name}`);
+      const integration = new HttpLambdaIntegration(`${fn.node.id}Integration`, fn);
+      for (const routeKey of spec.httpRoutes) {
+        const { method, path } = parseRouteKey(routeKey);
+        this.api.addRoutes({ path, methods: [method], integration });
+      }
+    }
+  }
+}
+
+const METHODS: Readonly<Record<string, apigw.HttpMethod>> = {
+  GET: apigw.HttpMethod.GET,
+  POST: apigw.HttpMethod.POST,
+  PUT: apigw.HttpMethod.PUT,
+  PATCH: apigw.HttpMethod.PATCH,
+  DELETE: apigw.HttpMethod.DELETE,
+};
+
+/** `POST /auth/login` -> method and path; anything else is a manifest error. */
+export function parseRouteKey(routeKey: string): { method: apigw.HttpMethod; path: string } {
+  const match = /^([A-Z]+) (\/[A-Za-z0-9._~{}/-]*)$/.exec(routeKey);
+  const method = match?.[1] ? METHODS[match[1]] : undefined;
+  if (!match?.[2] || !method) throw new Error(`HTTP route ${JSON.stringify(routeKey)} is not "METHOD /path"`);
+  return { method, path: match[2] };
+}
