@@ -96,14 +96,22 @@ function grantTables(
     const actions = spec.tables[key];
     if (!actions || actions.length === 0) continue;
     const table = tables[key];
-    const resources = [table.tableArn];
-    if (actions.includes('Query')) {
-      // Each index by name: Query on the table's own indexes, no wildcard.
-      for (const index of TABLES[key].indexes) resources.push(`${table.tableArn}/index/${index.indexName}`);
-    }
     fn.addToRolePolicy(
-      new iam.PolicyStatement({ actions: [...new Set(actions)].map((a) => `dynamodb:${a}`), resources }),
+      new iam.PolicyStatement({
+        actions: [...new Set(actions)].map((a) => `dynamodb:${a}`),
+        resources: [table.tableArn],
+      }),
     );
+    const indexes = TABLES[key].indexes;
+    if (actions.includes('Query') && indexes.length > 0) {
+      // Query alone reaches the table's indexes, each by name: no wildcard, and no other action.
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ['dynamodb:Query'],
+          resources: indexes.map((index) => `${table.tableArn}/index/${index.indexName}`),
+        }),
+      );
+    }
   }
 }
 
