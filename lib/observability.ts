@@ -226,7 +226,9 @@ export class Observability extends Construct {
         [props.webSocketAccessLogs],
         new logs.QueryString({
           filterStatements: ['routeKey = "$default"'],
-          statsStatements: ['count(*) as frames, count_distinct(connectionId) as sockets by principal'],
+          statsStatements: [
+            'count(*) as frames, count_distinct(connectionId) as sockets by username, principal',
+          ],
           sort: 'frames desc',
           limit: 20,
         }),

@@ -31,7 +31,9 @@ const WS_ACCESS_LOG = JSON.stringify({
   eventType: '$context.eventType',
   routeKey: '$context.routeKey',
   status: '$context.status',
+  // From the authorizer's context: the token's subject and username, frozen at connect.
   principal: '$context.authorizer.principalId',
+  username: '$context.authorizer.username',
   authorizerError: '$context.authorizer.error',
   integrationError: '$context.integration.error',
   error: '$context.error.message',

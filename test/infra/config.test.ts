@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { type App, CfnResource, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
+import { envName, SETTING_NAMES } from '../../lambdas/core/settings.ts';
 import { FUNCTIONS, type FunctionSpec } from '../../lambdas/functions.ts';
+import { DEPLOYMENT_OPTIONS } from '../../lib/config.ts';
 import { REPO_ROOT } from '../../lib/paths.ts';
 import { RealtimeStack } from '../../lib/realtime-stack.ts';
 import { functionId, makeApp, props, resources, roleStatements } from './support.ts';
@@ -189,5 +192,19 @@ describe('the CloudFormation validator bundled with aws-cdk-lib', () => {
     const stack = new Stack(app, 'Canary');
     new CfnResource(stack, 'Queue', { type: 'AWS::SQS::Queue', properties: { VisibilityTimeout: 'soon' } });
     expect(() => app.synth()).toThrow(/CloudFormation Validate|VisibilityTimeout/);
+  });
+});
+
+describe('docs/deploy.md', () => {
+  const doc = readFileSync(`${REPO_ROOT}/docs/deploy.md`, 'utf8');
+
+  it('lists every context key: each setting with its variable, each deployment option', () => {
+    for (const name of SETTING_NAMES) expect(doc, name).toContain(`| \`${name}\` | \`${envName(name)}\` |`);
+    for (const name of [...Object.keys(DEPLOYMENT_OPTIONS), 'stackName'])
+      expect(doc, name).toContain(`| \`${name}\` |`);
+  });
+
+  it('keeps the Cost heading for the benchmark work', () => {
+    expect(doc).toMatch(/^## Cost$/m);
   });
 });

@@ -371,6 +371,7 @@ describe('WebSocket API', () => {
       routeKey: '$context.routeKey',
       ip: '$context.identity.sourceIp',
       authorizerError: '$context.authorizer.error',
+      username: '$context.authorizer.username',
     });
     expect(format).not.toMatch(/query|header|authorization|token/i);
     expect(Buffer.byteLength(format)).toBeLessThan(3 * 1024);
@@ -495,7 +496,7 @@ describe('observability', () => {
     expect(named('/who was blocked and why')?.QueryString).toMatch(
       /fields .*username, ip, reason[\s\S]*user\.blocked/,
     );
-    expect(named('/top senders')?.QueryString).toMatch(/\$default[\s\S]*by principal/);
+    expect(named('/top senders')?.QueryString).toMatch(/\$default[\s\S]*by username, principal/);
     expect(named('/top senders')?.LogGroupNames).toEqual([
       resolve(s.stack.webSocket.accessLogs.logGroupName),
     ]);
