@@ -38,6 +38,7 @@ function offlineEnv(): NodeJS.ProcessEnv {
     npm_config_offline: 'true',
     npm_config_registry: 'http://127.0.0.1:9/', // nothing listens: any registry call would fail
     CI: 'true',
+    CDK_DISABLE_CLI_TELEMETRY: 'true',
   };
 }
 
@@ -46,7 +47,7 @@ beforeAll(async () => {
   // lives in .build/; the synth below must not need the registry.
   ensureArgon2Arm64();
   const started = Date.now();
-  const { stdout, stderr } = await run('npx', ['cdk', 'synth', '-q', '-o', outdir], {
+  const { stdout, stderr } = await run('npx', ['cdk', 'synth', '-q', '--no-notices', '-o', outdir], {
     cwd: REPO_ROOT,
     env: offlineEnv(),
     maxBuffer: 64 * 1024 * 1024,
