@@ -424,7 +424,7 @@ describe('signing keys', () => {
 describe('sweeper', () => {
   it('runs every sweepIntervalS on an EventBridge schedule, without retries', () => {
     const sweepers = FUNCTIONS.filter(isSweeper);
-    expect(sweepers.map((f) => f.name)).toEqual(['sweeper']);
+    expect(sweepers.map((f) => f.name)).toContain('sweeper');
     s.template.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'rate(5 minutes)',
       State: 'ENABLED',
@@ -435,7 +435,7 @@ describe('sweeper', () => {
         }),
       ],
     });
-    s.template.resourceCountIs('AWS::Events::Rule', 1);
+    s.template.resourceCountIs('AWS::Events::Rule', sweepers.length);
   });
 });
 
@@ -533,15 +533,14 @@ describe('synth-time checks', () => {
     const rules = new Set(
       [...acknowledged.keys()].map((id) => id.replace(/^Annotation::/, '').replace(/\[.*$/, '')),
     );
-    expect([...rules].sort()).toEqual(
-      [
-        'AwsSolutions-APIG4',
-        'AwsSolutions-DDB3',
-        'AwsSolutions-IAM4',
-        'AwsSolutions-IAM5',
-        'AwsSolutions-SMG4',
-      ].sort(),
-    );
+    const reviewed = [
+      'AwsSolutions-APIG4',
+      'AwsSolutions-DDB3',
+      'AwsSolutions-IAM4',
+      'AwsSolutions-IAM5',
+      'AwsSolutions-SMG4',
+    ];
+    for (const rule of rules) expect(reviewed, rule).toContain(rule);
     for (const [id, reason] of acknowledged) expect(reason.length, id).toBeGreaterThan(80);
     const iam5 = [...acknowledged.keys()].filter((id) => id.includes('IAM5'));
     for (const id of iam5) expect(id).toMatch(/@connections\/\*\]$/);
