@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from '../../lambdas/core/clock.ts';
 import { localConfig } from '../../local/config.ts';
-import { type LocalSystem, startLocal } from '../../local/system.ts';
+import { type LocalSystem, type StartOptions, startLocal } from '../../local/system.ts';
 
 /** A clock tests move by hand. */
 export class TestClock implements Clock {
@@ -40,22 +40,34 @@ export interface JsonResponse {
   text: string;
 }
 
+/** Gateway and sweeper options passed through to `startLocal` (the clock and audit sink are the test's own). */
+export type TestSystemOptions = Pick<StartOptions, 'idleTimeoutMs' | 'maxConnectionMs' | 'sweeperTimer'>;
+
 /**
  * The real local system (`npm start`'s code) on ephemeral ports with an in-memory
  * store, unless `DATA_DIR` is given, and a hand-moved clock.
  */
-export async function startTestSystem(env: Record<string, string> = {}, clock = new TestClock()): Promise<TestSystem> {
+export async function startTestSystem(
+  env: Record<string, string> = {},
+  clock = new TestClock(),
+  options: TestSystemOptions = {},
+): Promise<TestSystem> {
   const config = localConfig({ DATA_DIR: ':memory:', PORT: '0', WS_PORT: '0', ...env });
   const auditText: string[] = [];
   const audit: Record<string, unknown>[] = [];
   const system = await startLocal(config, {
+    ...options,
     clock,
     write: (line) => {
       auditText.push(line);
       audit.push(JSON.parse(line) as Record<string, unknown>);
     },
   });
-  const request = async (method: string, path: string, options: RequestOptions = {}): Promise<JsonResponse> => {
+  const request = async (
+    method: string,
+    path: string,
+    options: RequestOptions = {},
+  ): Promise<JsonResponse> => {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
     let body: string | undefined = options.rawBody;

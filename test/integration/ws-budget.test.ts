@@ -1,0 +1,236 @@
+import { decodeJwt } from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { blockId, putBlock } from '../../lambdas/core/access.ts';
+import type { ConnectionsApi } from '../../lambdas/core/deps.ts';
+import { issueTicket } from '../../lambdas/core/tokens.ts';
+import { registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
+import { type Client, is, openClient, refusalStatus, terminateAll } from '../support/ws-client.ts';
+
+/**
+ * Counts round trips, not time: every DynamoDB call and every PostToConnection is recorded with
+ * its depth, 1 + the deepest DynamoDB call that had finished when it started. Calls issued
+ * together (Promise.all) share a depth; a call that waited for another is one deeper.
+ */
+class RoundTrips {
+  readonly calls: Call[] = [];
+  /** Calls under way, across resets. */
+  inFlight = 0;
+  private finishedDepth = 0;
+  private generation = 0;
+
+  begin(kind: 'db' | 'post', name: string, input: unknown): Call {
+    const call: Call = {
+      kind,
+      name,
+      input,
+      depth: this.finishedDepth + 1,
+      done: false,
+      generation: this.generation,
+    };
+    this.calls.push(call);
+    this.inFlight++;
+    return call;
+  }
+
+  end(call: Call): void {
+    this.inFlight--;
+    call.done = true;
+    // A call begun before the last reset says nothing about the calls recorded since.
+    if (call.generation !== this.generation) return;
+    if (call.kind === 'db') this.finishedDepth = Math.max(this.finishedDepth, call.depth);
+  }
+
+  reset(): void {
+    this.calls.length = 0;
+    this.finishedDepth = 0;
+    this.generation++;
+  }
+
+  db(): Call[] {
+    return this.calls.filter((c) => c.kind === 'db');
+  }
+}
+
+interface Call {
+  kind: 'db' | 'post';
+  name: string;
+  input: unknown;
+  depth: number;
+  done: boolean;
+  generation: number;
+}
+
+let system: TestSystem;
+const probe = new RoundTrips();
+const tokens: Record<string, string> = {};
+let api: ConnectionsApi;
+let originalPost: ConnectionsApi['post'] | undefined;
+
+beforeAll(async () => {
+  system = await startTestSystem({ RATE_LIMIT_MAX: '100000' }, undefined, { sweeperTimer: false });
+  for (const u of ['bea', 'cyd', 'dot', 'eve', 'fay', 'gus', 'hal']) {
+    tokens[u] = (await registerAndLogin(system, u)).access_token;
+  }
+  system.deps.db.middlewareStack.add(
+    (next, context) => async (args) => {
+      const call = probe.begin('db', context.commandName ?? 'unknown', args.input);
+      try {
+        return await next(args);
+      } finally {
+        probe.end(call);
+      }
+    },
+    { step: 'initialize', name: 'roundTripProbe' },
+  );
+  if (!system.deps.api) throw new Error('the local system has no @connections API');
+  api = system.deps.api;
+  const post = api.post;
+  originalPost = post;
+  api.post = async (connectionId, data) => {
+    const call = probe.begin('post', 'PostToConnection', { connectionId, data });
+    try {
+      return await post(connectionId, data);
+    } finally {
+      probe.end(call);
+    }
+  };
+});
+afterEach(() => terminateAll());
+afterAll(async () => {
+  system.deps.db.middlewareStack.remove('roundTripProbe');
+  if (originalPost) api.post = originalPost;
+  await system.close();
+});
+
+const connect = (user: string): Promise<Client> =>
+  openClient(system.wsUrl, { protocols: ['jwt', tokens[user] ?? ''] });
+
+const tablesOf = (call: Call | undefined): string[] =>
+  Object.keys(
+    (call?.input as { RequestItems?: Record<string, unknown> } | undefined)?.RequestItems ?? {},
+  ).sort();
+
+const touchesConnections = (c: Call): boolean =>
+  (c.input as { TableName?: string }).TableName === system.deps.tables.connections;
+
+/** The DynamoDB calls of the authorizer: those made before `$connect` first touches the connections table. */
+function authorizerCalls(): Call[] {
+  const db = probe.db();
+  const connectAt = db.findIndex(touchesConnections);
+  expect(connectAt).toBeGreaterThan(-1);
+  return db.slice(0, connectAt);
+}
+
+let rooms = 0;
+const freshRoom = () => `budget-${++rooms}`;
+
+async function inRoom(room: string, users: string[]): Promise<Client[]> {
+  const clients: Client[] = [];
+  for (const u of users) {
+    const c = await connect(u);
+    await c.request({ type: 'join', room });
+    clients.push(c);
+  }
+  return clients;
+}
+
+/** Waits until the store has been idle for 50 ms (setup's member_joined and $disconnect done), then resets the probe. */
+async function quiet(): Promise<void> {
+  const deadline = Date.now() + 3000;
+  for (;;) {
+    probe.reset();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    if (probe.calls.length === 0 && probe.inFlight === 0) break;
+    if (Date.now() > deadline) throw new Error('the store never went quiet');
+  }
+  probe.reset();
+}
+
+describe('authorizer budget', () => {
+  it('verifies a plain token handshake with exactly one DynamoDB call: one BatchGetItem', async () => {
+    await quiet();
+    const bea = await connect('bea');
+    const calls = authorizerCalls();
+    expect(calls.map((c) => c.name)).toEqual(['BatchGetItemCommand']);
+    expect(calls[0]?.depth).toBe(1);
+    // Revocations and blocks, across tables, in that one call.
+    expect(tablesOf(calls[0])).toEqual([system.deps.tables.blocklist, system.deps.tables.revoked].sort());
+    await bea.close();
+  });
+
+  it('refuses a blocked user after that same single BatchGetItem and nothing else', async () => {
+    const pair = await registerAndLogin(system, 'blocked_budget');
+    await putBlock(system.deps, blockId.user('blocked_budget'), 600, 'test', 'test');
+    await quiet();
+    expect(await refusalStatus(system.wsUrl, { protocols: ['jwt', pair.access_token] })).toBe(403);
+    expect(probe.db().map((c) => c.name)).toEqual(['BatchGetItemCommand']);
+  });
+
+  it('spends a ticket in the same round trip as the revocation and block checks', async () => {
+    const claims = decodeJwt(tokens.cyd ?? '');
+    const { ticket } = await issueTicket(system.deps, {
+      sub: String(claims.sub),
+      username: String(claims.username),
+      roles: claims.roles as string[],
+      jti: String(claims.jti),
+      sid: String(claims.sid),
+      iat: Number(claims.iat),
+      exp: Number(claims.exp),
+    });
+    await quiet();
+    const cy = await openClient(system.wsUrl, { query: { ticket } });
+    const calls = authorizerCalls();
+    expect(calls.map((c) => c.name).sort()).toEqual(['BatchGetItemCommand', 'PutItemCommand']);
+    expect(calls.every((c) => c.depth === 1)).toBe(true);
+    await cy.close();
+  });
+});
+
+describe('chat message budget', () => {
+  it('makes at most two DynamoDB round trips before the first PostToConnection: UpdateItem + BatchGetItem, then one Query', async () => {
+    const room = freshRoom();
+    const [bea, cy] = await inRoom(room, ['bea', 'cyd']);
+    await quiet();
+    (bea as Client).send({ type: 'message', room, text: 'budget', id: 'b' });
+    await (bea as Client).next(is('ack'));
+    await (cy as Client).next(is('message', { text: 'budget' }));
+
+    const firstPost = probe.calls.findIndex((c) => c.kind === 'post');
+    expect(firstPost).toBeGreaterThan(-1);
+    const before = probe.calls.slice(0, firstPost);
+    expect(before.map((c) => c.name).sort()).toEqual([
+      'BatchGetItemCommand',
+      'QueryCommand',
+      'UpdateItemCommand',
+    ]);
+    expect(Math.max(...before.map((c) => c.depth))).toBeLessThanOrEqual(2);
+    expect(probe.calls[firstPost]?.depth).toBeLessThanOrEqual(3);
+    expect(probe.db().some((c) => c.name === 'ScanCommand')).toBe(false);
+  });
+});
+
+describe('fan-out is proportional to the room', () => {
+  it('posts once per member socket of the room and to nobody else, whatever the other rooms hold', async () => {
+    const small = freshRoom();
+    const big = freshRoom();
+    const smallRoom = await inRoom(small, ['bea', 'cyd']);
+    const bigRoom = await inRoom(big, ['dot', 'eve', 'fay', 'gus']);
+    const idle = await connect('hal');
+
+    await quiet();
+    await (smallRoom[0] as Client).request({ type: 'message', room: small, text: 'to two' });
+    for (const c of smallRoom) await c.next(is('message', { text: 'to two' }));
+    const smallPosts = probe.calls.filter((c) => c.kind === 'post');
+    expect(smallPosts).toHaveLength(2);
+    const queries = probe.db().filter((c) => c.name === 'QueryCommand');
+    expect(queries).toHaveLength(1);
+    expect(probe.db().some((c) => c.name === 'ScanCommand')).toBe(false);
+    await Promise.all([...bigRoom, idle].map((c) => c.expectNone(is('message'), 200)));
+
+    await quiet();
+    await (bigRoom[0] as Client).request({ type: 'message', room: big, text: 'to four' });
+    for (const c of bigRoom) await c.next(is('message', { text: 'to four' }));
+    expect(probe.calls.filter((c) => c.kind === 'post')).toHaveLength(4);
+    await Promise.all([...smallRoom, idle].map((c) => c.expectNone(is('message', { text: 'to four' }), 200)));
+  });
+});
