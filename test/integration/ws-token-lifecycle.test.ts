@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { revokeAccessToken } from '../../lambdas/core/access.ts';
+import { revokeAccessToken, revokeUserTokens } from '../../lambdas/core/access.ts';
 import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
 import { type Client, is, openClient, refusalStatus, terminateAll, until } from '../support/ws-client.ts';
 
@@ -310,5 +310,21 @@ describe('a revocation whose push was missed', () => {
     await system.sweep();
     await expectServerClose(socket, 'token_revoked');
     await expectStillOpen(bystander);
+  });
+
+  it('revoking every token of a user issued before now closes the user’s sockets and refuses their tokens', async () => {
+    const rita = await registerAndLogin(system, 'rita');
+    const sam = await registerAndLogin(system, 'sam');
+    const socket = await connect(rita.access_token);
+    const bystander = await connect(sam.access_token);
+    await revokeUserTokens(system.deps, String(decodeJwt(rita.access_token).sub));
+    await system.sweep();
+    await expectServerClose(socket, 'token_revoked');
+    await expectStillOpen(bystander);
+    expect(await refusalStatus(system.wsUrl, { protocols: ['jwt', rita.access_token] })).toBe(401);
+    system.clock.advance(1);
+    const fresh = await login('rita');
+    const again = await connect(fresh.access_token);
+    await expectStillOpen(again);
   });
 });
