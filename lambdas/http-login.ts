@@ -1,5 +1,5 @@
-import { login } from './core/auth.ts';
 import type { Deps } from './core/deps.ts';
+import { login } from './core/login.ts';
 import { warmUpPasswordCheck } from './core/passwords.ts';
 import { httpRoute, json } from './edge/http.ts';
 import { lambdaEntry } from './runtime.ts';

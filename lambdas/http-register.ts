@@ -1,5 +1,5 @@
-import { register } from './core/auth.ts';
 import type { Deps } from './core/deps.ts';
+import { register } from './core/login.ts';
 import { httpRoute, json } from './edge/http.ts';
 import { lambdaEntry } from './runtime.ts';
 

@@ -1,25 +1,20 @@
-import { DeleteItemCommand } from '@aws-sdk/client-dynamodb';
 import {
   accessDenial,
   accessRefs,
   accessStateFrom,
-  blockId,
-  putBlock,
   readAccessState,
   revokeAccessToken,
   revokedId,
   revokeSidTokens,
 } from './access.ts';
 import { nowS } from './clock.ts';
-import { counterId, incrementCounter, secondsLeft, windowAt } from './counters.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
-import { hashPassword, PASSWORD_MAX, validatePassword, verifyPassword } from './passwords.ts';
 import { createSession, revokeSession, rotateSession } from './sessions.ts';
 import { closeSessionSockets } from './sockets.ts';
-import { batchGet, isLive, num, S, storeCall } from './store.ts';
+import { batchGet, isLive, num, S } from './store.ts';
 import { type AccessClaims, issueAccessToken, verifyAccessToken } from './tokens.ts';
-import { createUser, normalizeUsername, userFromItem, userKey } from './users.ts';
+import { userFromItem, userKey } from './users.ts';
 
 /** The body of a successful login, refresh or token exchange. */
 export interface TokenPair {
@@ -32,147 +27,6 @@ export interface TokenPair {
 export interface Caller {
   /** Source IP (normalized), when known. */
   readonly ip: string | undefined;
-}
-
-/** Registers a user with the `user` role. */
-export async function register(
-  deps: Deps,
-  body: Record<string, unknown>,
-  caller: Caller,
-): Promise<{ username: string }> {
-  const username = normalizeUsername(body.username);
-  if (!username) throw new AppError('invalid_request', 'username must be 3-32 of a-z, 0-9, _ . -');
-  const password = validatePassword(body.password);
-  if (caller.ip) {
-    const state = await readAccessState(deps, { ip: caller.ip });
-    const denial = accessDenial(state);
-    if (denial) throw denial;
-  }
-  const user = await createUser(deps, { username, passwordHash: await hashPassword(password) });
-  deps.audit('info', 'auth.register', { username, sub: user.sub, ip: caller.ip });
-  return { username };
-}
-
-const loginScope = {
-  user: (username: string) => `login#user#${username}`,
-  ip: (ip: string) => `login#ip#${ip}`,
-};
-/** Failed logins and refused handshakes from one IP, for `ipBlockAfterFailures`. */
-export const ipFailureScope = (ip: string) => `fail#ip#${ip}`;
-
-/**
- * Checks a username and password. One round trip reads the user, both failure
- * counters and both blocks; an unknown user is checked against a dummy hash so it
- * costs the same as a wrong password and gets the same answer.
- */
-export async function login(deps: Deps, body: Record<string, unknown>, caller: Caller): Promise<TokenPair> {
-  if (typeof body.username !== 'string' || typeof body.password !== 'string') {
-    throw new AppError('invalid_request', 'username and password are required strings');
-  }
-  const { settings, tables } = deps;
-  const username = normalizeUsername(body.username) ?? '';
-  const now = nowS(deps.clock);
-  const window = windowAt(now, settings.loginFailureWindowS);
-  const userScope = loginScope.user(username || '-');
-  const ipScope = caller.ip ? loginScope.ip(caller.ip) : undefined;
-
-  const access = { username: username || undefined, ip: caller.ip };
-  const [userItem, userFailures, ipFailures, ...accessRows] = await batchGet(
-    deps.db,
-    [
-      { table: tables.users, key: userKey(username || '-') },
-      { table: tables.counters, key: { id: S(counterId(userScope, window)) } },
-      { table: tables.counters, key: { id: S(counterId(ipScope ?? 'login#ip#-', window)) } },
-      ...accessRefs(deps, access),
-    ],
-    { consistent: true },
-  );
-  const state = accessStateFrom(access, accessRows, now);
-  if (state.ipBlock) {
-    deps.audit('warn', 'auth.login_failed', { username, ip: caller.ip, reason: 'ip_blocked' });
-    throw new AppError('forbidden', 'logins from this address are blocked');
-  }
-  const count = (item: typeof userFailures) => (isLive(item, now) ? (num(item, 'count') ?? 0) : 0);
-  if (
-    count(userFailures) >= settings.loginMaxFailures ||
-    (ipScope && count(ipFailures) >= settings.loginMaxFailuresPerIp)
-  ) {
-    deps.audit('warn', 'auth.login_failed', { username, ip: caller.ip, reason: 'rate_limited' });
-    throw new AppError('rate_limited', 'too many failed logins; try again later', {
-      retryAfterS: secondsLeft(window, now),
-    });
-  }
-
-  const user = userItem ? userFromItem(userItem) : undefined;
-  const password = body.password.normalize('NFC');
-  const ok = [...password].length <= PASSWORD_MAX && (await verifyPassword(user?.passwordHash, password));
-  if (!ok || !user) {
-    await recordLoginFailure(deps, { userScope, ipScope, ip: caller.ip, window });
-    deps.audit('warn', 'auth.login_failed', {
-      username,
-      ip: caller.ip,
-      reason: user ? 'bad_password' : 'unknown_user',
-    });
-    throw new AppError('invalid_credentials', 'invalid username or password');
-  }
-  if (state.userBlock) {
-    deps.audit('warn', 'auth.login_failed', { username, ip: caller.ip, reason: 'blocked' });
-    throw new AppError('forbidden', 'this user is blocked');
-  }
-
-  const [pair] = await Promise.all([
-    issueTokenPair(deps, user),
-    storeCall(
-      'reset failures',
-      (db) =>
-        db.send(
-          new DeleteItemCommand({ TableName: tables.counters, Key: { id: S(counterId(userScope, window)) } }),
-        ),
-      deps.db,
-    ),
-  ]);
-  deps.audit('info', 'auth.login', { username, sub: user.sub, ip: caller.ip });
-  return pair;
-}
-
-async function recordLoginFailure(
-  deps: Deps,
-  f: {
-    userScope: string;
-    ipScope: string | undefined;
-    ip: string | undefined;
-    window: ReturnType<typeof windowAt>;
-  },
-): Promise<void> {
-  await Promise.all([
-    incrementCounter(deps, f.userScope, f.window),
-    f.ipScope ? incrementCounter(deps, f.ipScope, f.window) : undefined,
-    f.ip ? recordIpFailure(deps, f.ip, 'login_failures') : undefined,
-  ]);
-}
-
-/**
- * Counts a failure against an IP (failed login, refused handshake) and blocks the IP
- * for `blockDurationS` once `ipBlockAfterFailures` is reached. Off when that is 0.
- */
-export async function recordIpFailure(deps: Deps, ip: string, reason: string): Promise<void> {
-  const { ipBlockAfterFailures, loginFailureWindowS, blockDurationS } = deps.settings;
-  if (ipBlockAfterFailures === 0) return;
-  const failures = await incrementCounter(
-    deps,
-    ipFailureScope(ip),
-    windowAt(nowS(deps.clock), loginFailureWindowS),
-  );
-  if (failures === ipBlockAfterFailures) {
-    await putBlock(deps, blockId.ip(ip), blockDurationS, reason, 'system');
-    deps.audit('warn', 'ip.blocked', {
-      ip,
-      reason,
-      count: failures,
-      durationS: blockDurationS,
-      by: 'system',
-    });
-  }
 }
 
 /** Issues an access token and the first refresh token of a new family. */

@@ -1,9 +1,9 @@
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { accessRefs, accessStateFrom, revokedId } from './access.ts';
-import { recordIpFailure } from './auth.ts';
 import { nowS } from './clock.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
+import { recordIpFailure } from './ip-failures.ts';
 import { isOriginAllowed } from './origin.ts';
 import { batchGet, isConditionFailure, N, S, storeCall } from './store.ts';
 import { type AccessClaims, verifyAccessToken, verifyTicket } from './tokens.ts';

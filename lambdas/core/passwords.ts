@@ -16,11 +16,13 @@ export const PASSWORD_MAX = 256;
 /** Checks length in characters (code points), as users count them. */
 export function validatePassword(password: unknown): string {
   if (typeof password !== 'string') throw new AppError('invalid_request', 'password must be a string');
-  const length = [...password].length;
+  // Counted as stored: after NFC, so decomposed accents do not pad a short password.
+  const normalized = password.normalize('NFC');
+  const length = [...normalized].length;
   if (length < PASSWORD_MIN || length > PASSWORD_MAX) {
     throw new AppError('invalid_request', `password must be ${PASSWORD_MIN}-${PASSWORD_MAX} characters`);
   }
-  return password.normalize('NFC');
+  return normalized;
 }
 
 export function hashPassword(password: string): Promise<string> {

@@ -1,5 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { createLocalJWKSet, errors, type JWK, type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import {
+  type CryptoKey,
+  createLocalJWKSet,
+  errors,
+  type FlattenedJWSInput,
+  type JWK,
+  type JWSHeaderParameters,
+  type JWTPayload,
+  jwtVerify,
+  SignJWT,
+} from 'jose';
 import { type Clock, nowS } from './clock.ts';
 import { AppError } from './errors.ts';
 import { type KeySource, TOKEN_ALG } from './keys.ts';
@@ -8,6 +18,11 @@ import type { Settings } from './settings.ts';
 export const ACCESS_TOKEN_TYP = 'at+jwt';
 /** Longer input is refused before any parsing: our tokens are well under 1 KB. */
 export const MAX_TOKEN_LENGTH = 4096;
+/**
+ * Three base64url parts and nothing else. jose decodes with atob on Node 20, which
+ * ignores whitespace and padding: without this, altered strings of one token would verify.
+ */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 const USERNAME_PATTERN = /^[a-z0-9_.-]{1,64}$/;
 const ROLE_PATTERN = /^[a-z0-9_-]{1,32}$/;
@@ -71,7 +86,7 @@ export async function issueAccessToken(
  * @example const claims = await verifyAccessToken(deps, bearer)
  */
 export async function verifyAccessToken(deps: TokenDeps, token: unknown): Promise<AccessClaims> {
-  if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+  if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) {
     throw new AppError('invalid_token', 'the token is missing or malformed');
   }
   let payload: JWTPayload;
@@ -96,13 +111,18 @@ export async function verifyAccessToken(deps: TokenDeps, token: unknown): Promis
 }
 
 // One verifier per key set (key sources return the same array until keys change), not per call.
-const verifiers = new WeakMap<readonly JWK[], ReturnType<typeof createLocalJWKSet>>();
-function verifierFor(keys: readonly JWK[]): ReturnType<typeof createLocalJWKSet> {
-  let verifier = verifiers.get(keys);
-  if (!verifier) {
-    verifier = createLocalJWKSet({ keys: [...keys] });
-    verifiers.set(keys, verifier);
-  }
+type KeyLookup = (header: JWSHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey>;
+const verifiers = new WeakMap<readonly JWK[], KeyLookup>();
+function verifierFor(keys: readonly JWK[]): KeyLookup {
+  const cached = verifiers.get(keys);
+  if (cached) return cached;
+  const set = createLocalJWKSet({ keys: [...keys] });
+  // Our tokens always name their key: without a kid jose would try every key of the set.
+  const verifier: KeyLookup = (header, token) => {
+    if (typeof header.kid !== 'string') throw new AppError('invalid_token', 'the token names no key');
+    return set(header, token);
+  };
+  verifiers.set(keys, verifier);
   return verifier;
 }
 
@@ -121,7 +141,9 @@ function claimsOf(payload: JWTPayload): AccessClaims {
     roles.length <= 16 &&
     roles.every((r) => typeof r === 'string' && ROLE_PATTERN.test(r)) &&
     typeof iat === 'number' &&
-    typeof exp === 'number';
+    Number.isFinite(iat) &&
+    typeof exp === 'number' &&
+    Number.isFinite(exp);
   if (!ok) throw new AppError('invalid_token', 'the token is not valid');
   return { sub, jti, sid, username, roles: roles as string[], iat, exp };
 }
@@ -166,7 +188,7 @@ export async function issueTicket(
 
 /** Verifies a ticket like an access token, pinned to the ticket `typ` and a 30-second age. */
 export async function verifyTicket(deps: TokenDeps, ticket: unknown): Promise<TicketClaims> {
-  if (typeof ticket !== 'string' || ticket.length === 0 || ticket.length > MAX_TOKEN_LENGTH) {
+  if (typeof ticket !== 'string' || ticket.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(ticket)) {
     throw new AppError('invalid_token', 'the ticket is missing or malformed');
   }
   let payload: JWTPayload;
