@@ -1,8 +1,11 @@
-import { connectionsOfUser, deleteConnectionRows, putConnection } from './core/connections.ts';
+import { connectionsOfUser, putConnection, removeConnection } from './core/connections.ts';
 import type { Deps } from './core/deps.ts';
 import { identityOf, offeredProtocols, sourceIp } from './edge/ws.ts';
 import type { WsProxyEvent, WsProxyResult } from './edge/ws-types.ts';
 import { lambdaEntry } from './runtime.ts';
+
+/** API Gateway's integration timeout: a younger row may belong to a handshake still in progress. */
+const STALE_AFTER_MS = 30_000;
 
 /**
  * `$connect`: stores the socket (user, token ids, live `exp`, IP) and answers the
@@ -23,17 +26,26 @@ export function makeConnectHandler(deps: Deps) {
       putConnection(deps, connection),
       connectionsOfUser(deps, id.username),
     ]);
-    const others = existing.filter((c) => c.connectionId !== id.connectionId);
-    if (others.length >= deps.settings.maxConnectionsPerUser) {
+    // Only sockets that came before this one count, so overlapping handshakes admit
+    // at most the first N (never more), and none of them can judge another stale.
+    const mine = connection.connectedAt;
+    const earlier = existing.filter(
+      (c) =>
+        c.connectionId !== id.connectionId &&
+        (c.connectedAt < mine || (c.connectedAt === mine && c.connectionId < id.connectionId)),
+    );
+    if (earlier.length >= deps.settings.maxConnectionsPerUser) {
       const live = await Promise.all(
-        others.map(async (c) => {
-          if (!deps.api || (await deps.api.exists(c.connectionId).catch(() => true))) return true;
-          await deleteConnectionRows(deps, c.connectionId, c.rooms);
+        earlier.map(async (c) => {
+          // A socket still inside its own $connect answers 410 too: only older rows can be stale.
+          if (!deps.api || mine - c.connectedAt < STALE_AFTER_MS) return true;
+          if (await deps.api.exists(c.connectionId).catch(() => true)) return true;
+          await removeConnection(deps, c.connectionId);
           return false;
         }),
       );
       if (live.filter(Boolean).length >= deps.settings.maxConnectionsPerUser) {
-        await deleteConnectionRows(deps, id.connectionId, []);
+        await removeConnection(deps, id.connectionId);
         deps.audit('warn', 'ws.denied', {
           username: id.username,
           sub: id.sub,

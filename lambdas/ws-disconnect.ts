@@ -1,6 +1,5 @@
-import { deleteConnectionRows, getConnection, roomMembers } from './core/connections.ts';
 import type { Deps } from './core/deps.ts';
-import { sendToConnections } from './core/sockets.ts';
+import { forgetConnection } from './core/sockets.ts';
 import { identityOf } from './edge/ws.ts';
 import type { WsProxyEvent, WsProxyResult } from './edge/ws-types.ts';
 import { lambdaEntry } from './runtime.ts';
@@ -12,19 +11,7 @@ import { lambdaEntry } from './runtime.ts';
 export function makeDisconnectHandler(deps: Deps) {
   return async (event: WsProxyEvent): Promise<WsProxyResult> => {
     const id = identityOf(event);
-    const conn = await getConnection(deps, id.connectionId);
-    const rooms = conn?.rooms ?? [];
-    await deleteConnectionRows(deps, id.connectionId, rooms);
-    await Promise.all(
-      rooms.map(async (room) => {
-        const members = await roomMembers(deps, room);
-        await sendToConnections(
-          deps,
-          members.map((m) => m.connectionId),
-          { type: 'member_left', room, username: id.username },
-        );
-      }),
-    );
+    await forgetConnection(deps, id.connectionId);
     const code = event.requestContext.disconnectStatusCode;
     deps.audit('info', 'ws.disconnect', {
       username: id.username,

@@ -61,10 +61,10 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
   ]);
   const [row, ...accessRows] = rows;
   const state = accessStateFrom(subject, accessRows, now);
-  if (!row || state.revoked) return close(deps, sender, undefined, 'token_revoked');
+  if (!row || state.revoked) return close(deps, sender, 'token_revoked');
   const conn = connectionFrom(row);
-  if (state.userBlock) return close(deps, sender, conn, 'blocked');
-  if (conn.exp + settings.clockSkewS <= now) return close(deps, sender, conn, 'token_expired');
+  if (state.userBlock) return close(deps, sender, 'blocked');
+  if (conn.exp + settings.clockSkewS <= now) return close(deps, sender, 'token_expired');
 
   const id = peekId(body);
   if (count > settings.rateLimitMax) {
@@ -104,14 +104,9 @@ export function peekId(body: string): ClientId | undefined {
 async function close(
   deps: Deps,
   sender: FrameSender,
-  conn: Connection | undefined,
   reason: 'token_revoked' | 'token_expired' | 'blocked',
 ): Promise<FrameReply> {
-  await closeConnection(
-    deps,
-    { connectionId: sender.connectionId, username: sender.username, rooms: conn?.rooms },
-    reason,
-  );
+  await closeConnection(deps, { connectionId: sender.connectionId, username: sender.username }, reason);
   return undefined;
 }
 

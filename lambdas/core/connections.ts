@@ -271,9 +271,10 @@ export async function deleteConnectionRows(
   deps: Store,
   connectionId: string,
   rooms: readonly string[],
+  options: { keepConnection?: boolean } = {},
 ): Promise<void> {
   let requests: WriteRequest[] = [
-    connectionKey(connectionId),
+    ...(options.keepConnection ? [] : [connectionKey(connectionId)]),
     ...rooms.map((r) => memberKey(r, connectionId)),
   ].map((Key) => ({
     DeleteRequest: { Key },
@@ -358,4 +359,30 @@ export async function deleteMembership(deps: Store, room: string, connectionId: 
       ),
     deps.db,
   );
+}
+
+/**
+ * Removes a socket exactly once: a DeleteItem returning the old row, so of all the
+ * paths racing to clean up one socket ($disconnect, a server close, a 410, the
+ * sweeper) only the one that really deleted it gets it back and tells its rooms.
+ * Its memberships go with it.
+ */
+export async function removeConnection(deps: Store, connectionId: string): Promise<Connection | undefined> {
+  const out = await storeCall(
+    'remove connection',
+    (db) =>
+      db.send(
+        new DeleteItemCommand({
+          TableName: deps.tables.connections,
+          Key: connectionKey(connectionId),
+          ReturnValues: 'ALL_OLD',
+        }),
+      ),
+    deps.db,
+  );
+  if (!out.Attributes) return undefined;
+  const removed = connectionFrom(out.Attributes);
+  if (removed.rooms.length > 0)
+    await deleteConnectionRows(deps, connectionId, removed.rooms, { keepConnection: true });
+  return removed;
 }

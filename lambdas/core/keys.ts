@@ -27,7 +27,7 @@ export interface StoredKey {
 }
 
 export interface StoredKeySet {
-  /** Newest first; the first signs, all verify. */
+  /** The first signs; all verify (on AWS: current, the next one published ahead of rotation, then retired ones). */
   keys: StoredKey[];
 }
 

@@ -1,9 +1,4 @@
-import {
-  connectionIdsOfSession,
-  connectionsOfUser,
-  deleteConnectionRows,
-  getConnection,
-} from './connections.ts';
+import { connectionIdsOfSession, connectionsOfUser, removeConnection, roomMembers } from './connections.ts';
 import type { Deps } from './deps.ts';
 
 export type CloseReason = 'token_expired' | 'token_revoked' | 'blocked';
@@ -28,14 +23,25 @@ async function mapLimit<T>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-/** Forgets a socket that API Gateway says is gone (410): its row and memberships. */
-export async function forgetConnection(
-  deps: SocketDeps,
-  connectionId: string,
-  knownRooms?: readonly string[],
-): Promise<void> {
-  const rooms = knownRooms ?? (await getConnection(deps, connectionId))?.rooms ?? [];
-  await deleteConnectionRows(deps, connectionId, rooms);
+/**
+ * Forgets a socket (closed, gone with 410, or swept): its row and memberships, and
+ * tells the rest of each of its rooms `member_left`. Safe to race: only the caller
+ * that actually removed the row sends anything.
+ */
+export async function forgetConnection(deps: SocketDeps, connectionId: string): Promise<void> {
+  const removed = await removeConnection(deps, connectionId);
+  if (!removed) return;
+  await Promise.all(
+    removed.rooms.map(async (room) => {
+      const members = await roomMembers(deps, room);
+      if (members.length === 0) return;
+      await sendToConnections(
+        deps,
+        members.map((m) => m.connectionId),
+        { type: 'member_left', room, username: removed.username },
+      );
+    }),
+  );
 }
 
 export interface Delivery {
@@ -80,7 +86,7 @@ export async function sendToConnections(
  */
 export async function closeConnection(
   deps: SocketDeps,
-  c: { connectionId: string; username?: string; rooms?: readonly string[] },
+  c: { connectionId: string; username?: string },
   reason: CloseReason,
 ): Promise<void> {
   const api = deps.api;
@@ -89,14 +95,14 @@ export async function closeConnection(
     if (await api.post(c.connectionId, JSON.stringify({ type: 'closing', reason })))
       await api.close(c.connectionId);
   } finally {
-    await forgetConnection(deps, c.connectionId, c.rooms);
+    await forgetConnection(deps, c.connectionId);
   }
   deps.audit('info', 'ws.closed_by_server', { connectionId: c.connectionId, username: c.username, reason });
 }
 
 async function closeAll(
   deps: SocketDeps,
-  targets: { connectionId: string; username?: string; rooms?: readonly string[] }[],
+  targets: { connectionId: string; username?: string }[],
   reason: CloseReason,
 ): Promise<number> {
   let closed = 0;

@@ -47,7 +47,7 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
             now - Math.floor(c.connectedAt / 1000) > MAX_SOCKET_AGE_S ||
             (deps.api && !(await deps.api.exists(c.connectionId)))
           ) {
-            await forgetConnection(deps, c.connectionId, c.rooms);
+            await forgetConnection(deps, c.connectionId);
             forgotten++;
           }
         } catch (err) {
