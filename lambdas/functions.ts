@@ -37,7 +37,10 @@ export interface FunctionSpec {
 }
 
 /** What closing sockets needs: find them (GSIs), read and delete their rows and memberships. */
-const CLOSE_SOCKETS = { connections: ['Query', 'GetItem', 'BatchWriteItem'] } as const;
+const CLOSE_SOCKETS = { connections: ['Query', 'DeleteItem', 'BatchWriteItem'] } as const;
+
+/** What authenticating a Bearer token reads: revocations and blocks, in one BatchGetItem. */
+const AUTHENTICATE = { revoked: ['BatchGetItem'], blocklist: ['BatchGetItem'] } as const;
 
 export const FUNCTIONS: readonly FunctionSpec[] = [
   {
@@ -167,5 +170,64 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     keys: 'none',
     manageConnections: true,
     timeoutS: 120,
+  },
+  {
+    name: 'http-ws-ticket',
+    description: 'POST /auth/ws-ticket',
+    httpRoutes: ['POST /auth/ws-ticket'],
+    tables: { ...AUTHENTICATE },
+    keys: 'sign',
+  },
+  {
+    name: 'http-admin-user-block',
+    description: 'POST and DELETE /admin/users/{username}/block',
+    httpRoutes: ['POST /admin/users/{username}/block', 'DELETE /admin/users/{username}/block'],
+    tables: {
+      users: ['GetItem'],
+      revoked: ['BatchGetItem'],
+      blocklist: ['BatchGetItem', 'PutItem', 'DeleteItem'],
+      ...CLOSE_SOCKETS,
+    },
+    keys: 'verify',
+    manageConnections: true,
+  },
+  {
+    name: 'http-admin-ip-block',
+    description: 'POST and DELETE /admin/ips/{ip}/block',
+    httpRoutes: ['POST /admin/ips/{ip}/block', 'DELETE /admin/ips/{ip}/block'],
+    tables: { revoked: ['BatchGetItem'], blocklist: ['BatchGetItem', 'PutItem', 'DeleteItem'] },
+    keys: 'verify',
+  },
+  {
+    name: 'http-admin-user-revoke',
+    description: 'POST /admin/users/{username}/revoke',
+    httpRoutes: ['POST /admin/users/{username}/revoke'],
+    tables: {
+      users: ['GetItem'],
+      revoked: ['BatchGetItem', 'PutItem'],
+      blocklist: ['BatchGetItem'],
+      ...CLOSE_SOCKETS,
+    },
+    keys: 'verify',
+    manageConnections: true,
+  },
+  {
+    name: 'http-admin-connections',
+    description: 'GET /admin/connections',
+    httpRoutes: ['GET /admin/connections'],
+    tables: { ...AUTHENTICATE, connections: ['Scan'] },
+    keys: 'verify',
+  },
+  {
+    name: 'http-admin-room-messages',
+    description: 'POST /admin/rooms/{room}/messages',
+    httpRoutes: ['POST /admin/rooms/{room}/messages'],
+    tables: {
+      ...AUTHENTICATE,
+      connections: ['Query', 'DeleteItem', 'BatchWriteItem'],
+      messages: ['PutItem'],
+    },
+    keys: 'verify',
+    manageConnections: true,
   },
 ];

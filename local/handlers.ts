@@ -1,5 +1,10 @@
 import type { Deps } from '../lambdas/core/deps.ts';
 import { FUNCTIONS } from '../lambdas/functions.ts';
+import { makeConnectionsHandler } from '../lambdas/http-admin-connections.ts';
+import { makeIpBlockHandler } from '../lambdas/http-admin-ip-block.ts';
+import { makeRoomMessagesHandler } from '../lambdas/http-admin-room-messages.ts';
+import { makeUserBlockHandler } from '../lambdas/http-admin-user-block.ts';
+import { makeUserRevokeHandler } from '../lambdas/http-admin-user-revoke.ts';
 import { makeHealthHandler } from '../lambdas/http-health.ts';
 import { makeJwksHandler } from '../lambdas/http-jwks.ts';
 import { makeLoginHandler } from '../lambdas/http-login.ts';
@@ -7,6 +12,7 @@ import { makeLogoutHandler } from '../lambdas/http-logout.ts';
 import { makeMeHandler } from '../lambdas/http-me.ts';
 import { makeRefreshHandler } from '../lambdas/http-refresh.ts';
 import { makeRegisterHandler } from '../lambdas/http-register.ts';
+import { makeWsTicketHandler } from '../lambdas/http-ws-ticket.ts';
 import { makeSweeperHandler } from '../lambdas/sweeper.ts';
 import { makeAuthorizerHandler } from '../lambdas/ws-authorizer.ts';
 import { makeConnectHandler } from '../lambdas/ws-connect.ts';
@@ -24,6 +30,12 @@ const HTTP_FACTORIES: Record<string, (deps: Deps) => HttpHandler> = {
   'http-me': makeMeHandler,
   'http-jwks': makeJwksHandler,
   'http-health': () => makeHealthHandler(),
+  'http-ws-ticket': makeWsTicketHandler,
+  'http-admin-user-block': makeUserBlockHandler,
+  'http-admin-ip-block': makeIpBlockHandler,
+  'http-admin-user-revoke': makeUserRevokeHandler,
+  'http-admin-connections': makeConnectionsHandler,
+  'http-admin-room-messages': makeRoomMessagesHandler,
 };
 
 const WS_FACTORIES: Record<string, (deps: Deps) => (event: never) => Promise<unknown>> = {

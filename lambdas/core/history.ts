@@ -13,6 +13,14 @@ export interface ChatMessage {
 
 type Store = Pick<Deps, 'db' | 'tables' | 'settings'>;
 
+// Orders messages saved in the same millisecond by one container as they were sent
+// (ties across containers fall back to the random id).
+let sequence = 0;
+function nextSequence(): string {
+  sequence = (sequence + 1) % 1e9;
+  return String(sequence).padStart(9, '0');
+}
+
 /** Keeps a message in its room's history for `historyTtlS` (nothing is kept when that is 0). */
 export async function saveMessage(deps: Store, m: ChatMessage): Promise<void> {
   if (deps.settings.historyTtlS === 0) return;
@@ -24,7 +32,7 @@ export async function saveMessage(deps: Store, m: ChatMessage): Promise<void> {
           TableName: deps.tables.messages,
           Item: {
             room: S(m.room),
-            sk: S(`${String(m.ts).padStart(15, '0')}#${m.messageId}`),
+            sk: S(`${String(m.ts).padStart(15, '0')}#${nextSequence()}#${m.messageId}`),
             from: S(m.from),
             text: S(m.text),
             ts: N(m.ts),

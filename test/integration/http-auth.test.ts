@@ -5,7 +5,11 @@ import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '..
 let system: TestSystem;
 
 beforeAll(async () => {
-  system = await startTestSystem({ LOGIN_MAX_FAILURES: '3', LOGIN_MAX_FAILURES_PER_IP: '8', ACCESS_TOKEN_TTL_S: '300' });
+  system = await startTestSystem({
+    LOGIN_MAX_FAILURES: '3',
+    LOGIN_MAX_FAILURES_PER_IP: '8',
+    ACCESS_TOKEN_TTL_S: '300',
+  });
 });
 afterAll(async () => {
   await system.close();
@@ -13,7 +17,9 @@ afterAll(async () => {
 
 describe('POST /auth/register', () => {
   it('creates a user, lower-casing the name', async () => {
-    const res = await system.request('POST', '/auth/register', { body: { username: 'Reg.User_1', password: PASSWORD } });
+    const res = await system.request('POST', '/auth/register', {
+      body: { username: 'Reg.User_1', password: PASSWORD },
+    });
     expect(res.status).toBe(201);
     expect(res.body).toEqual({ username: 'reg.user_1' });
     expect(system.audit.some((l) => l.event === 'auth.register' && l.username === 'reg.user_1')).toBe(true);
@@ -21,11 +27,15 @@ describe('POST /auth/register', () => {
 
   it('refuses a taken name with 409 conflict, whatever its case', async () => {
     await system.request('POST', '/auth/register', { body: { username: 'taken', password: PASSWORD } });
-    const res = await system.request('POST', '/auth/register', { body: { username: 'TAKEN', password: PASSWORD } });
+    const res = await system.request('POST', '/auth/register', {
+      body: { username: 'TAKEN', password: PASSWORD },
+    });
     expect(res.status).toBe(409);
     expect(res.body.error).toBe('conflict');
     // The first account still logs in with its own password.
-    const login = await system.request('POST', '/auth/login', { body: { username: 'taken', password: PASSWORD } });
+    const login = await system.request('POST', '/auth/login', {
+      body: { username: 'taken', password: PASSWORD },
+    });
     expect(login.status).toBe(200);
   });
 
@@ -86,8 +96,12 @@ describe('POST /auth/login', () => {
 
   it('gives an unknown user and a wrong password the same 401 body', async () => {
     await registerAndLogin(system, 'same_body');
-    const wrong = await system.request('POST', '/auth/login', { body: { username: 'same_body', password: 'not the password!' } });
-    const unknown = await system.request('POST', '/auth/login', { body: { username: 'nobody_here', password: 'not the password!' } });
+    const wrong = await system.request('POST', '/auth/login', {
+      body: { username: 'same_body', password: 'not the password!' },
+    });
+    const unknown = await system.request('POST', '/auth/login', {
+      body: { username: 'nobody_here', password: 'not the password!' },
+    });
     expect(wrong.status).toBe(401);
     expect(unknown.status).toBe(401);
     expect(wrong.body).toEqual({ error: 'invalid_credentials', message: expect.any(String) });
@@ -103,28 +117,43 @@ describe('POST /auth/login', () => {
   it('throttles one username after loginMaxFailures failures, even with the right password, then lets it in after the window', async () => {
     await registerAndLogin(system, 'throttled');
     for (let i = 0; i < 3; i++) {
-      const res = await system.request('POST', '/auth/login', { body: { username: 'throttled', password: 'wrong password!!' } });
+      const res = await system.request('POST', '/auth/login', {
+        body: { username: 'throttled', password: 'wrong password!!' },
+      });
       expect(res.status).toBe(401);
     }
-    const limited = await system.request('POST', '/auth/login', { body: { username: 'throttled', password: PASSWORD } });
+    const limited = await system.request('POST', '/auth/login', {
+      body: { username: 'throttled', password: PASSWORD },
+    });
     expect(limited.status).toBe(429);
     expect(limited.body.error).toBe('rate_limited');
     const retryAfter = Number(limited.headers.get('retry-after'));
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(900);
     // Another user from the same IP is not held back by this username's failures.
-    expect((await system.request('POST', '/auth/login', { body: { username: 'login_ok', password: PASSWORD } })).status).toBe(200);
+    expect(
+      (await system.request('POST', '/auth/login', { body: { username: 'login_ok', password: PASSWORD } }))
+        .status,
+    ).toBe(200);
     system.clock.advance(retryAfter);
-    expect((await system.request('POST', '/auth/login', { body: { username: 'throttled', password: PASSWORD } })).status).toBe(200);
+    expect(
+      (await system.request('POST', '/auth/login', { body: { username: 'throttled', password: PASSWORD } }))
+        .status,
+    ).toBe(200);
   });
 
   it('resets a username failure count on success', async () => {
     await registerAndLogin(system, 'resets');
     for (let round = 0; round < 2; round++) {
       for (let i = 0; i < 2; i++) {
-        await system.request('POST', '/auth/login', { body: { username: 'resets', password: 'wrong password!!' } });
+        await system.request('POST', '/auth/login', {
+          body: { username: 'resets', password: 'wrong password!!' },
+        });
       }
-      expect((await system.request('POST', '/auth/login', { body: { username: 'resets', password: PASSWORD } })).status).toBe(200);
+      expect(
+        (await system.request('POST', '/auth/login', { body: { username: 'resets', password: PASSWORD } }))
+          .status,
+      ).toBe(200);
     }
   });
 });
@@ -135,11 +164,23 @@ describe('per-IP login throttling', () => {
     try {
       await registerAndLogin(ipSystem, 'ip_victim');
       for (let i = 0; i < 3; i++) {
-        await ipSystem.request('POST', '/auth/login', { body: { username: `spray_${i}`, password: 'wrong password!!' } });
+        await ipSystem.request('POST', '/auth/login', {
+          body: { username: `spray_${i}`, password: 'wrong password!!' },
+        });
       }
-      expect((await ipSystem.request('POST', '/auth/login', { body: { username: 'ip_victim', password: PASSWORD } })).status).toBe(200);
-      await ipSystem.request('POST', '/auth/login', { body: { username: 'spray_x', password: 'wrong password!!' } });
-      const res = await ipSystem.request('POST', '/auth/login', { body: { username: 'ip_victim', password: PASSWORD } });
+      expect(
+        (
+          await ipSystem.request('POST', '/auth/login', {
+            body: { username: 'ip_victim', password: PASSWORD },
+          })
+        ).status,
+      ).toBe(200);
+      await ipSystem.request('POST', '/auth/login', {
+        body: { username: 'spray_x', password: 'wrong password!!' },
+      });
+      const res = await ipSystem.request('POST', '/auth/login', {
+        body: { username: 'ip_victim', password: PASSWORD },
+      });
       expect(res.status).toBe(429);
       expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
     } finally {
@@ -152,14 +193,24 @@ describe('per-IP login throttling', () => {
     try {
       await registerAndLogin(ipSystem, 'ip_block_me');
       for (let i = 0; i < 3; i++) {
-        await ipSystem.request('POST', '/auth/login', { body: { username: 'ip_block_me', password: 'wrong password!!' } });
+        await ipSystem.request('POST', '/auth/login', {
+          body: { username: 'ip_block_me', password: 'wrong password!!' },
+        });
       }
-      const res = await ipSystem.request('POST', '/auth/login', { body: { username: 'ip_block_me', password: PASSWORD } });
+      const res = await ipSystem.request('POST', '/auth/login', {
+        body: { username: 'ip_block_me', password: PASSWORD },
+      });
       expect(res.status).toBe(403);
       expect(res.body.error).toBe('forbidden');
       expect(ipSystem.audit.some((l) => l.event === 'ip.blocked' && l.ip === '127.0.0.1')).toBe(true);
       ipSystem.clock.advance(3601);
-      expect((await ipSystem.request('POST', '/auth/login', { body: { username: 'ip_block_me', password: PASSWORD } })).status).toBe(200);
+      expect(
+        (
+          await ipSystem.request('POST', '/auth/login', {
+            body: { username: 'ip_block_me', password: PASSWORD },
+          })
+        ).status,
+      ).toBe(200);
     } finally {
       await ipSystem.close();
     }
@@ -169,7 +220,9 @@ describe('per-IP login throttling', () => {
 describe('POST /auth/refresh', () => {
   it('rotates: the new pair works and the old refresh token is spent', async () => {
     const first = await registerAndLogin(system, 'rotator');
-    const res = await system.request('POST', '/auth/refresh', { body: { refresh_token: first.refresh_token } });
+    const res = await system.request('POST', '/auth/refresh', {
+      body: { refresh_token: first.refresh_token },
+    });
     expect(res.status).toBe(200);
     expect(res.body.token_type).toBe('Bearer');
     expect(res.body.refresh_token).not.toBe(first.refresh_token);
@@ -180,24 +233,39 @@ describe('POST /auth/refresh', () => {
 
   it('revokes the whole family, access tokens included, when a spent refresh token comes back', async () => {
     const first = await registerAndLogin(system, 'victim');
-    const second = (await system.request('POST', '/auth/refresh', { body: { refresh_token: first.refresh_token } })).body;
-    const replay = await system.request('POST', '/auth/refresh', { body: { refresh_token: first.refresh_token } });
+    const second = (
+      await system.request('POST', '/auth/refresh', { body: { refresh_token: first.refresh_token } })
+    ).body;
+    const replay = await system.request('POST', '/auth/refresh', {
+      body: { refresh_token: first.refresh_token },
+    });
     expect(replay.status).toBe(401);
     expect(replay.body.error).toBe('invalid_token');
     expect(system.audit.some((l) => l.event === 'auth.refresh_reuse' && l.username === 'victim')).toBe(true);
     // The thief's (or the victim's) newer tokens of that family are dead too.
-    expect((await system.request('POST', '/auth/refresh', { body: { refresh_token: second.refresh_token } })).status).toBe(401);
-    expect((await system.request('GET', '/auth/me', { token: second.access_token as string })).status).toBe(401);
+    expect(
+      (await system.request('POST', '/auth/refresh', { body: { refresh_token: second.refresh_token } }))
+        .status,
+    ).toBe(401);
+    expect((await system.request('GET', '/auth/me', { token: second.access_token as string })).status).toBe(
+      401,
+    );
     expect((await system.request('GET', '/auth/me', { token: first.access_token })).status).toBe(401);
     // Other sessions of the user are untouched.
-    const other = await system.request('POST', '/auth/login', { body: { username: 'victim', password: PASSWORD } });
-    expect((await system.request('GET', '/auth/me', { token: other.body.access_token as string })).status).toBe(200);
+    const other = await system.request('POST', '/auth/login', {
+      body: { username: 'victim', password: PASSWORD },
+    });
+    expect(
+      (await system.request('GET', '/auth/me', { token: other.body.access_token as string })).status,
+    ).toBe(200);
   });
 
   it('lets only one of two concurrent refreshes with the same token win', async () => {
     const pair = await registerAndLogin(system, 'racer');
     const results = await Promise.all(
-      [0, 1].map(() => system.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } })),
+      [0, 1].map(() =>
+        system.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } }),
+      ),
     );
     expect(results.map((r) => r.status).sort()).toEqual([200, 401]);
   });
@@ -207,7 +275,10 @@ describe('POST /auth/refresh', () => {
     ['a number', 42],
     ['garbage', 'not-a-token'],
     ['an access token', 'eyJhbGciOiJFZERTQSJ9.e30.sig'],
-    ['a well-formed token for an unknown family', `rt1.00000000-0000-4000-8000-000000000000.${'A'.repeat(43)}`],
+    [
+      'a well-formed token for an unknown family',
+      `rt1.00000000-0000-4000-8000-000000000000.${'A'.repeat(43)}`,
+    ],
   ];
   for (const [name, token] of badTokens) {
     it(`refuses ${name} with 401 invalid_token`, async () => {
@@ -220,15 +291,21 @@ describe('POST /auth/refresh', () => {
   it('refuses a forged secret for a real family without revoking it', async () => {
     const pair = await registerAndLogin(system, 'forged_rt');
     const sid = decodeJwt(pair.access_token).sid as string;
-    const forged = await system.request('POST', '/auth/refresh', { body: { refresh_token: `rt1.${sid}.${'B'.repeat(43)}` } });
+    const forged = await system.request('POST', '/auth/refresh', {
+      body: { refresh_token: `rt1.${sid}.${'B'.repeat(43)}` },
+    });
     expect(forged.status).toBe(401);
-    expect((await system.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } })).status).toBe(200);
+    expect(
+      (await system.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } })).status,
+    ).toBe(200);
   });
 
   it('refuses a refresh token after its lifetime', async () => {
     const pair = await registerAndLogin(system, 'rt_expiry');
     system.clock.advance(7 * 86_400 + 1);
-    const res = await system.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } });
+    const res = await system.request('POST', '/auth/refresh', {
+      body: { refresh_token: pair.refresh_token },
+    });
     expect(res.status).toBe(401);
   });
 });
@@ -254,7 +331,9 @@ describe('POST /auth/logout and GET /auth/me', () => {
     const me = await system.request('GET', '/auth/me', { token: pair.access_token });
     expect(me.status).toBe(401);
     expect(me.body.error).toBe('invalid_token');
-    expect((await system.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } })).status).toBe(401);
+    expect(
+      (await system.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } })).status,
+    ).toBe(401);
     expect((await system.request('POST', '/auth/logout', { token: pair.access_token })).status).toBe(401);
     const lines = system.audit.filter((l) => l.username === 'leaver').map((l) => l.event);
     expect(lines).toEqual(expect.arrayContaining(['auth.logout', 'token.revoked']));
@@ -290,7 +369,9 @@ describe('POST /auth/logout and GET /auth/me', () => {
 
   it('accepts the Bearer scheme in any case', async () => {
     const pair = await registerAndLogin(system, 'bearer_case');
-    const res = await system.request('GET', '/auth/me', { headers: { authorization: `bearer ${pair.access_token}` } });
+    const res = await system.request('GET', '/auth/me', {
+      headers: { authorization: `bearer ${pair.access_token}` },
+    });
     expect(res.status).toBe(200);
   });
 });
@@ -327,7 +408,9 @@ describe('audit log', () => {
   it('never contains a token or a password', async () => {
     const pair = await registerAndLogin(system, 'secretive');
     await system.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } });
-    await system.request('POST', '/auth/login', { body: { username: 'secretive', password: 'wrong password!!' } });
+    await system.request('POST', '/auth/login', {
+      body: { username: 'secretive', password: 'wrong password!!' },
+    });
     const all = system.auditText.join('\n');
     expect(all).not.toContain(PASSWORD);
     expect(all).not.toContain('wrong password!!');
@@ -335,7 +418,11 @@ describe('audit log', () => {
     expect(all).not.toContain(pair.refresh_token.split('.')[2]);
     expect(all).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./);
     for (const line of system.audit) {
-      expect(line).toMatchObject({ level: expect.any(String), event: expect.any(String), time: expect.any(String) });
+      expect(line).toMatchObject({
+        level: expect.any(String),
+        event: expect.any(String),
+        time: expect.any(String),
+      });
     }
   });
 });

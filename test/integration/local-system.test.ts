@@ -28,8 +28,12 @@ describe('the local system', () => {
     cleanups.push(() => second.close());
     // The old access token still verifies: the key pair came back from the data folder.
     expect((await second.request('GET', '/auth/me', { token: pair.access_token })).status).toBe(200);
-    expect((await second.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } })).status).toBe(200);
-    const login = await second.request('POST', '/auth/login', { body: { username: 'persistent', password: PASSWORD } });
+    expect(
+      (await second.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } })).status,
+    ).toBe(200);
+    const login = await second.request('POST', '/auth/login', {
+      body: { username: 'persistent', password: PASSWORD },
+    });
     expect(login.status).toBe(200);
   });
 
@@ -47,7 +51,9 @@ describe('the local system', () => {
     await first.close();
     const second = await startTestSystem({ DATA_DIR: ':memory:' });
     cleanups.push(() => second.close());
-    const res = await second.request('POST', '/auth/login', { body: { username: 'ephemeral', password: PASSWORD } });
+    const res = await second.request('POST', '/auth/login', {
+      body: { username: 'ephemeral', password: PASSWORD },
+    });
     expect(res.status).toBe(401);
   });
 });
@@ -58,7 +64,9 @@ describe('npm start', () => {
     cleanups.push(dir.remove);
     const env = { DATA_DIR: dir.path, PORT: '0', WS_PORT: '0' };
     const first = await startProcess(env);
-    expect((await post(`${first.httpUrl}/auth/register`, { username: 'durable', password: PASSWORD })).status).toBe(201);
+    expect(
+      (await post(`${first.httpUrl}/auth/register`, { username: 'durable', password: PASSWORD })).status,
+    ).toBe(201);
     expect(await first.stop('SIGTERM')).toBe(0);
 
     const second = await startProcess(env);
@@ -72,7 +80,11 @@ describe('npm start', () => {
   });
 
   it('stops at start-up on a bad setting, naming it', async () => {
-    const out = await runTs('local/main.ts', [], { DATA_DIR: ':memory:', RATE_LIMIT_MAX: 'ten', ALLOWED_ORIGINS: 'https://x.example/path' });
+    const out = await runTs('local/main.ts', [], {
+      DATA_DIR: ':memory:',
+      RATE_LIMIT_MAX: 'ten',
+      ALLOWED_ORIGINS: 'https://x.example/path',
+    });
     expect(out.code).toBe(2);
     expect(out.stderr).toContain('rateLimitMax (RATE_LIMIT_MAX)');
     expect(out.stderr).toContain('allowedOrigins (ALLOWED_ORIGINS)');
@@ -111,10 +123,16 @@ describe('npm run users', () => {
     cleanups.push(dir.remove);
     const add = await runTs('local/users-cli.ts', ['add', 'solo'], { DATA_DIR: dir.path }, `${PASSWORD}\n`);
     expect(add.code).toBe(0);
-    const dup = await runTs('local/users-cli.ts', ['add', 'solo'], { DATA_DIR: dir.path, USER_PASSWORD: PASSWORD });
+    const dup = await runTs('local/users-cli.ts', ['add', 'solo'], {
+      DATA_DIR: dir.path,
+      USER_PASSWORD: PASSWORD,
+    });
     expect(dup.code).toBe(2);
     expect(dup.stderr).toContain('taken');
-    const short = await runTs('local/users-cli.ts', ['add', 'other'], { DATA_DIR: dir.path, USER_PASSWORD: 'short' });
+    const short = await runTs('local/users-cli.ts', ['add', 'other'], {
+      DATA_DIR: dir.path,
+      USER_PASSWORD: 'short',
+    });
     expect(short.code).toBe(2);
     const unknown = await runTs('local/users-cli.ts', ['grant', 'ghost', 'admin'], { DATA_DIR: dir.path });
     expect(unknown.code).toBe(2);
@@ -123,6 +141,9 @@ describe('npm run users', () => {
 
     const system = await startTestSystem({ DATA_DIR: dir.path });
     cleanups.push(() => system.close());
-    expect((await system.request('POST', '/auth/login', { body: { username: 'solo', password: PASSWORD } })).status).toBe(200);
+    expect(
+      (await system.request('POST', '/auth/login', { body: { username: 'solo', password: PASSWORD } }))
+        .status,
+    ).toBe(200);
   });
 });

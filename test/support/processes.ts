@@ -11,9 +11,18 @@ export interface Finished {
 }
 
 /** Runs a TypeScript entry point of the project with tsx, as the npm scripts do. */
-export function runTs(script: string, args: string[], env: Record<string, string>, stdin?: string): Promise<Finished> {
+export function runTs(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  stdin?: string,
+): Promise<Finished> {
   return new Promise((resolve, reject) => {
-    const child = spawn(TSX, [script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: 'pipe' });
+    const child = spawn(TSX, [script, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: 'pipe',
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {
@@ -40,7 +49,11 @@ export interface Started {
 /** Starts `npm start`'s entry point and waits for the ready banner. */
 export function startProcess(env: Record<string, string>, timeoutMs = 30_000): Promise<Started> {
   return new Promise((resolve, reject) => {
-    const child = spawn(TSX, ['local/main.ts'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: 'pipe' });
+    const child = spawn(TSX, ['local/main.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: 'pipe',
+    });
     let out = '';
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     const timer = setTimeout(() => {

@@ -1,0 +1,169 @@
+import { randomUUID } from 'node:crypto';
+import { blockId, putBlock, removeBlock, revokeUserTokens } from './access.ts';
+import { allConnections, roomMembers } from './connections.ts';
+import type { Deps } from './deps.ts';
+import { AppError } from './errors.ts';
+import { type ChatMessage, saveMessage } from './history.ts';
+import { normalizeIp } from './ip.ts';
+import { ROOM_PATTERN } from './protocol.ts';
+import { closeUserSockets, sendToConnections } from './sockets.ts';
+import type { AccessClaims } from './tokens.ts';
+import { getUser, normalizeUsername, type User } from './users.ts';
+
+const MAX_BLOCK_S = 365 * 86_400;
+
+/** Refuses a caller without one of `roles` (`forbidden`, 403). */
+export function requireRole(claims: AccessClaims, roles: readonly string[]): void {
+  if (!claims.roles.some((r) => roles.includes(r))) {
+    throw new AppError('forbidden', `this needs the role ${roles.join(' or ')}`);
+  }
+}
+
+async function existingUser(deps: Deps, raw: string | undefined): Promise<User> {
+  const username = normalizeUsername(raw);
+  const user = username ? await getUser(deps, username) : undefined;
+  if (!user) throw new AppError('not_found', 'no such user');
+  return user;
+}
+
+function blockBody(body: Record<string, unknown>): { durationS: number; reason: string } {
+  const d = body.duration_s;
+  if (typeof d !== 'number' || !Number.isInteger(d) || d < 1 || d > MAX_BLOCK_S) {
+    throw new AppError('invalid_request', `duration_s must be a whole number of seconds, 1-${MAX_BLOCK_S}`);
+  }
+  const reason = body.reason ?? '';
+  if (typeof reason !== 'string' || reason.length > 256)
+    throw new AppError('invalid_request', 'reason must be a string of up to 256 characters');
+  return { durationS: d, reason };
+}
+
+/** Blocks a user for `duration_s` and closes every socket of theirs with `closing: blocked`. */
+export async function blockUser(
+  deps: Deps,
+  admin: AccessClaims,
+  rawUsername: string | undefined,
+  body: Record<string, unknown>,
+): Promise<void> {
+  const { durationS, reason } = blockBody(body);
+  const user = await existingUser(deps, rawUsername);
+  await putBlock(deps, blockId.user(user.username), durationS, reason, admin.username);
+  deps.audit('warn', 'user.blocked', {
+    username: user.username,
+    sub: user.sub,
+    reason,
+    durationS,
+    by: admin.username,
+  });
+  await closeUserSockets(deps, user.username, 'blocked');
+}
+
+export async function unblockUser(
+  deps: Deps,
+  admin: AccessClaims,
+  rawUsername: string | undefined,
+): Promise<void> {
+  const username = normalizeUsername(rawUsername);
+  if (!username) throw new AppError('not_found', 'no such user');
+  await removeBlock(deps, blockId.user(username));
+  deps.audit('info', 'user.unblocked', { username, by: admin.username });
+}
+
+function ipOf(raw: string | undefined): string {
+  // Path parameters arrive decoded, as API Gateway passes them.
+  const ip = normalizeIp(raw);
+  if (!ip) throw new AppError('invalid_request', 'not an IP address');
+  return ip;
+}
+
+/** Blocks an IP: its handshakes and logins get 403 until the block ends. */
+export async function blockIp(
+  deps: Deps,
+  admin: AccessClaims,
+  raw: string | undefined,
+  body: Record<string, unknown>,
+): Promise<void> {
+  const ip = ipOf(raw);
+  const { durationS, reason } = blockBody(body);
+  await putBlock(deps, blockId.ip(ip), durationS, reason, admin.username);
+  deps.audit('warn', 'ip.blocked', { ip, reason, durationS, by: admin.username });
+}
+
+export async function unblockIp(deps: Deps, admin: AccessClaims, raw: string | undefined): Promise<void> {
+  const ip = ipOf(raw);
+  await removeBlock(deps, blockId.ip(ip));
+  deps.audit('info', 'ip.unblocked', { ip, by: admin.username });
+}
+
+/** Refuses every token and session of a user issued up to now, and closes their sockets. */
+export async function revokeUser(
+  deps: Deps,
+  admin: AccessClaims,
+  rawUsername: string | undefined,
+): Promise<void> {
+  const user = await existingUser(deps, rawUsername);
+  await revokeUserTokens(deps, user.sub);
+  deps.audit('warn', 'token.revoked', {
+    username: user.username,
+    sub: user.sub,
+    reason: 'admin_revoke',
+    by: admin.username,
+  });
+  await closeUserSockets(deps, user.username, 'token_revoked');
+}
+
+export interface ConnectionView {
+  connectionId: string;
+  username: string;
+  ip: string;
+  connectedAt: number;
+  rooms: readonly string[];
+}
+
+/** Every open socket (a Scan: an operator's question, never a request path of clients). */
+export async function listConnections(deps: Deps): Promise<ConnectionView[]> {
+  return (await allConnections(deps))
+    .map((c) => ({
+      connectionId: c.connectionId,
+      username: c.username,
+      ip: c.ip,
+      connectedAt: c.connectedAt,
+      rooms: c.rooms,
+    }))
+    .sort((a, b) => a.connectedAt - b.connectedAt);
+}
+
+/** Delivers a message to a room's members as a message `from` the caller, and keeps it in history. */
+export async function publishToRoom(
+  deps: Deps,
+  caller: AccessClaims,
+  room: string | undefined,
+  body: Record<string, unknown>,
+): Promise<{ messageId: string; delivered: number }> {
+  if (room === undefined || !ROOM_PATTERN.test(room))
+    throw new AppError('invalid_request', 'room must be 1-64 of A-Z, a-z, 0-9, _ . -');
+  const text = body.text;
+  if (typeof text !== 'string' || text.length === 0)
+    throw new AppError('invalid_request', 'text must be a non-empty string');
+  if (Buffer.byteLength(text) > deps.settings.maxMessageBytes) {
+    throw new AppError('invalid_request', `text is limited to ${deps.settings.maxMessageBytes} bytes`);
+  }
+  const message: ChatMessage = {
+    type: 'message',
+    room,
+    from: caller.username,
+    text,
+    ts: deps.clock.now(),
+    messageId: randomUUID(),
+  };
+  const members = await roomMembers(deps, room);
+  const [delivery] = await Promise.all([
+    sendToConnections(
+      deps,
+      members.map((m) => m.connectionId),
+      message,
+    ),
+    saveMessage(deps, message),
+  ]);
+  deps.audit('info', 'admin.publish', { username: caller.username, room, count: delivery.delivered });
+  return { messageId: message.messageId, delivered: delivery.delivered };
+}
