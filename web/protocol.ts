@@ -1,0 +1,160 @@
+/** Messages of the WebSocket API (docs/client.md, SPEC "WebSocket API"), as the client sees them. */
+
+export type RequestId = string | number;
+
+/** Why the server closes a socket; it says so in a `closing` frame first. */
+export type ClosingReason = 'token_expired' | 'token_revoked' | 'blocked';
+
+/** Codes of `error` frames. */
+export type FrameErrorCode =
+  | 'bad_request'
+  | 'too_large'
+  | 'forbidden'
+  | 'invalid_token'
+  | 'rate_limited'
+  | 'internal';
+
+export type ClientFrame =
+  | { type: 'join'; room: string; history?: number; id?: RequestId }
+  | { type: 'leave'; room: string; id?: RequestId }
+  | { type: 'presence'; room: string; id?: RequestId }
+  | { type: 'message'; room: string; text: string; id?: RequestId }
+  | { type: 'refresh_token'; token: string; id?: RequestId }
+  | { type: 'whoami'; id?: RequestId }
+  | { type: 'ping'; id?: RequestId };
+
+/** A chat message as delivered to every member of its room, the sender included. */
+export interface ChatMessage {
+  type: 'message';
+  room: string;
+  from: string;
+  text: string;
+  /** Server time, milliseconds. */
+  ts: number;
+  messageId: string;
+}
+
+export interface JoinedFrame {
+  type: 'joined';
+  room: string;
+  /** The room's latest messages, oldest first. */
+  history: ChatMessage[];
+  id?: RequestId;
+}
+export interface MemberJoinedFrame {
+  type: 'member_joined';
+  room: string;
+  username: string;
+}
+export interface MemberLeftFrame {
+  type: 'member_left';
+  room: string;
+  username: string;
+}
+export interface PresenceFrame {
+  type: 'presence';
+  room: string;
+  members: string[];
+  id?: RequestId;
+}
+export interface LeftFrame {
+  type: 'left';
+  room: string;
+  id?: RequestId;
+}
+export interface AckFrame {
+  type: 'ack';
+  messageId?: string;
+  id?: RequestId;
+}
+export interface TokenRefreshedFrame {
+  type: 'token_refreshed';
+  /** The socket's new expiry, seconds since the epoch (server clock). */
+  exp: number;
+  id?: RequestId;
+}
+export interface IdentityFrame {
+  type: 'identity';
+  sub: string;
+  username: string;
+  roles: string[];
+  exp: number;
+  id?: RequestId;
+}
+export interface PongFrame {
+  type: 'pong';
+  id?: RequestId;
+}
+export interface ErrorFrame {
+  type: 'error';
+  code: FrameErrorCode;
+  message: string;
+  id?: RequestId;
+  /** Seconds, on `rate_limited`. */
+  retry_after?: number;
+}
+export interface ClosingFrame {
+  type: 'closing';
+  reason: ClosingReason;
+}
+
+export type ServerFrame =
+  | ChatMessage
+  | JoinedFrame
+  | MemberJoinedFrame
+  | MemberLeftFrame
+  | PresenceFrame
+  | LeftFrame
+  | AckFrame
+  | TokenRefreshedFrame
+  | IdentityFrame
+  | PongFrame
+  | ErrorFrame
+  | ClosingFrame;
+
+/** The reply each request gets when it succeeds. */
+export interface ReplyOf {
+  join: JoinedFrame;
+  leave: LeftFrame;
+  presence: PresenceFrame;
+  message: AckFrame;
+  refresh_token: TokenRefreshedFrame;
+  whoami: IdentityFrame;
+  ping: PongFrame;
+}
+
+const SERVER_TYPES = new Set([
+  'message',
+  'joined',
+  'member_joined',
+  'member_left',
+  'presence',
+  'left',
+  'ack',
+  'token_refreshed',
+  'identity',
+  'pong',
+  'error',
+  'closing',
+  'encrypted',
+]);
+
+/** Room names: 1-64 of `[A-Za-z0-9_.-]`. */
+export const ROOM_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * Reads one text frame. Returns undefined for anything that is not a JSON object with
+ * a known `type` (API Gateway's own `{"message": "Internal server error"}` frames included).
+ */
+export function parseServerFrame(text: string): ServerFrame | { type: 'encrypted'; jwe: string } | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== 'string' || !SERVER_TYPES.has(type)) return undefined;
+  return value as ServerFrame;
+}
