@@ -1,4 +1,5 @@
-import { findHeader, type HandshakeRequest, type WsAuthorizerContext } from './ws-events.ts';
+import type { WsAuthorizerContext } from '../lambdas/edge/ws-types.ts';
+import { findHeader, type HandshakeRequest } from './ws-events.ts';
 
 /** API Gateway's limit on an authorizer's `context`, serialized. */
 export const MAX_AUTHORIZER_CONTEXT_BYTES = 8 * 1024;

@@ -1,25 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type {
-  AuthorizerResult,
   WsAuthorizerContext,
   WsAuthorizerEvent,
   WsIdentity,
   WsProxyEvent,
-  WsProxyResult,
   WsRequestContext,
 } from '../lambdas/edge/ws-types.ts';
 
 // The event shapes are the handlers' own (lambdas/edge/ws-types.ts): the gateway builds
 // exactly what the handlers read.
-export type {
-  AuthorizerResult,
-  WsAuthorizerContext,
-  WsAuthorizerEvent,
-  WsIdentity,
-  WsProxyEvent,
-  WsProxyResult,
-  WsRequestContext,
-};
+export type * from '../lambdas/edge/ws-types.ts';
 
 /** What is known of a socket from its handshake; shared by all of its events. */
 export interface ConnectionInfo {

@@ -2,9 +2,15 @@ import { createServer, type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import type {
+  AuthorizerResult,
+  WsAuthorizerContext,
+  WsAuthorizerEvent,
+  WsProxyEvent,
+  WsProxyResult,
+} from '../lambdas/edge/ws-types.ts';
 import { hasIdentity, judgeAuthorizerResult, parseIdentitySources } from './ws-authorizer.ts';
 import {
-  type AuthorizerResult,
   addForwardingHeaders,
   buildAuthorizerEvent,
   buildConnectEvent,
@@ -15,10 +21,6 @@ import {
   newAwsId,
   parseQuery,
   parseRawHeaders,
-  type WsAuthorizerContext,
-  type WsAuthorizerEvent,
-  type WsProxyEvent,
-  type WsProxyResult,
 } from './ws-events.ts';
 import { createFrameWatcher } from './ws-frames.ts';
 import { createManagementApi, type ManagedConnection } from './ws-management.ts';
@@ -31,7 +33,7 @@ export type {
   WsProxyEvent,
   WsProxyResult,
   WsRequestContext,
-} from './ws-events.ts';
+} from '../lambdas/edge/ws-types.ts';
 
 export interface WsRouteHandlers {
   /** REQUEST authorizer of `$connect`. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { WsIdentity } from './ws-events.ts';
+import type { WsIdentity } from '../lambdas/edge/ws-types.ts';
 
 /** What the `@connections` API needs of a live socket. */
 export interface ManagedConnection {
