@@ -230,4 +230,11 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     keys: 'verify',
     manageConnections: true,
   },
+  {
+    name: 'http-token-exchange',
+    description: 'POST /auth/token-exchange',
+    httpRoutes: ['POST /auth/token-exchange'],
+    tables: { users: ['Query', 'PutItem'], sessions: ['PutItem'], blocklist: ['BatchGetItem'] },
+    keys: 'sign',
+  },
 ];

@@ -12,6 +12,7 @@ import { makeLogoutHandler } from '../lambdas/http-logout.ts';
 import { makeMeHandler } from '../lambdas/http-me.ts';
 import { makeRefreshHandler } from '../lambdas/http-refresh.ts';
 import { makeRegisterHandler } from '../lambdas/http-register.ts';
+import { makeTokenExchangeHandler } from '../lambdas/http-token-exchange.ts';
 import { makeWsTicketHandler } from '../lambdas/http-ws-ticket.ts';
 import { makeSweeperHandler } from '../lambdas/sweeper.ts';
 import { makeAuthorizerHandler } from '../lambdas/ws-authorizer.ts';
@@ -31,6 +32,7 @@ const HTTP_FACTORIES: Record<string, (deps: Deps) => HttpHandler> = {
   'http-jwks': makeJwksHandler,
   'http-health': () => makeHealthHandler(),
   'http-ws-ticket': makeWsTicketHandler,
+  'http-token-exchange': makeTokenExchangeHandler,
   'http-admin-user-block': makeUserBlockHandler,
   'http-admin-ip-block': makeIpBlockHandler,
   'http-admin-user-revoke': makeUserRevokeHandler,

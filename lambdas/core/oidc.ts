@@ -1,0 +1,174 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { createRemoteJWKSet, errors, type JWTPayload, jwtVerify } from 'jose';
+import { accessDenial, readAccessState } from './access.ts';
+import { issueTokenPair, type TokenPair } from './auth.ts';
+import type { Deps } from './deps.ts';
+import { AppError } from './errors.ts';
+import { isConditionFailure, S, SS, storeCall } from './store.ts';
+import { DEFAULT_ROLE, normalizeUsername, type User, userFromItem } from './users.ts';
+
+/** ID tokens are signed with the issuer's asymmetric keys; never an HMAC, never `none`. */
+const ID_TOKEN_ALGS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+];
+const MAX_ID_TOKEN_LENGTH = 16 * 1024;
+
+type KeyLookup = ReturnType<typeof createRemoteJWKSet>;
+let issuerKeys: { issuer: string; keys: Promise<KeyLookup> } | undefined;
+
+/**
+ * The issuer's signing keys, from its discovery document (cached per container; jose
+ * caches the JWKS and refetches on an unknown `kid`). The document must name the
+ * configured issuer exactly.
+ */
+function keysOf(issuer: string): Promise<KeyLookup> {
+  if (issuerKeys?.issuer !== issuer) {
+    const keys = (async () => {
+      const res = await fetch(`${issuer}/.well-known/openid-configuration`, {
+        signal: AbortSignal.timeout(5000),
+      });
+      if (!res.ok) throw new Error(`discovery answered ${res.status}`);
+      const doc = (await res.json()) as { issuer?: unknown; jwks_uri?: unknown };
+      if (doc.issuer !== issuer || typeof doc.jwks_uri !== 'string')
+        throw new Error('discovery document does not match the issuer');
+      return createRemoteJWKSet(new URL(doc.jwks_uri), { timeoutDuration: 5000 });
+    })();
+    keys.catch(() => {
+      issuerKeys = undefined; // retry discovery on the next call
+    });
+    issuerKeys = { issuer, keys };
+  }
+  return issuerKeys.keys;
+}
+
+async function verifyIdToken(deps: Deps, idToken: unknown): Promise<JWTPayload & { sub: string }> {
+  const { oidcIssuer, oidcAudience, clockSkewS } = deps.settings;
+  if (!oidcIssuer || !oidcAudience) throw new AppError('not_found', 'no OIDC issuer is configured');
+  if (
+    typeof idToken !== 'string' ||
+    idToken.length > MAX_ID_TOKEN_LENGTH ||
+    !/^[\w-]+\.[\w-]+\.[\w-]+$/.test(idToken)
+  ) {
+    throw new AppError('invalid_token', 'the ID token is missing or malformed');
+  }
+  let keys: KeyLookup;
+  try {
+    keys = await keysOf(oidcIssuer);
+  } catch (err) {
+    throw new AppError('unavailable', 'the OIDC issuer is unavailable', { cause: err });
+  }
+  try {
+    const { payload } = await jwtVerify(idToken, keys, {
+      algorithms: ID_TOKEN_ALGS,
+      issuer: oidcIssuer,
+      audience: oidcAudience,
+      requiredClaims: ['exp', 'iat', 'sub'],
+      clockTolerance: clockSkewS,
+      currentDate: new Date(deps.clock.now()),
+    });
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 255)
+      throw new Error('bad sub');
+    return payload as JWTPayload & { sub: string };
+  } catch (err) {
+    if (err instanceof errors.JWKSTimeout)
+      throw new AppError('unavailable', 'the OIDC issuer is unavailable', { cause: err });
+    throw new AppError('invalid_token', 'the ID token is not valid', { cause: err });
+  }
+}
+
+async function userByExternalId(deps: Deps, externalId: string): Promise<User | undefined> {
+  const out = await storeCall(
+    'find external user',
+    (db) =>
+      db.send(
+        new QueryCommand({
+          TableName: deps.tables.users,
+          IndexName: 'byExternalId',
+          KeyConditionExpression: 'externalId = :e',
+          ExpressionAttributeValues: { ':e': S(externalId) },
+          Limit: 1,
+        }),
+      ),
+    deps.db,
+  );
+  const item = out.Items?.[0];
+  return item ? userFromItem(item) : undefined;
+}
+
+async function createExternalUser(
+  deps: Deps,
+  username: string,
+  externalId: string,
+): Promise<User | undefined> {
+  const user: User = {
+    username,
+    sub: randomUUID(),
+    roles: [DEFAULT_ROLE],
+    passwordHash: undefined,
+    createdAt: new Date(deps.clock.now()).toISOString(),
+  };
+  try {
+    await storeCall(
+      'create external user',
+      (db) =>
+        db.send(
+          new PutItemCommand({
+            TableName: deps.tables.users,
+            // No password hash: such a user can only sign in through the issuer.
+            Item: {
+              username: S(username),
+              sub: S(user.sub),
+              roles: SS(user.roles),
+              externalId: S(externalId),
+              createdAt: S(user.createdAt),
+            },
+            ConditionExpression: 'attribute_not_exists(username)',
+          }),
+        ),
+      deps.db,
+    );
+    return user;
+  } catch (err) {
+    if (isConditionFailure(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Exchanges an ID token of the configured OIDC issuer for our token pair. The local
+ * user is keyed by issuer and subject and created on the first exchange, named after a
+ * valid, free `preferred_username`, else a generated name.
+ */
+export async function exchangeIdToken(
+  deps: Deps,
+  body: Record<string, unknown>,
+  ip: string | undefined,
+): Promise<TokenPair> {
+  const claims = await verifyIdToken(deps, body.id_token);
+  const externalId = `${deps.settings.oidcIssuer}|${claims.sub}`;
+  let user = await userByExternalId(deps, externalId);
+  if (!user) {
+    const preferred = normalizeUsername(claims.preferred_username);
+    user = preferred ? await createExternalUser(deps, preferred, externalId) : undefined;
+    for (let attempt = 0; !user && attempt < 5; attempt++) {
+      user = await createExternalUser(deps, `user-${randomBytes(5).toString('hex')}`, externalId);
+    }
+    if (!user) throw new AppError('internal', 'could not name the new user');
+    deps.audit('info', 'auth.register', { username: user.username, sub: user.sub, ip, reason: 'oidc' });
+  }
+  const denial = accessDenial(await readAccessState(deps, { username: user.username, ip }));
+  if (denial) throw denial;
+  const pair = await issueTokenPair(deps, user);
+  deps.audit('info', 'auth.token_exchange', { username: user.username, sub: user.sub, ip });
+  return pair;
+}
