@@ -10,6 +10,7 @@ import { findRunning, paths, removeRunning, writeRunning } from './data-dir.ts';
 import { ensureTables, type LocalDynamo, localDynamoClient, startDynalite } from './dynamo.ts';
 import { httpRoutes, scheduledJobs, wsRoutes } from './handlers.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
+import { demoPage } from './static.ts';
 import { startWsGateway, type WsGateway } from './ws-gateway.ts';
 
 export interface LocalSystem {
@@ -141,6 +142,7 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
         allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
         maxAgeS: 600,
       },
+      fallback: demoPage({ wsUrl: ws.url }),
     });
     opened.push(http);
     if (dataDir) {

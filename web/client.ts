@@ -1,9 +1,8 @@
-import { decodeJwt } from 'jose';
 import { backoffDelay } from './backoff.ts';
 import { Emitter } from './emitter.ts';
 import { isRealtimeError, RealtimeError } from './errors.ts';
 import { type FetchLike, HttpApi, type TokenPair } from './http.ts';
-import { FrameCipher } from './jwe.ts';
+import type { FrameCipher } from './jwe.ts';
 import {
   type ChatMessage,
   type ClientFrame,
@@ -24,7 +23,6 @@ export type { RealtimeErrorCode } from './errors.ts';
 export { isRealtimeError, RealtimeError } from './errors.ts';
 export type { TokenPair } from './http.ts';
 export { HttpApi } from './http.ts';
-export { FrameCipher } from './jwe.ts';
 export * from './protocol.ts';
 
 /** The part of a WebSocket the client uses: the browser's, `ws`'s, or your own. */
@@ -152,7 +150,8 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   #expiresAt = 0;
   #receivedAt = 0;
   #username = '';
-  #cipher: FrameCipher | undefined;
+  /** Loaded on demand: jose stays out of the page's bundle unless the server encrypts. */
+  #cipher: Promise<FrameCipher> | undefined;
   #ticketSupported: boolean | undefined;
 
   #state: ConnectionState = 'idle';
@@ -376,14 +375,14 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     this.#tokens = pair;
     this.#receivedAt = Date.now();
     this.#expiresAt = this.#receivedAt + pair.expires_in * 1000;
-    try {
-      const claims = decodeJwt(pair.access_token);
-      if (typeof claims.username === 'string') this.#username = claims.username;
-    } catch {
-      // The server verifies tokens; the name is for display only.
-    }
-    if (pair.message_key) this.#cipher = new FrameCipher(pair.message_key);
-    else if (!refreshed) this.#cipher = undefined;
+    const username = claimsOf(pair.access_token).username;
+    if (typeof username === 'string') this.#username = username;
+    if (pair.message_key) {
+      if (!/^[A-Za-z0-9_-]{43}$/.test(pair.message_key))
+        throw new TypeError('message_key must be 256 bits, base64url');
+      const key = pair.message_key;
+      this.#cipher = import('./jwe.ts').then(({ FrameCipher }) => new FrameCipher(key));
+    } else if (!refreshed) this.#cipher = undefined;
     this.#scheduleRefresh();
     this.emit('token', { username: this.#username, expiresAt: this.#expiresAt, refreshed });
   }
@@ -571,14 +570,15 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       return;
     }
     // Encryption is asynchronous: a chain keeps frames in the order they were sent.
-    this.#outbound = this.#outbound.then(async () => {
-      const jwe = await cipher.encrypt(JSON.stringify(frame));
-      if (socket.readyState === OPEN) {
+    this.#outbound = this.#outbound
+      .then(async () => {
+        const jwe = await (await cipher).encrypt(JSON.stringify(frame));
+        if (socket.readyState !== OPEN) return;
         socket.send(
           JSON.stringify({ type: 'encrypted', jwe, ...(frame.id === undefined ? {} : { id: frame.id }) }),
         );
-      }
-    });
+      })
+      .catch((err: unknown) => this.emit('error', asRealtimeError(err)));
   }
 
   #receive(data: unknown): void {
@@ -598,7 +598,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       let inner: ReturnType<typeof parseServerFrame>;
       try {
         if (!cipher) throw new Error('no message_key');
-        inner = parseServerFrame(await cipher.decrypt(frame.jwe));
+        inner = parseServerFrame(await (await cipher).decrypt(frame.jwe));
       } catch {
         this.emit('error', new RealtimeError('decryption_failed', 'an encrypted frame could not be read'));
         return;
@@ -767,6 +767,18 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     if (previous === state) return;
     this.#state = state;
     this.emit('state', { state, previous });
+  }
+}
+
+/** A JWT's claims, unverified: the server verifies tokens, the client only reads its own name. */
+function claimsOf(token: string): Record<string, unknown> {
+  try {
+    const b64 = (token.split('.')[1] ?? '').replace(/-/g, '+').replace(/_/g, '/');
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes)) as unknown;
+    return typeof claims === 'object' && claims !== null ? (claims as Record<string, unknown>) : {};
+  } catch {
+    return {};
   }
 }
 

@@ -1,0 +1,143 @@
+import { mkdir } from 'node:fs/promises';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectionsOfUser } from '../../lambdas/core/connections.ts';
+import { PASSWORD, type TestSystem } from '../support/system.ts';
+import { clientFor, closeClients, loggedIn, nodeSocket } from '../unit/web/support.ts';
+import {
+  containsText,
+  hasCount,
+  hasText,
+  isVisible,
+  launchChromium,
+  startPageSystem,
+  watchProblems,
+} from './support.ts';
+
+const ARTIFACTS = 'test-artifacts';
+/** Few enough frames per user that the rate-limit test reaches the limit quickly. */
+const RATE_LIMIT_MAX = 6;
+
+let system: TestSystem;
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+
+beforeAll(async () => {
+  [system, browser] = await Promise.all([
+    startPageSystem({ RATE_LIMIT_MAX: String(RATE_LIMIT_MAX) }),
+    launchChromium(),
+    mkdir(ARTIFACTS, { recursive: true }),
+  ]).then(([s, b]) => [s, b] as const);
+});
+
+afterAll(async () => {
+  closeClients();
+  for (const c of contexts) await c.close().catch(() => {});
+  await browser?.close();
+  await system?.close();
+});
+
+async function openPage(
+  viewport = { width: 1100, height: 720 },
+): Promise<{ page: Page; problems: string[] }> {
+  const context = await browser.newContext({ viewport });
+  contexts.push(context);
+  const page = await context.newPage();
+  const problems = watchProblems(page);
+  await page.goto(`${system.httpUrl}/`);
+  return { page, problems };
+}
+
+/** Creates an account on the page; resolves once the socket is live and the lobby joined. */
+async function signUp(page: Page, username: string): Promise<void> {
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await hasText(page.locator('#status'), 'live');
+  await hasText(page.locator('#room-title'), '#lobby');
+}
+
+async function say(page: Page, text: string): Promise<void> {
+  await page.getByLabel('Message').fill(text);
+  await page.getByLabel('Message').press('Enter');
+}
+
+const message = (page: Page, from: string, text: string) =>
+  page
+    .locator('#messages li.msg')
+    .filter({ has: page.locator('.from', { hasText: from }) })
+    .filter({ hasText: text });
+
+describe('the demo page in Chromium', () => {
+  it('serves the page with a strict CSP and the socket URL in config.json', async () => {
+    const res = await fetch(`${system.httpUrl}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toContain("script-src 'self'");
+    const config = (await (await fetch(`${system.httpUrl}/config.json`)).json()) as { wsUrl: string };
+    expect(config.wsUrl).toBe(system.wsUrl);
+    expect((await fetch(`${system.httpUrl}/../package.json`)).status).toBe(404);
+    expect((await fetch(`${system.httpUrl}/build.ts`)).status).toBe(404);
+  });
+
+  it('two users in two browsers: a message from one appears for the other, with its sender', async () => {
+    const alice = await openPage();
+    const bob = await openPage({ width: 390, height: 760 });
+    await signUp(alice.page, 'alice');
+    await signUp(bob.page, 'bob');
+    await isVisible(alice.page.locator('#messages li.system', { hasText: 'bob joined' }));
+    await containsText(alice.page.locator('#members'), 'alice, bob');
+
+    await say(alice.page, 'Hello Bob, this came over the WebSocket.');
+    await isVisible(message(bob.page, 'alice', 'Hello Bob, this came over the WebSocket.'));
+    await say(bob.page, 'Hi Alice! Loud and clear.');
+    await isVisible(message(alice.page, 'bob', 'Hi Alice! Loud and clear.'));
+    await hasCount(alice.page.locator('#messages li.msg.mine'), 1);
+
+    // The token's countdown runs, and a refresh shows and keeps the socket working.
+    await hasText(alice.page.locator('#token-left'), /^1[45]:\d\d$/);
+    await alice.page.getByRole('button', { name: 'Refresh' }).click();
+    await hasText(alice.page.locator('#refreshes'), '· refreshed 1×');
+    await containsText(alice.page.locator('#log'), 'The socket took the new token');
+    await say(alice.page, 'Still here after a token refresh.');
+    await isVisible(message(bob.page, 'alice', 'Still here after a token refresh.'));
+
+    await alice.page.locator('#activity summary').click();
+    await alice.page.screenshot({ path: `${ARTIFACTS}/chat-desktop.png` });
+    await bob.page.screenshot({ path: `${ARTIFACTS}/chat-phone.png` });
+    expect([...alice.problems, ...bob.problems]).toEqual([]);
+
+    await bob.page.getByRole('button', { name: 'Log out' }).click();
+    await hasText(bob.page.locator('#auth-error'), 'You are logged out.');
+    await isVisible(alice.page.locator('#messages li.system', { hasText: 'bob left' }));
+  });
+
+  it('says in plain words when the user sends too fast', async () => {
+    const { page, problems } = await openPage();
+    await signUp(page, 'carol'); // join and presence: 2 frames of RATE_LIMIT_MAX
+    for (let i = 1; i <= RATE_LIMIT_MAX - 1; i++) await say(page, `message ${i}`);
+    await containsText(page.locator('#notice'), 'You are sending too fast');
+    await containsText(page.locator('#notice'), /Try again in \d+ s/);
+    await hasText(page.locator('#status'), 'live');
+    await page.screenshot({ path: `${ARTIFACTS}/rate-limited.png` });
+    expect(problems).toEqual([]);
+  });
+
+  it('survives a server-side close: reconnects, rejoins and shows what came next', async () => {
+    const { page, problems } = await openPage();
+    await signUp(page, 'dave');
+    const [row] = await connectionsOfUser(system.deps, 'dave');
+    await system.deps.api?.close(row?.connectionId ?? '');
+    await containsText(page.locator('#log'), 'Connection lost; reconnect attempt 1');
+    await hasText(page.locator('#status'), 'live');
+    await containsText(page.locator('#log'), 'Reconnected; rejoined 1 room(s)');
+
+    const erin = clientFor(system, { createSocket: nodeSocket(new URL(system.httpUrl).origin) });
+    await loggedIn(erin, 'erin');
+    await erin.connect();
+    await erin.join('lobby');
+    await erin.send('lobby', 'Welcome back, Dave.');
+    await isVisible(message(page, erin.username, 'Welcome back, Dave.'));
+    expect(await connectionsOfUser(system.deps, 'dave')).toHaveLength(1);
+    expect(problems).toEqual([]);
+  });
+});

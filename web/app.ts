@@ -1,0 +1,370 @@
+/**
+ * The demo page: log in, join rooms, chat, and watch the client do its work (the token's
+ * countdown and refreshes, reconnects, the server's refusals in plain words). It learns the
+ * API URLs from `config.json` next to it.
+ */
+import { type ChatMessage, RealtimeClient, type SessionEndReason } from './client.ts';
+import { plainWords } from './words.ts';
+
+interface PageConfig {
+  httpUrl: string;
+  wsUrl: string;
+}
+
+type Entry = { kind: 'message'; message: ChatMessage } | { kind: 'system'; text: string; ts: number };
+
+interface Room {
+  entries: Entry[];
+  members: Set<string>;
+  unread: number;
+}
+
+const DEFAULT_ROOM = 'lobby';
+const HISTORY = 30;
+const MAX_ENTRIES = 500;
+
+function $<T extends HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`#${id} is missing from the page`);
+  return el as T;
+}
+
+const ui = {
+  status: $('status'),
+  session: $('session'),
+  who: $('who'),
+  token: $('token'),
+  tokenLeft: $('token-left'),
+  refreshes: $('refreshes'),
+  refreshNow: $<HTMLButtonElement>('refresh-now'),
+  logout: $<HTMLButtonElement>('logout'),
+  authView: $('auth-view'),
+  authForm: $<HTMLFormElement>('auth-form'),
+  username: $<HTMLInputElement>('username'),
+  password: $<HTMLInputElement>('password'),
+  register: $<HTMLButtonElement>('register'),
+  authError: $('auth-error'),
+  chatView: $('chat-view'),
+  joinForm: $<HTMLFormElement>('join-form'),
+  roomName: $<HTMLInputElement>('room-name'),
+  roomList: $('room-list'),
+  roomTitle: $('room-title'),
+  members: $('members'),
+  leave: $<HTMLButtonElement>('leave'),
+  messages: $('messages'),
+  composer: $<HTMLFormElement>('composer'),
+  text: $<HTMLInputElement>('text'),
+  notice: $('notice'),
+  log: $('log'),
+};
+
+const rooms = new Map<string, Room>();
+let current: string | undefined;
+let client: RealtimeClient;
+let refreshCount = 0;
+let noticeTimer: ReturnType<typeof setTimeout> | undefined;
+
+const clock = (ts: number) => new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+const clockS = (ts: number) =>
+  new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className?: string,
+  text?: string,
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+const ENDED: Record<SessionEndReason, string> = {
+  logout: 'You are logged out.',
+  token_revoked: 'Your session was ended (logged out elsewhere or revoked). Log in again.',
+  blocked: 'This account has been blocked, so you were signed out.',
+  refresh_failed: 'Your session has expired. Log in again.',
+};
+
+function notice(text: string, kind: 'error' | 'info' = 'error'): void {
+  ui.notice.textContent = text;
+  ui.notice.dataset.kind = kind;
+  ui.notice.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => {
+    ui.notice.hidden = true;
+  }, 8000);
+}
+
+function activity(text: string): void {
+  const item = el('li', undefined, `${clockS(Date.now())}  ${text}`);
+  ui.log.prepend(item);
+  while (ui.log.children.length > 100) ui.log.lastElementChild?.remove();
+}
+
+// --- rooms and messages ---
+
+function room(name: string): Room {
+  let r = rooms.get(name);
+  if (!r) {
+    r = { entries: [], members: new Set(), unread: 0 };
+    rooms.set(name, r);
+  }
+  return r;
+}
+
+function add(name: string, entry: Entry): void {
+  const r = room(name);
+  r.entries.push(entry);
+  if (r.entries.length > MAX_ENTRIES) r.entries.shift();
+  if (name === current) ui.messages.append(renderEntry(entry));
+  else if (entry.kind === 'message') r.unread++;
+  if (name === current) scrollToEnd();
+  renderRoomList();
+}
+
+function renderEntry(entry: Entry): HTMLLIElement {
+  if (entry.kind === 'system') return el('li', 'system', entry.text);
+  const m = entry.message;
+  const item = el('li', m.from === client.username ? 'msg mine' : 'msg');
+  const head = el('div', 'meta');
+  head.append(el('span', 'from', m.from));
+  const time = el('time', undefined, clock(m.ts));
+  time.dateTime = new Date(m.ts).toISOString();
+  head.append(time);
+  item.append(head, el('p', 'text', m.text));
+  return item;
+}
+
+function scrollToEnd(): void {
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+}
+
+function renderRoomList(): void {
+  ui.roomList.replaceChildren(
+    ...[...rooms].map(([name, r]) => {
+      const item = el('li');
+      const button = el('button', name === current ? 'room-chip active' : 'room-chip', `#${name}`);
+      button.type = 'button';
+      button.setAttribute('aria-current', String(name === current));
+      if (r.unread > 0) button.append(el('span', 'badge', String(r.unread)));
+      button.addEventListener('click', () => show(name));
+      item.append(button);
+      return item;
+    }),
+  );
+}
+
+function renderMembers(): void {
+  const r = current ? rooms.get(current) : undefined;
+  const names = r ? [...r.members].sort() : [];
+  ui.members.textContent = names.length > 0 ? `${names.length} here: ${names.join(', ')}` : '';
+}
+
+function show(name: string | undefined): void {
+  current = name;
+  const r = name ? rooms.get(name) : undefined;
+  if (r) r.unread = 0;
+  ui.roomTitle.textContent = name ? `#${name}` : 'No room';
+  ui.leave.hidden = !name;
+  ui.text.disabled = !name;
+  ui.messages.replaceChildren(...(r?.entries.map(renderEntry) ?? []));
+  renderMembers();
+  renderRoomList();
+  scrollToEnd();
+}
+
+async function join(name: string): Promise<void> {
+  const joined = await client.join(name, { history: HISTORY });
+  const r = room(name);
+  const known = new Set(r.entries.flatMap((e) => (e.kind === 'message' ? [e.message.messageId] : [])));
+  for (const m of joined.history)
+    if (!known.has(m.messageId)) r.entries.push({ kind: 'message', message: m });
+  r.members.add(client.username);
+  show(name);
+  try {
+    for (const member of await client.presence(name)) r.members.add(member);
+    renderMembers();
+  } catch {
+    // The member list is a nicety; it fills in from member_joined events too.
+  }
+}
+
+// --- session ---
+
+function setSignedIn(signedIn: boolean): void {
+  ui.authView.hidden = signedIn;
+  ui.chatView.hidden = !signedIn;
+  ui.session.hidden = !signedIn;
+  if (!signedIn) {
+    rooms.clear();
+    show(undefined);
+    refreshCount = 0;
+    ui.refreshes.textContent = '';
+  }
+}
+
+function tick(): void {
+  const left = client.expiresAt - Date.now();
+  if (client.expiresAt === 0) {
+    ui.tokenLeft.textContent = '–';
+    return;
+  }
+  const s = Math.max(0, Math.round(left / 1000));
+  ui.tokenLeft.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+  ui.token.classList.toggle('low', s < 60);
+}
+
+const STATUS: Record<string, string> = {
+  idle: 'offline',
+  connecting: 'connecting…',
+  open: 'live',
+  reconnecting: 'reconnecting…',
+  closed: 'offline',
+};
+
+function wire(c: RealtimeClient): void {
+  c.on('state', ({ state }) => {
+    ui.status.dataset.state = state;
+    ui.status.textContent = STATUS[state] ?? state;
+  });
+  c.on('message', (m) => add(m.room, { kind: 'message', message: m }));
+  c.on('member_joined', ({ room: name, username }) => {
+    room(name).members.add(username);
+    add(name, { kind: 'system', text: `${username} joined`, ts: Date.now() });
+    if (name === current) renderMembers();
+  });
+  c.on('member_left', ({ room: name, username }) => {
+    room(name).members.delete(username);
+    add(name, { kind: 'system', text: `${username} left`, ts: Date.now() });
+    if (name === current) renderMembers();
+  });
+  c.on('error', (err) => notice(plainWords(err)));
+  c.on('token', ({ expiresAt, refreshed }) => {
+    tick();
+    if (!refreshed) return;
+    refreshCount++;
+    ui.refreshes.textContent = `· refreshed ${refreshCount}×`;
+    ui.token.classList.remove('flash');
+    void ui.token.offsetWidth; // restart the animation
+    ui.token.classList.add('flash');
+    activity(`Token refreshed over HTTP; valid until ${clockS(expiresAt)}`);
+  });
+  c.on('token_refreshed', ({ exp }) =>
+    activity(`The socket took the new token (server expiry ${clockS(exp * 1000)})`),
+  );
+  c.on('reconnecting', ({ attempt, delayMs }) => {
+    ui.status.textContent = `reconnecting in ${Math.ceil(delayMs / 1000)} s…`;
+    activity(`Connection lost; reconnect attempt ${attempt} in ${(delayMs / 1000).toFixed(1)} s`);
+  });
+  c.on('connected', ({ reconnected }) => {
+    activity(reconnected ? `Reconnected; rejoined ${c.rooms.length} room(s)` : 'Connected');
+    if (reconnected) notice('Reconnected.', 'info');
+  });
+  c.on('closing', ({ reason }) => activity(`The server is closing the socket: ${reason.replace('_', ' ')}`));
+  c.on('session_ended', ({ reason }) => {
+    activity(`Session ended: ${reason.replace('_', ' ')}`);
+    setSignedIn(false);
+    showAuthMessage(ENDED[reason], reason === 'logout' ? 'info' : 'error');
+  });
+}
+
+function showAuthMessage(text: string, kind: 'error' | 'info' = 'error'): void {
+  ui.authError.textContent = text;
+  ui.authError.dataset.kind = kind;
+  ui.authError.hidden = false;
+}
+
+async function signIn(register: boolean): Promise<void> {
+  const username = ui.username.value.trim().toLowerCase();
+  const password = ui.password.value;
+  ui.authError.hidden = true;
+  if (!username || !password) {
+    showAuthMessage('Enter a username and a password.');
+    return;
+  }
+  const buttons = Array.from(ui.authForm.querySelectorAll('button'));
+  for (const b of buttons) b.disabled = true;
+  try {
+    if (register) await client.register(username, password);
+    await client.login(username, password);
+    ui.password.value = '';
+    ui.who.textContent = client.username;
+    setSignedIn(true);
+    activity(`Logged in as ${client.username}`);
+    await client.connect();
+    await join(DEFAULT_ROOM);
+    ui.text.focus();
+  } catch (err) {
+    if (client.accessToken) notice(plainWords(err));
+    else showAuthMessage(plainWords(err));
+  } finally {
+    for (const b of buttons) b.disabled = false;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = (await (await fetch('config.json')).json()) as PageConfig;
+  client = new RealtimeClient({ httpUrl: config.httpUrl, wsUrl: config.wsUrl });
+  wire(client);
+  setInterval(tick, 1000);
+
+  ui.authForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    void signIn(false);
+  });
+  ui.register.addEventListener('click', () => void signIn(true));
+  ui.logout.addEventListener('click', () => {
+    client.logout().catch(() => {
+      // Already signed out here; the server forgets the session when the token expires.
+    });
+  });
+  ui.refreshNow.addEventListener('click', () => {
+    client.refresh().catch((err: unknown) => notice(plainWords(err)));
+  });
+  ui.joinForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = ui.roomName.value.trim().replace(/^#/, '');
+    if (!name) return;
+    if (rooms.has(name) && client.rooms.includes(name)) {
+      show(name);
+      ui.roomName.value = '';
+      return;
+    }
+    join(name).then(
+      () => {
+        ui.roomName.value = '';
+      },
+      (err: unknown) => notice(plainWords(err)),
+    );
+  });
+  ui.leave.addEventListener('click', () => {
+    const name = current;
+    if (!name) return;
+    client.leave(name).then(
+      () => {
+        rooms.delete(name);
+        show(rooms.keys().next().value);
+      },
+      (err: unknown) => notice(plainWords(err)),
+    );
+  });
+  ui.composer.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = ui.text.value;
+    if (!current || text.trim() === '') return;
+    client.send(current, text).then(
+      () => {
+        if (ui.text.value === text) ui.text.value = '';
+      },
+      (err: unknown) => notice(plainWords(err)),
+    );
+  });
+  setSignedIn(false);
+  ui.authError.hidden = true;
+  ui.username.focus();
+}
+
+main().catch((err: unknown) => {
+  document.body.prepend(el('p', 'error fatal', `The page could not start: ${(err as Error).message}`));
+});
