@@ -79,6 +79,18 @@ describe('the demo page in Chromium', () => {
     expect((await fetch(`${system.httpUrl}/build.ts`)).status).toBe(404);
   });
 
+  it('explains a failed sign-in in plain words', async () => {
+    const { page, problems } = await openPage();
+    await page.getByLabel('Username').fill('frank');
+    await page.getByLabel('Password', { exact: true }).fill('short');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await containsText(page.locator('#auth-error'), 'The server did not accept that');
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await hasText(page.locator('#auth-error'), 'Wrong username or password.');
+    expect(problems).toEqual([]);
+  });
+
   it('two users in two browsers: a message from one appears for the other, with its sender', async () => {
     const alice = await openPage();
     const bob = await openPage({ width: 390, height: 760 });

@@ -72,7 +72,7 @@ export async function tempProfile(): Promise<{ path: string; remove(): Promise<v
 }
 
 /** Polls until `read()` satisfies `ok`; fails with the last value seen. */
-async function until<T>(what: string, read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 5000) {
+async function until<T>(what: string, read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   for (;;) {
@@ -105,7 +105,7 @@ export function containsText(locator: Locator, expected: string | RegExp): Promi
 }
 
 export function isVisible(locator: Locator): Promise<void> {
-  return locator.first().waitFor({ state: 'visible', timeout: 5000 });
+  return locator.first().waitFor({ state: 'visible', timeout: 10_000 });
 }
 
 export function hasCount(locator: Locator, n: number): Promise<void> {
