@@ -1,5 +1,6 @@
-import { connectionsOfUser, putConnection, removeConnection } from './core/connections.ts';
+import { type Connection, connectionsOfUser, putConnection, removeConnection } from './core/connections.ts';
 import type { Deps } from './core/deps.ts';
+import { sessionMessageKey } from './core/sessions.ts';
 import { identityOf, offeredProtocols, sourceIp } from './edge/ws.ts';
 import type { WsProxyEvent, WsProxyResult } from './edge/ws-types.ts';
 import { lambdaEntry } from './runtime.ts';
@@ -16,16 +17,29 @@ const STALE_AFTER_MS = 30_000;
 export function makeConnectHandler(deps: Deps) {
   return async (event: WsProxyEvent): Promise<WsProxyResult> => {
     const id = identityOf(event);
-    const connection = {
+    const base = {
       ...id,
       ip: sourceIp(event),
       connectedAt: event.requestContext.connectedAt ?? deps.clock.now(),
       rooms: [],
     };
-    const [, existing] = await Promise.all([
-      putConnection(deps, connection),
-      connectionsOfUser(deps, id.username),
-    ]);
+    let connection: Connection = base;
+    let existing: Connection[];
+    if (deps.settings.messageEncryption) {
+      // The socket's frames are encrypted with its session's key: read it before the row is written.
+      const [messageKey, others] = await Promise.all([
+        sessionMessageKey(deps, id.sid),
+        connectionsOfUser(deps, id.username),
+      ]);
+      connection = { ...base, messageKey };
+      existing = others;
+      await putConnection(deps, connection);
+    } else {
+      [, existing] = await Promise.all([
+        putConnection(deps, connection),
+        connectionsOfUser(deps, id.username),
+      ]);
+    }
     // Only sockets that came before this one count, so overlapping handshakes admit
     // at most the first N (never more), and none of them can judge another stale.
     const mine = connection.connectedAt;

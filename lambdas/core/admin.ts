@@ -157,11 +157,7 @@ export async function publishToRoom(
   };
   const members = await roomMembers(deps, room);
   const [delivery] = await Promise.all([
-    sendToConnections(
-      deps,
-      members.map((m) => m.connectionId),
-      message,
-    ),
+    sendToConnections(deps, members, message),
     saveMessage(deps, message),
   ]);
   deps.audit('info', 'admin.publish', { username: caller.username, room, count: delivery.delivered });

@@ -22,6 +22,8 @@ export interface TokenPair {
   token_type: 'Bearer';
   expires_in: number;
   refresh_token: string;
+  /** With `messageEncryption`: the session's 256-bit JWE key, base64url. */
+  message_key?: string;
 }
 
 export interface Caller {
@@ -41,6 +43,7 @@ export async function issueTokenPair(
     token_type: 'Bearer',
     expires_in: deps.settings.accessTokenTtlS,
     refresh_token: refreshToken,
+    ...(session.messageKey ? { message_key: session.messageKey } : {}),
   };
 }
 
@@ -99,6 +102,7 @@ export async function refresh(deps: Deps, body: Record<string, unknown>, caller:
     token_type: 'Bearer',
     expires_in: deps.settings.accessTokenTtlS,
     refresh_token: outcome.refreshToken,
+    ...(session.messageKey ? { message_key: session.messageKey } : {}),
   };
 }
 

@@ -13,8 +13,9 @@ import {
 import { incrementCounter, secondsLeft, windowAt } from './counters.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
+import { decryptFrame, encryptFrame } from './frame-crypto.ts';
 import { type ChatMessage, recentMessages, saveMessage } from './history.ts';
-import { type ClientId, type ClientMessage, clientIdOf, parseClientMessage } from './protocol.ts';
+import { type ClientId, type ClientMessage, clientIdOf, errorFrame, parseClientMessage } from './protocol.ts';
 import { closeConnection, closeUserSockets, sendToConnections } from './sockets.ts';
 import { batchGet } from './store.ts';
 import { verifyAccessToken } from './tokens.ts';
@@ -87,7 +88,30 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
     throw new AppError('too_large', `frames are limited to ${settings.maxMessageBytes} bytes`);
   }
   const message = parseClientMessage(body);
+  if (message.type === 'encrypted') return handleEncrypted(deps, conn, message.jwe, now);
   return dispatch(deps, conn, message, now, id);
+}
+
+/**
+ * `{"type":"encrypted","jwe"}`: decrypts with the socket's session key, handles the
+ * inner message like any other, and encrypts the reply (errors included) the same way.
+ */
+async function handleEncrypted(deps: Deps, conn: Connection, jwe: string, now: number): Promise<FrameReply> {
+  const key = conn.messageKey;
+  if (!key) throw new AppError('invalid_request', 'message encryption is not enabled');
+  const inner = await decryptFrame(key, jwe);
+  const id = peekId(inner);
+  let answer: FrameReply;
+  try {
+    const message = parseClientMessage(inner);
+    if (message.type === 'encrypted')
+      throw new AppError('invalid_request', 'an encrypted frame cannot hold another');
+    answer = await dispatch(deps, conn, message, now, id);
+  } catch (err) {
+    if (!(err instanceof AppError) || err.code === 'internal' || err.code === 'unavailable') throw err;
+    answer = errorFrame(err, id) as unknown as Record<string, unknown>;
+  }
+  return answer ? await encryptFrame(key, answer) : undefined;
 }
 
 /** The `id` of a frame that may not parse, so that even its error can be matched to it. */
@@ -157,7 +181,7 @@ async function dispatch(
         already ? [] : roomMembers(deps, m.room),
         recentMessages(deps, m.room, m.history, now),
       ]);
-      const others = members.filter((x) => x.connectionId !== conn.connectionId).map((x) => x.connectionId);
+      const others = members.filter((x) => x.connectionId !== conn.connectionId);
       if (others.length > 0)
         await sendToConnections(deps, others, {
           type: 'member_joined',
@@ -172,7 +196,7 @@ async function dispatch(
         leaveRoom(deps, conn.connectionId, m.room),
         roomMembers(deps, m.room),
       ]);
-      const others = members.filter((x) => x.connectionId !== conn.connectionId).map((x) => x.connectionId);
+      const others = members.filter((x) => x.connectionId !== conn.connectionId);
       if (others.length > 0)
         await sendToConnections(deps, others, { type: 'member_left', room: m.room, username: conn.username });
       return withId({ type: 'left', room: m.room }, id);
@@ -196,14 +220,7 @@ async function dispatch(
         ts: deps.clock.now(),
         messageId: randomUUID(),
       };
-      await Promise.all([
-        sendToConnections(
-          deps,
-          members.map((x) => x.connectionId),
-          message,
-        ),
-        saveMessage(deps, message),
-      ]);
+      await Promise.all([sendToConnections(deps, members, message), saveMessage(deps, message)]);
       return withId({ type: 'ack', messageId: message.messageId }, id);
     }
     case 'refresh_token': {
@@ -217,6 +234,6 @@ async function dispatch(
       return withId({ type: 'token_refreshed', exp: claims.exp }, id);
     }
     case 'encrypted':
-      throw new AppError('invalid_request', 'message encryption is not enabled');
+      throw new AppError('invalid_request', 'an encrypted frame cannot hold another');
   }
 }

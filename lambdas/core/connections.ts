@@ -29,11 +29,14 @@ export interface Connection {
   readonly ip: string;
   readonly connectedAt: number;
   readonly rooms: readonly string[];
+  /** The session's JWE key: frames to this socket are encrypted with it. */
+  readonly messageKey?: string | undefined;
 }
 
 export interface Member {
   readonly connectionId: string;
   readonly username: string;
+  readonly messageKey?: string | undefined;
 }
 
 type Store = Pick<Deps, 'db' | 'tables'>;
@@ -60,6 +63,7 @@ export function connectionFrom(item: Item): Connection {
     ip: str(item, 'ip') ?? '',
     connectedAt: num(item, 'connectedAt') ?? 0,
     rooms: strs(item, 'rooms').sort(),
+    messageKey: str(item, 'messageKey'),
   };
 }
 
@@ -83,6 +87,7 @@ export async function putConnection(deps: Store, c: Connection): Promise<void> {
             ip: S(c.ip),
             connectedAt: N(c.connectedAt),
             expiresAt: N(Math.floor(c.connectedAt / 1000) + CONNECTION_TTL_S),
+            ...(c.messageKey ? { messageKey: S(c.messageKey) } : {}),
           },
         }),
       ),
@@ -153,15 +158,19 @@ export async function roomMembers(deps: Store, room: string): Promise<Member[]> 
   const items = await queryAll(deps, {
     KeyConditionExpression: 'pk = :p',
     ExpressionAttributeValues: { ':p': S(`room#${room}`) },
-    ProjectionExpression: 'sk, memberName',
+    ProjectionExpression: 'sk, memberName, messageKey',
   });
-  return items.map((i) => ({ connectionId: str(i, 'sk') ?? '', username: str(i, 'memberName') ?? '' }));
+  return items.map((i) => ({
+    connectionId: str(i, 'sk') ?? '',
+    username: str(i, 'memberName') ?? '',
+    messageKey: str(i, 'messageKey'),
+  }));
 }
 
 /** Adds a socket to a room: the membership item (what fan-out reads) and the room on the connection (what $disconnect reads). */
 export async function joinRoom(
   deps: Store,
-  c: Pick<Connection, 'connectionId' | 'username' | 'sub' | 'connectedAt'>,
+  c: Pick<Connection, 'connectionId' | 'username' | 'sub' | 'connectedAt' | 'messageKey'>,
   room: string,
 ): Promise<void> {
   const expiresAt = Math.floor(c.connectedAt / 1000) + CONNECTION_TTL_S;
@@ -178,6 +187,8 @@ export async function joinRoom(
               memberName: S(c.username),
               memberSub: S(c.sub),
               expiresAt: N(expiresAt),
+              // A copy of the socket's key, so fan-out can encrypt for it from the room's Query alone.
+              ...(c.messageKey ? { messageKey: S(c.messageKey) } : {}),
             },
           }),
         ),

@@ -3,6 +3,7 @@ import { GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/clie
 import { nowS } from './clock.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
+import { newMessageKey } from './frame-crypto.ts';
 import { type Item, isConditionFailure, isLive, N, num, S, SS, storeCall, str, strs } from './store.ts';
 
 /**
@@ -16,6 +17,8 @@ export interface Session {
   readonly createdAt: number;
   readonly expiresAt: number;
   readonly revokedAt: number | undefined;
+  /** The JWE key of the session's sockets, with `messageEncryption` on. */
+  readonly messageKey: string | undefined;
 }
 
 const PREFIX = 'rt1';
@@ -47,6 +50,7 @@ function sessionFrom(item: Item): Session {
     createdAt: num(item, 'createdAt') ?? 0,
     expiresAt: num(item, 'expiresAt') ?? 0,
     revokedAt: num(item, 'revokedAt'),
+    messageKey: str(item, 'messageKey'),
   };
 }
 
@@ -65,6 +69,7 @@ export async function createSession(
     createdAt: now,
     expiresAt: now + deps.settings.refreshTokenTtlS,
     revokedAt: undefined,
+    messageKey: deps.settings.messageEncryption ? newMessageKey() : undefined,
   };
   await storeCall(
     'create session',
@@ -79,6 +84,7 @@ export async function createSession(
             secretHash: S(hash),
             createdAt: N(now),
             expiresAt: N(session.expiresAt),
+            ...(session.messageKey ? { messageKey: S(session.messageKey) } : {}),
           },
           ConditionExpression: 'attribute_not_exists(sid)',
         }),
@@ -175,4 +181,25 @@ export async function revokeSession(deps: Pick<Deps, 'db' | 'tables' | 'clock'>,
   ).catch((err: unknown) => {
     if (!isConditionFailure(err)) throw err;
   });
+}
+
+/** The message key of a session, if it has one (for `$connect` with `messageEncryption`). */
+export async function sessionMessageKey(
+  deps: Pick<Deps, 'db' | 'tables'>,
+  sid: string,
+): Promise<string | undefined> {
+  const out = await storeCall(
+    'session key',
+    (db) =>
+      db.send(
+        new GetItemCommand({
+          TableName: deps.tables.sessions,
+          Key: { sid: S(sid) },
+          ProjectionExpression: 'messageKey',
+          ConsistentRead: true,
+        }),
+      ),
+    deps.db,
+  );
+  return str(out.Item, 'messageKey');
 }

@@ -1,5 +1,6 @@
 import { connectionIdsOfSession, connectionsOfUser, removeConnection, roomMembers } from './connections.ts';
 import type { Deps } from './deps.ts';
+import { encryptFrame } from './frame-crypto.ts';
 
 export type CloseReason = 'token_expired' | 'token_revoked' | 'blocked';
 
@@ -35,11 +36,7 @@ export async function forgetConnection(deps: SocketDeps, connectionId: string): 
     removed.rooms.map(async (room) => {
       const members = await roomMembers(deps, room);
       if (members.length === 0) return;
-      await sendToConnections(
-        deps,
-        members.map((m) => m.connectionId),
-        { type: 'member_left', room, username: removed.username },
-      );
+      await sendToConnections(deps, members, { type: 'member_left', room, username: removed.username });
     }),
   );
 }
@@ -49,23 +46,31 @@ export interface Delivery {
   readonly gone: readonly string[];
 }
 
+/** A socket to deliver to; with a session key, the frame goes encrypted. */
+export interface Recipient {
+  readonly connectionId: string;
+  readonly messageKey?: string | undefined;
+}
+
 /**
- * Sends one payload to each socket, a bounded number at a time. Sockets that answer
- * 410 are forgotten; other failures are counted, not thrown, so one bad socket never
- * stops a room's delivery.
+ * Sends one payload to each socket, a bounded number at a time (encrypted for sockets
+ * whose session has a message key). Sockets that answer 410 are forgotten; other
+ * failures are counted, not thrown, so one bad socket never stops a room's delivery.
  */
 export async function sendToConnections(
   deps: SocketDeps,
-  connectionIds: readonly string[],
+  recipients: readonly Recipient[],
   payload: unknown,
 ): Promise<Delivery> {
   const api = deps.api;
   if (!api) throw new Error('this function cannot post to sockets');
-  const data = JSON.stringify(payload);
+  const plain = JSON.stringify(payload);
   let delivered = 0;
   const gone: string[] = [];
-  await mapLimit([...new Set(connectionIds)], FANOUT_CONCURRENCY, async (id) => {
+  const unique = [...new Map(recipients.map((r) => [r.connectionId, r])).values()];
+  await mapLimit(unique, FANOUT_CONCURRENCY, async ({ connectionId: id, messageKey }) => {
     try {
+      const data = messageKey ? JSON.stringify(await encryptFrame(messageKey, payload)) : plain;
       if (await api.post(id, data)) delivered++;
       else gone.push(id);
     } catch (err) {
