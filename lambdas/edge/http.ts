@@ -44,7 +44,7 @@ export function noContent(): HttpResult {
 }
 
 /** The one place where an error becomes an HTTP status and an error body. */
-export function errorResult(err: unknown, audit: Audit, route: string): HttpResult {
+export function errorResult(err: unknown, audit: Audit, route: string, ip?: string): HttpResult {
   if (!isAppError(err)) {
     // Log the cause once, by name only; the client gets a generic body, never a stack.
     audit('error', 'error', {
@@ -57,6 +57,10 @@ export function errorResult(err: unknown, audit: Audit, route: string): HttpResu
   if (err.code === 'unavailable' || err.code === 'internal') {
     const causeName = (err.cause as Error | undefined)?.name;
     audit('error', 'error', { route, reason: err.code, errorName: causeName });
+  }
+  if (err.code === 'invalid_token' || err.code === 'token_expired' || err.code === 'forbidden') {
+    // Refused tokens and roles on HTTP routes, for the operators' "denials by reason" (logins log their own events).
+    audit('warn', 'auth.denied', { route, reason: err.code, ip });
   }
   const status = STATUS[err.code];
   const headers: Record<string, string> = {};
@@ -123,7 +127,7 @@ export function httpRoute(
     try {
       return await run(toRequest(event));
     } catch (err) {
-      return errorResult(err, audit, route);
+      return errorResult(err, audit, route, normalizeIp(event.requestContext.http.sourceIp));
     }
   };
 }

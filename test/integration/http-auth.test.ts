@@ -335,6 +335,14 @@ describe('POST /auth/logout and GET /auth/me', () => {
       (await system.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } })).status,
     ).toBe(401);
     expect((await system.request('POST', '/auth/logout', { token: pair.access_token })).status).toBe(401);
+    expect(system.audit).toContainEqual(
+      expect.objectContaining({
+        event: 'auth.denied',
+        route: 'GET /auth/me',
+        reason: 'invalid_token',
+        ip: '127.0.0.1',
+      }),
+    );
     const lines = system.audit.filter((l) => l.username === 'leaver').map((l) => l.event);
     expect(lines).toEqual(expect.arrayContaining(['auth.logout', 'token.revoked']));
   });
