@@ -199,6 +199,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
           throw new TypeError('no WebSocket class: pass options.WebSocket (e.g. from the ws package)');
         return new Ctor(url, protocols) as WebSocketLike;
       });
+    globalThis.addEventListener?.('online', this.#onOnline);
   }
 
   /** The connection's state. */
@@ -291,6 +292,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   close(): void {
     this.disconnect();
     this.#clearSession();
+    globalThis.removeEventListener?.('online', this.#onOnline);
   }
 
   /**
@@ -728,6 +730,13 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     this.#scheduleReconnect(code, reason === 'token_expired');
   }
 
+  /** The browser says the network is back: no point waiting out the backoff. */
+  readonly #onOnline = (): void => {
+    if (this.#state !== 'reconnecting') return;
+    clearTimeout(this.#reconnectTimer);
+    void this.#reconnect(false);
+  };
+
   #scheduleReconnect(code: number | undefined, refreshFirst: boolean): void {
     const attempt = ++this.#attempt;
     const delayMs = backoffDelay(attempt, this.#o.reconnectBaseMs, this.#o.reconnectMaxMs, this.#o.random);
@@ -757,8 +766,11 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     } catch (err) {
       if (!this.#wantOpen) return;
       const e = asRealtimeError(err);
-      if (e.code !== 'disconnected' && e.code !== 'timeout' && e.code !== 'network') this.emit('error', e);
-      this.#scheduleReconnect(undefined, false);
+      // Expected while the network or the server is away, or while a token needs refreshing.
+      const quiet =
+        e.code === 'disconnected' || e.code === 'timeout' || e.code === 'network' || e.status === 401;
+      if (!quiet) this.emit('error', e);
+      this.#scheduleReconnect(undefined, e.status === 401);
     }
   }
 

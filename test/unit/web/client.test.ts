@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { closeUserSockets } from '../../../lambdas/core/sockets.ts';
 import { issueTicket, verifyAccessToken } from '../../../lambdas/core/tokens.ts';
 import { type ChatMessage, RealtimeError } from '../../../web/client.ts';
 import { PASSWORD, startTestSystem, type TestSystem } from '../../support/system.ts';
@@ -308,6 +309,22 @@ describe('reconnect', () => {
     await sleep(200);
     expect(reconnecting).toEqual([]);
     expect(client.state).toBe('closed');
+  });
+});
+
+describe('blocked', () => {
+  it('stops with session_ended after closing: blocked, and does not knock again', async () => {
+    const client = clientFor(system);
+    const username = await loggedIn(client);
+    await client.connect();
+    const ended = nextEvent(client, 'session_ended');
+    const reconnecting = record(client, 'reconnecting');
+    await closeUserSockets(system.deps, username, 'blocked');
+    expect(await ended).toEqual({ reason: 'blocked' });
+    await sleep(200);
+    expect(reconnecting).toEqual([]);
+    expect(client.state).toBe('closed');
+    expect(client.accessToken).toBeUndefined();
   });
 });
 
