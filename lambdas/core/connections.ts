@@ -9,7 +9,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import type { Deps } from './deps.ts';
-import { type Item, isConditionFailure, N, num, S, SS, storeCall, str, strs } from './store.ts';
+import { type Item, isConditionFailure, isLive, N, num, S, SS, storeCall, str, strs } from './store.ts';
 
 /** API Gateway closes every socket after 2 hours; rows outlive that a little, then TTL removes what $disconnect missed. */
 export const CONNECTION_TTL_S = 2 * 3600 + 15 * 60;
@@ -127,7 +127,16 @@ async function queryAll(
     items.push(...(out.Items ?? []));
     start = out.LastEvaluatedKey;
   } while (start);
-  return items;
+  return live(items);
+}
+
+/**
+ * Rows past their TTL: DynamoDB deletes them late and dynalite never does. Socket and
+ * membership TTLs count from `connectedAt`, API Gateway's clock, so wall time decides.
+ */
+function live(items: Item[]): Item[] {
+  const now = Math.floor(Date.now() / 1000);
+  return items.filter((i) => isLive(i, now));
 }
 
 /** The sockets of one user (GSI `byUser`). */
@@ -158,7 +167,7 @@ export async function roomMembers(deps: Store, room: string): Promise<Member[]> 
   const items = await queryAll(deps, {
     KeyConditionExpression: 'pk = :p',
     ExpressionAttributeValues: { ':p': S(`room#${room}`) },
-    ProjectionExpression: 'sk, memberName, messageKey',
+    ProjectionExpression: 'sk, memberName, messageKey, expiresAt',
   });
   return items.map((i) => ({
     connectionId: str(i, 'sk') ?? '',
@@ -307,7 +316,10 @@ export async function deleteConnectionRows(
 }
 
 /** Every socket row (operators and the sweeper only: a Scan, never on a message path). */
-export async function allConnections(deps: Store): Promise<Connection[]> {
+export async function allConnections(
+  deps: Store,
+  options: { includeExpired?: boolean } = {},
+): Promise<Connection[]> {
   const items: Item[] = [];
   let start: Item | undefined;
   do {
@@ -327,7 +339,7 @@ export async function allConnections(deps: Store): Promise<Connection[]> {
     items.push(...(out.Items ?? []));
     start = out.LastEvaluatedKey;
   } while (start);
-  return items.map(connectionFrom);
+  return (options.includeExpired ? items : live(items)).map(connectionFrom);
 }
 
 /** Membership items whose socket row no longer exists (for the sweeper). */

@@ -26,7 +26,8 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
   const now = nowS(deps.clock);
   const closed: Record<CloseReason, number> = { token_expired: 0, token_revoked: 0, blocked: 0 };
   let forgotten = 0;
-  const connections = await allConnections(deps);
+  // Expired rows too: dynalite never deletes them and DynamoDB only late.
+  const connections = await allConnections(deps, { includeExpired: true });
   for (let i = 0; i < connections.length; i += CHUNK) {
     const chunk = connections.slice(i, i + CHUNK);
     const subjects = chunk.map((c) => ({ claims: c, username: c.username }));
