@@ -312,6 +312,46 @@ describe('reconnect', () => {
   });
 });
 
+describe('payload encryption against the real server', () => {
+  it('with messageEncryption on, chats over JWE frames both ways and still matches replies and errors', async () => {
+    const enc = await startTestSystem({ MESSAGE_ENCRYPTION: 'true', RATE_LIMIT_MAX: '1000' }, undefined, {
+      sweeperTimer: false,
+    });
+    try {
+      const wire: string[] = [];
+      const socket = nodeSocket();
+      const tapped = (url: string, protocols: string[]) => {
+        const ws = socket(url, protocols);
+        const send = ws.send.bind(ws);
+        ws.send = (data: string) => {
+          wire.push(data);
+          send(data);
+        };
+        return ws;
+      };
+      const alice = clientFor(enc, { createSocket: tapped });
+      const bob = clientFor(enc);
+      await loggedIn(alice, 'alice');
+      await loggedIn(bob, 'bob');
+      expect(alice.encrypted).toBe(true);
+      await Promise.all([alice.connect(), bob.connect()]);
+      await alice.join('secret-room');
+      await bob.join('secret-room');
+      const got = nextEvent(bob, 'message');
+      await alice.send('secret-room', 'for your eyes only');
+      expect(await got).toMatchObject({ from: alice.username, text: 'for your eyes only' });
+      await expect(alice.send('elsewhere', 'x')).rejects.toMatchObject({ code: 'forbidden' });
+      expect(wire.length).toBeGreaterThanOrEqual(3);
+      for (const frame of wire)
+        expect(JSON.parse(frame)).toMatchObject({ type: 'encrypted', id: expect.any(String) });
+      expect(wire.join()).not.toContain('for your eyes only');
+    } finally {
+      closeClients();
+      await enc.close();
+    }
+  });
+});
+
 describe('blocked', () => {
   it('stops with session_ended after closing: blocked, and does not knock again', async () => {
     const client = clientFor(system);
