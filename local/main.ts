@@ -20,6 +20,7 @@ async function main(): Promise<void> {
   process.stderr.write(
     [
       'Local system ready',
+      `  Demo page:     ${system.httpUrl}/`,
       `  HTTP API:      ${system.httpUrl}`,
       `  WebSocket API: ${system.wsUrl}`,
       `  Data:          ${config.dataDir ?? 'in memory (DATA_DIR=:memory:)'}`,
