@@ -1,15 +1,8 @@
+import type { TokenPair } from '../lambdas/core/auth.ts';
 import { type HttpErrorCode, RealtimeError } from './errors.ts';
 
-/** What login, refresh and token exchange return. */
-export interface TokenPair {
-  access_token: string;
-  token_type: 'Bearer';
-  /** Seconds the access token is valid from now. */
-  expires_in: number;
-  refresh_token: string;
-  /** A per-session 256-bit key (base64url) when the server encrypts payloads. */
-  message_key?: string;
-}
+/** What login, refresh and token exchange return: the server's own type. */
+export type { TokenPair } from '../lambdas/core/auth.ts';
 
 export interface Me {
   sub: string;

@@ -5,14 +5,10 @@ export type RequestId = string | number;
 /** Why the server closes a socket; it says so in a `closing` frame first. */
 export type ClosingReason = 'token_expired' | 'token_revoked' | 'blocked';
 
-/** Codes of `error` frames. */
-export type FrameErrorCode =
-  | 'bad_request'
-  | 'too_large'
-  | 'forbidden'
-  | 'invalid_token'
-  | 'rate_limited'
-  | 'internal';
+/** Codes of `error` frames: the server's own type. */
+import type { FrameErrorCode } from '../lambdas/core/protocol.ts';
+
+export type { FrameErrorCode };
 
 export type ClientFrame =
   | { type: 'join'; room: string; history?: number; id?: RequestId }

@@ -86,28 +86,42 @@ export async function issueAccessToken(
  * @example const claims = await verifyAccessToken(deps, bearer)
  */
 export async function verifyAccessToken(deps: TokenDeps, token: unknown): Promise<AccessClaims> {
+  const payload = await verifySigned(deps, token, ACCESS_TOKEN_TYP, deps.settings.accessTokenTtlS);
+  return claimsOf(payload);
+}
+
+/**
+ * The one verification of our own JWTs: shape first (three base64url parts, at most
+ * 4 KB), then jose pinned to EdDSA, our issuer and audience, the `typ`, the required
+ * claims and a maximum age. Expiry is `token_expired`; every other failure, jose's
+ * plain TypeErrors included, is `invalid_token`.
+ */
+async function verifySigned(
+  deps: TokenDeps,
+  token: unknown,
+  typ: string,
+  maxAgeS: number,
+): Promise<JWTPayload> {
   if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) {
     throw new AppError('invalid_token', 'the token is missing or malformed');
   }
-  let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, verifierFor(await deps.keys.publicKeys()), {
+    const { payload } = await jwtVerify(token, verifierFor(await deps.keys.publicKeys()), {
       algorithms: [TOKEN_ALG],
       issuer: deps.settings.tokenIssuer,
       audience: deps.settings.tokenAudience,
-      typ: ACCESS_TOKEN_TYP,
+      typ,
       requiredClaims: ['exp', 'iat', 'jti', 'sub', 'sid'],
-      maxTokenAge: deps.settings.accessTokenTtlS,
+      maxTokenAge: maxAgeS,
       clockTolerance: deps.settings.clockSkewS,
       currentDate: new Date(deps.clock.now()),
-    }));
+    });
+    return payload;
   } catch (err) {
     if (err instanceof AppError) throw err;
     if (err instanceof errors.JWTExpired) throw new AppError('token_expired', 'the token has expired');
-    // jose throws its own errors and plain TypeErrors alike: every one means "not valid".
     throw new AppError('invalid_token', 'the token is not valid', { cause: err });
   }
-  return claimsOf(payload);
 }
 
 // One verifier per key set (key sources return the same array until keys change), not per call.
@@ -188,25 +202,12 @@ export async function issueTicket(
 
 /** Verifies a ticket like an access token, pinned to the ticket `typ` and a 30-second age. */
 export async function verifyTicket(deps: TokenDeps, ticket: unknown): Promise<TicketClaims> {
-  if (typeof ticket !== 'string' || ticket.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(ticket)) {
-    throw new AppError('invalid_token', 'the ticket is missing or malformed');
-  }
-  let payload: JWTPayload;
-  try {
-    ({ payload } = await jwtVerify(ticket, verifierFor(await deps.keys.publicKeys()), {
-      algorithms: [TOKEN_ALG],
-      issuer: deps.settings.tokenIssuer,
-      audience: deps.settings.tokenAudience,
-      typ: TICKET_TYP,
-      requiredClaims: ['exp', 'iat', 'jti', 'sub', 'sid'],
-      maxTokenAge: TICKET_TTL_S,
-      clockTolerance: deps.settings.clockSkewS,
-      currentDate: new Date(deps.clock.now()),
-    }));
-  } catch (err) {
-    if (err instanceof AppError) throw err;
-    throw new AppError('invalid_token', 'the ticket is not valid', { cause: err });
-  }
+  const payload = await verifySigned(deps, ticket, TICKET_TYP, TICKET_TTL_S).catch((err: unknown) => {
+    // A ticket past its 30 seconds is simply not valid; only the token it stands for can expire.
+    if (err instanceof AppError && err.code === 'token_expired')
+      throw new AppError('invalid_token', 'the ticket has expired');
+    throw err;
+  });
   const { ati, aiat, aexp, jti } = payload as Record<string, unknown>;
   if (
     typeof ati !== 'string' ||
