@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { awsKeySource } from '../../../lambdas/core/aws-keys.ts';
+import { envName, SETTING_NAMES } from '../../../lambdas/core/settings.ts';
+import { TABLE_KEYS, tableEnvName } from '../../../lambdas/core/tables.ts';
+import { runtime } from '../../../lambdas/runtime.ts';
+
+describe('the Lambda runtime', () => {
+  it('starts a function that holds no keys (no secret ARN in its environment) and refuses to sign or verify there', async () => {
+    const env: NodeJS.ProcessEnv = {
+      AWS_REGION: 'us-east-1',
+      TOKEN_ISSUER: 'https://x.example',
+      TOKEN_AUDIENCE: 'urn:x',
+      ALLOWED_ORIGINS: 'https://app.example.com',
+    };
+    for (const key of TABLE_KEYS) env[tableEnvName(key)] = `t-${key}`;
+    const deps = runtime(env);
+    expect(deps.tables.connections).toBe('t-connections');
+    expect(deps.api).toBeUndefined();
+    await expect(deps.keys.signingKey()).rejects.toMatchObject({ code: 'internal' });
+    await expect(deps.keys.publicKeys()).rejects.toMatchObject({ code: 'internal' });
+    expect(SETTING_NAMES.map(envName)).toContain('ALLOWED_ORIGINS');
+  });
+
+  it('gives a verifying function public keys only: it can never sign', async () => {
+    const source = awsKeySource({ PUBLIC_KEYS_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:0:secret:pub' });
+    await expect(source.signingKey()).rejects.toMatchObject({ code: 'internal' });
+  });
+});
