@@ -1,6 +1,7 @@
 import { type Connection, connectionsOfUser, putConnection, removeConnection } from './core/connections.ts';
 import type { Deps } from './core/deps.ts';
 import { sessionMessageKey } from './core/sessions.ts';
+import { forgetConnection } from './core/sockets.ts';
 import { identityOf, offeredProtocols, sourceIp } from './edge/ws.ts';
 import type { WsProxyEvent, WsProxyResult } from './edge/ws-types.ts';
 import { lambdaEntry } from './runtime.ts';
@@ -54,7 +55,7 @@ export function makeConnectHandler(deps: Deps) {
           // A socket still inside its own $connect answers 410 too: only older rows can be stale.
           if (!deps.api || mine - c.connectedAt < STALE_AFTER_MS) return true;
           if (await deps.api.exists(c.connectionId).catch(() => true)) return true;
-          await removeConnection(deps, c.connectionId);
+          await forgetConnection(deps, c.connectionId);
           return false;
         }),
       );

@@ -387,8 +387,8 @@ export async function deleteMembership(deps: Store, room: string, connectionId: 
 /**
  * Removes a socket exactly once: a DeleteItem returning the old row, so of all the
  * paths racing to clean up one socket ($disconnect, a server close, a 410, the
- * sweeper) only the one that really deleted it gets it back and tells its rooms.
- * Its memberships go with it.
+ * sweeper) only the one that really deleted it gets it back, and with it the rooms
+ * whose memberships it must delete.
  */
 export async function removeConnection(deps: Store, connectionId: string): Promise<Connection | undefined> {
   const out = await storeCall(
@@ -403,9 +403,5 @@ export async function removeConnection(deps: Store, connectionId: string): Promi
       ),
     deps.db,
   );
-  if (!out.Attributes) return undefined;
-  const removed = connectionFrom(out.Attributes);
-  if (removed.rooms.length > 0)
-    await deleteConnectionRows(deps, connectionId, removed.rooms, { keepConnection: true });
-  return removed;
+  return out.Attributes ? connectionFrom(out.Attributes) : undefined;
 }

@@ -1,4 +1,10 @@
-import { connectionIdsOfSession, connectionsOfUser, removeConnection, roomMembers } from './connections.ts';
+import {
+  connectionIdsOfSession,
+  connectionsOfUser,
+  deleteConnectionRows,
+  removeConnection,
+  roomMembers,
+} from './connections.ts';
 import type { Deps } from './deps.ts';
 import { encryptFrame } from './frame-crypto.ts';
 
@@ -32,11 +38,16 @@ async function mapLimit<T>(
 export async function forgetConnection(deps: SocketDeps, connectionId: string): Promise<void> {
   const removed = await removeConnection(deps, connectionId);
   if (!removed) return;
+  // Memberships go and each room is read in the same round trip.
+  const [, rooms] = await Promise.all([
+    deleteConnectionRows(deps, connectionId, removed.rooms, { keepConnection: true }),
+    Promise.all(removed.rooms.map(async (room) => ({ room, members: await roomMembers(deps, room) }))),
+  ]);
   await Promise.all(
-    removed.rooms.map(async (room) => {
-      const members = await roomMembers(deps, room);
-      if (members.length === 0) return;
-      await sendToConnections(deps, members, { type: 'member_left', room, username: removed.username });
+    rooms.map(async ({ room, members }) => {
+      const others = members.filter((m) => m.connectionId !== connectionId);
+      if (others.length === 0) return;
+      await sendToConnections(deps, others, { type: 'member_left', room, username: removed.username });
     }),
   );
 }
