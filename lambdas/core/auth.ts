@@ -52,7 +52,18 @@ export async function issueTokenPair(
  * whole family, the family's access tokens included, and closes its sockets.
  */
 export async function refresh(deps: Deps, body: Record<string, unknown>, caller: Caller): Promise<TokenPair> {
-  const outcome = await rotateSession(deps, body.refresh_token);
+  // The user, its revocation mark and its blocks are read in the same round trip as the rotation.
+  const outcome = await rotateSession(deps, body.refresh_token, (session) =>
+    batchGet(
+      deps.db,
+      [
+        { table: deps.tables.users, key: userKey(session.username) },
+        { table: deps.tables.revoked, key: { id: S(revokedId.user(session.sub)) } },
+        ...accessRefs(deps, { username: session.username, ip: caller.ip }),
+      ],
+      { consistent: true },
+    ),
+  );
   const { session } = outcome;
   if (outcome.kind === 'reused') {
     await Promise.all([revokeSession(deps, session.sid), revokeSidTokens(deps, session.sid)]);
@@ -68,15 +79,7 @@ export async function refresh(deps: Deps, body: Record<string, unknown>, caller:
   }
   const access = { username: session.username, ip: caller.ip };
   const now = nowS(deps.clock);
-  const [userItem, userMark, ...accessRows] = await batchGet(
-    deps.db,
-    [
-      { table: deps.tables.users, key: userKey(session.username) },
-      { table: deps.tables.revoked, key: { id: S(revokedId.user(session.sub)) } },
-      ...accessRefs(deps, access),
-    ],
-    { consistent: true },
-  );
+  const [userItem, userMark, ...accessRows] = outcome.alongside;
   const user = userItem ? userFromItem(userItem) : undefined;
   const before = isLive(userMark, now) ? num(userMark, 'before') : undefined;
   if (!user || user.sub !== session.sub || (before !== undefined && session.createdAt <= before)) {
@@ -84,7 +87,11 @@ export async function refresh(deps: Deps, body: Record<string, unknown>, caller:
     throw new AppError('invalid_token', 'the session has been revoked');
   }
   const denial = accessDenial(accessStateFrom(access, accessRows, now));
-  if (denial) throw denial;
+  if (denial) {
+    // The token is already spent: end the family, so a retry reads "revoked", not a reuse alarm.
+    await revokeSession(deps, session.sid);
+    throw denial;
+  }
   const { token } = await issueAccessToken(deps, {
     sub: user.sub,
     username: user.username,

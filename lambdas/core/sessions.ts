@@ -94,8 +94,8 @@ export async function createSession(
   return { session, refreshToken: `${PREFIX}.${sid}.${secret}` };
 }
 
-export type RotateOutcome =
-  | { kind: 'rotated'; session: Session; refreshToken: string }
+export type RotateOutcome<T = undefined> =
+  | { kind: 'rotated'; session: Session; refreshToken: string; alongside: T }
   /** A spent token came back: the caller must revoke the family and its access tokens. */
   | { kind: 'reused'; session: Session };
 
@@ -104,10 +104,12 @@ export type RotateOutcome =
  * conditional update on the current hash, so one token refreshes exactly once.
  * Unknown, expired, revoked or forged tokens are `invalid_token`.
  */
-export async function rotateSession(
+export async function rotateSession<T = undefined>(
   deps: Pick<Deps, 'db' | 'tables' | 'clock' | 'settings'>,
   refreshToken: unknown,
-): Promise<RotateOutcome> {
+  /** Reads to run in the same round trip as the rotation, once the session is known. */
+  alongside?: (session: Session) => Promise<T>,
+): Promise<RotateOutcome<T>> {
   const { sid, secret } = parseRefreshToken(refreshToken);
   const presented = hashSecret(secret);
   const out = await storeCall(
@@ -130,36 +132,40 @@ export async function rotateSession(
   const next = newSecret();
   const expiresAt = now + deps.settings.refreshTokenTtlS;
   const spent = [...strs(item, 'spent'), presented].slice(-MAX_SPENT);
-  try {
-    await storeCall(
-      'rotate session',
-      (db) =>
-        db.send(
-          new UpdateItemCommand({
-            TableName: deps.tables.sessions,
-            Key: { sid: S(sid) },
-            UpdateExpression: 'SET secretHash = :next, spent = :spent, expiresAt = :exp, rotatedAt = :now',
-            ConditionExpression: 'secretHash = :presented AND attribute_not_exists(revokedAt)',
-            ExpressionAttributeValues: {
-              ':next': S(next.hash),
-              ':spent': SS(spent),
-              ':exp': N(expiresAt),
-              ':now': N(now),
-              ':presented': S(presented),
-            },
-          }),
-        ),
-      deps.db,
-    );
-  } catch (err) {
-    // Another request spent this token first: this one is a reuse of a spent token.
-    if (isConditionFailure(err)) return { kind: 'reused', session };
-    throw err;
-  }
+  const rotation = storeCall(
+    'rotate session',
+    (db) =>
+      db.send(
+        new UpdateItemCommand({
+          TableName: deps.tables.sessions,
+          Key: { sid: S(sid) },
+          UpdateExpression: 'SET secretHash = :next, spent = :spent, expiresAt = :exp, rotatedAt = :now',
+          ConditionExpression: 'secretHash = :presented AND attribute_not_exists(revokedAt)',
+          ExpressionAttributeValues: {
+            ':next': S(next.hash),
+            ':spent': SS(spent),
+            ':exp': N(expiresAt),
+            ':now': N(now),
+            ':presented': S(presented),
+          },
+        }),
+      ),
+    deps.db,
+  ).then(
+    () => true,
+    (err: unknown) => {
+      // Another request spent this token first: this one is a reuse of a spent token.
+      if (isConditionFailure(err)) return false;
+      throw err;
+    },
+  );
+  const [rotated, extra] = await Promise.all([rotation, alongside ? alongside(session) : (undefined as T)]);
+  if (!rotated) return { kind: 'reused', session };
   return {
     kind: 'rotated',
     session: { ...session, expiresAt },
     refreshToken: `${PREFIX}.${sid}.${next.secret}`,
+    alongside: extra,
   };
 }
 

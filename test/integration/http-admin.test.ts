@@ -96,6 +96,18 @@ describe('POST/DELETE /admin/users/{username}/block', () => {
     expect(await again.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
   });
 
+  it('refuses a blocked user's refresh with 403 and ends the family, without a reuse alarm on retry', async () => {
+    const pair = await registerAndLogin(system, 'blocked_refresher');
+    await system.request('POST', '/admin/users/blocked_refresher/block', { token: admin, body: { duration_s: 60 } });
+    const res = await system.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } });
+    expect(res.status).toBe(403);
+    expect(res.body.error).toBe('forbidden');
+    await system.request('DELETE', '/admin/users/blocked_refresher/block', { token: admin });
+    const retry = await system.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } });
+    expect(retry.status).toBe(401);
+    expect(system.audit.some((l) => l.event === 'auth.refresh_reuse' && l.username === 'blocked_refresher')).toBe(false);
+  });
+
   it('ends a block after duration_s', async () => {
     await registerAndLogin(system, 'short_block');
     await system.request('POST', '/admin/users/short_block/block', { token: admin, body: { duration_s: 5 } });
