@@ -96,16 +96,25 @@ describe('POST/DELETE /admin/users/{username}/block', () => {
     expect(await again.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
   });
 
-  it('refuses a blocked user's refresh with 403 and ends the family, without a reuse alarm on retry', async () => {
+  it('refuses the refresh of a blocked user with 403 and ends the family, without a reuse alarm on retry', async () => {
     const pair = await registerAndLogin(system, 'blocked_refresher');
-    await system.request('POST', '/admin/users/blocked_refresher/block', { token: admin, body: { duration_s: 60 } });
-    const res = await system.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } });
+    await system.request('POST', '/admin/users/blocked_refresher/block', {
+      token: admin,
+      body: { duration_s: 60 },
+    });
+    const res = await system.request('POST', '/auth/refresh', {
+      body: { refresh_token: pair.refresh_token },
+    });
     expect(res.status).toBe(403);
     expect(res.body.error).toBe('forbidden');
     await system.request('DELETE', '/admin/users/blocked_refresher/block', { token: admin });
-    const retry = await system.request('POST', '/auth/refresh', { body: { refresh_token: pair.refresh_token } });
+    const retry = await system.request('POST', '/auth/refresh', {
+      body: { refresh_token: pair.refresh_token },
+    });
     expect(retry.status).toBe(401);
-    expect(system.audit.some((l) => l.event === 'auth.refresh_reuse' && l.username === 'blocked_refresher')).toBe(false);
+    expect(
+      system.audit.some((l) => l.event === 'auth.refresh_reuse' && l.username === 'blocked_refresher'),
+    ).toBe(false);
   });
 
   it('ends a block after duration_s', async () => {
