@@ -134,15 +134,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     wsRoutes: ['$default'],
     tables: {
       counters: ['UpdateItem'],
-      connections: [
-        'BatchGetItem',
-        'GetItem',
-        'PutItem',
-        'UpdateItem',
-        'DeleteItem',
-        'Query',
-        'BatchWriteItem',
-      ],
+      connections: ['BatchGetItem', 'PutItem', 'UpdateItem', 'DeleteItem', 'Query', 'BatchWriteItem'],
       revoked: ['BatchGetItem'],
       blocklist: ['BatchGetItem', 'PutItem'],
       messages: ['PutItem', 'Query'],
@@ -163,7 +155,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     description: 'Closes expired or revoked sockets the push path missed',
     schedule: 'sweep',
     tables: {
-      connections: ['Scan', 'Query', 'GetItem', 'DeleteItem', 'BatchWriteItem'],
+      connections: ['Scan', 'Query', 'DeleteItem', 'BatchWriteItem'],
       revoked: ['BatchGetItem'],
       blocklist: ['BatchGetItem'],
     },

@@ -1,7 +1,6 @@
 import {
   BatchWriteItemCommand,
   DeleteItemCommand,
-  GetItemCommand,
   PutItemCommand,
   QueryCommand,
   ScanCommand,
@@ -93,22 +92,6 @@ export async function putConnection(deps: Store, c: Connection): Promise<void> {
       ),
     deps.db,
   );
-}
-
-export async function getConnection(deps: Store, connectionId: string): Promise<Connection | undefined> {
-  const out = await storeCall(
-    'get connection',
-    (db) =>
-      db.send(
-        new GetItemCommand({
-          TableName: deps.tables.connections,
-          Key: connectionKey(connectionId),
-          ConsistentRead: true,
-        }),
-      ),
-    deps.db,
-  );
-  return out.Item ? connectionFrom(out.Item) : undefined;
 }
 
 async function queryAll(
