@@ -5,11 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type BuildOptions, build, type Metafile } from 'esbuild';
-import { decodeJwt } from 'jose';
 import { putConnection } from '../lambdas/core/connections.ts';
 import { generateStoredKey, publicJwkOf } from '../lambdas/core/keys.ts';
 import { localTableNames, TABLE_KEYS, tableEnvName } from '../lambdas/core/tables.ts';
-import type { AccessClaims } from '../lambdas/core/tokens.ts';
 import { FUNCTIONS, type FunctionSpec } from '../lambdas/functions.ts';
 import { makeLoginHandler } from '../lambdas/http-login.ts';
 import { makeRegisterHandler } from '../lambdas/http-register.ts';
@@ -17,6 +15,7 @@ import { runtime } from '../lambdas/runtime.ts';
 import { RUNTIME } from '../lib/handler-function.ts';
 import { REPO_ROOT } from '../lib/paths.ts';
 import { ensureTables, startDynalite } from '../local/dynamo.ts';
+import { claimsOfToken } from '../test/support/system.ts';
 import {
   authorizerEvent,
   connectEvent,
@@ -271,17 +270,7 @@ export async function measureColdStarts(runs = 5): Promise<ColdStartResult> {
         body: string;
       };
       const pair = JSON.parse(res.body) as { access_token: string; refresh_token: string };
-      const c = decodeJwt(pair.access_token);
-      const claims: AccessClaims = {
-        sub: String(c.sub),
-        username: String(c.username),
-        roles: c.roles as string[],
-        jti: String(c.jti),
-        sid: String(c.sid),
-        iat: Number(c.iat),
-        exp: Number(c.exp),
-      };
-      return { ...pair, claims };
+      return { ...pair, claims: claimsOfToken(pair.access_token) };
     };
     const socket = connectionInfo();
     const socketPair = await freshPair();

@@ -1,14 +1,14 @@
-import { decodeJwt } from 'jose';
 import { joinRoom, putConnection } from '../lambdas/core/connections.ts';
 import type { Deps } from '../lambdas/core/deps.ts';
-import { type AccessClaims, issueAccessToken } from '../lambdas/core/tokens.ts';
+import { issueAccessToken } from '../lambdas/core/tokens.ts';
 import { makeLoginHandler } from '../lambdas/http-login.ts';
 import { makeRefreshHandler } from '../lambdas/http-refresh.ts';
 import { makeAuthorizerHandler } from '../lambdas/ws-authorizer.ts';
 import { makeConnectHandler } from '../lambdas/ws-connect.ts';
 import { makeDefaultHandler } from '../lambdas/ws-default.ts';
 import { makeDisconnectHandler } from '../lambdas/ws-disconnect.ts';
-import { PASSWORD, registerAndLogin, startTestSystem } from '../test/support/system.ts';
+import { RoundTripProbe, type RouteCost } from '../test/support/round-trips.ts';
+import { claimsOfToken, PASSWORD, registerAndLogin, startTestSystem } from '../test/support/system.ts';
 import {
   authorizerEvent,
   connectEvent,
@@ -17,7 +17,6 @@ import {
   httpEvent,
   messageEvent,
 } from './events.ts';
-import { RoundTripProbe, type RouteCost } from './round-trips.ts';
 import { type Section, table } from './support.ts';
 
 export const ROOM_SIZE = 50;
@@ -34,19 +33,6 @@ export interface RoutesResult {
   readonly section: Section;
 }
 
-function claimsOf(token: string): AccessClaims {
-  const c = decodeJwt(token);
-  return {
-    sub: String(c.sub),
-    username: String(c.username),
-    roles: c.roles as string[],
-    jti: String(c.jti),
-    sid: String(c.sid),
-    iat: Number(c.iat),
-    exp: Number(c.exp),
-  };
-}
-
 /**
  * Measurement 1: the real handlers, called with API Gateway's events against dynalite, with
  * every DynamoDB call counted (operations, sequential round trips, capacity units) and the
@@ -61,7 +47,7 @@ export async function measureRoutes(): Promise<RoutesResult> {
   const probe = new RoundTripProbe();
   try {
     const pair = await registerAndLogin(system, 'alice');
-    const claims = claimsOf(pair.access_token);
+    const claims = claimsOfToken(pair.access_token);
     const detach = probe.attach(system.deps.db);
     const deps: Deps = { ...system.deps, api: probe.wrapApi() };
     const room = 'lobby';

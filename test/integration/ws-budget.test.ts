@@ -3,101 +3,32 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blockId, putBlock } from '../../lambdas/core/access.ts';
 import type { ConnectionsApi } from '../../lambdas/core/deps.ts';
 import { issueTicket } from '../../lambdas/core/tokens.ts';
+import { type ProbeCall, RoundTripProbe } from '../support/round-trips.ts';
 import { registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
 import { type Client, is, openClient, refusalStatus, terminateAll } from '../support/ws-client.ts';
 
-/**
- * Counts round trips, not time: every DynamoDB call and every PostToConnection is recorded with
- * its depth, 1 + the deepest DynamoDB call that had finished when it started. Calls issued
- * together (Promise.all) share a depth; a call that waited for another is one deeper.
- */
-class RoundTrips {
-  readonly calls: Call[] = [];
-  /** Calls under way, across resets. */
-  inFlight = 0;
-  private finishedDepth = 0;
-  private generation = 0;
-
-  begin(kind: 'db' | 'post', name: string, input: unknown): Call {
-    const call: Call = {
-      kind,
-      name,
-      input,
-      depth: this.finishedDepth + 1,
-      done: false,
-      generation: this.generation,
-    };
-    this.calls.push(call);
-    this.inFlight++;
-    return call;
-  }
-
-  end(call: Call): void {
-    this.inFlight--;
-    call.done = true;
-    // A call begun before the last reset says nothing about the calls recorded since.
-    if (call.generation !== this.generation) return;
-    if (call.kind === 'db') this.finishedDepth = Math.max(this.finishedDepth, call.depth);
-  }
-
-  reset(): void {
-    this.calls.length = 0;
-    this.finishedDepth = 0;
-    this.generation++;
-  }
-
-  db(): Call[] {
-    return this.calls.filter((c) => c.kind === 'db');
-  }
-}
-
-interface Call {
-  kind: 'db' | 'post';
-  name: string;
-  input: unknown;
-  depth: number;
-  done: boolean;
-  generation: number;
-}
-
 let system: TestSystem;
-const probe = new RoundTrips();
+const probe = new RoundTripProbe();
 const tokens: Record<string, string> = {};
 let api: ConnectionsApi;
 let originalPost: ConnectionsApi['post'] | undefined;
+let detach: (() => void) | undefined;
 
 beforeAll(async () => {
   system = await startTestSystem({ RATE_LIMIT_MAX: '100000' }, undefined, { sweeperTimer: false });
   for (const u of ['bea', 'cyd', 'dot', 'eve', 'fay', 'gus', 'hal']) {
     tokens[u] = (await registerAndLogin(system, u)).access_token;
   }
-  system.deps.db.middlewareStack.add(
-    (next, context) => async (args) => {
-      const call = probe.begin('db', context.commandName ?? 'unknown', args.input);
-      try {
-        return await next(args);
-      } finally {
-        probe.end(call);
-      }
-    },
-    { step: 'initialize', name: 'roundTripProbe' },
-  );
+  detach = probe.attach(system.deps.db);
   if (!system.deps.api) throw new Error('the local system has no @connections API');
   api = system.deps.api;
-  const post = api.post;
-  originalPost = post;
-  api.post = async (connectionId, data) => {
-    const call = probe.begin('post', 'PostToConnection', { connectionId, data });
-    try {
-      return await post(connectionId, data);
-    } finally {
-      probe.end(call);
-    }
-  };
+  originalPost = api.post;
+  // Only posts are recorded: the handlers hold this very object, so its post is swapped in place.
+  api.post = probe.wrapApi({ post: originalPost, close: api.close, exists: api.exists }).post;
 });
 afterEach(() => terminateAll());
 afterAll(async () => {
-  system.deps.db.middlewareStack.remove('roundTripProbe');
+  detach?.();
   if (originalPost) api.post = originalPost;
   await system.close();
 });
@@ -105,16 +36,12 @@ afterAll(async () => {
 const connect = (user: string): Promise<Client> =>
   openClient(system.wsUrl, { protocols: ['jwt', tokens[user] ?? ''] });
 
-const tablesOf = (call: Call | undefined): string[] =>
-  Object.keys(
-    (call?.input as { RequestItems?: Record<string, unknown> } | undefined)?.RequestItems ?? {},
-  ).sort();
+const tablesOf = (call: ProbeCall | undefined): string[] => [...(call?.tables ?? [])].sort();
 
-const touchesConnections = (c: Call): boolean =>
-  (c.input as { TableName?: string }).TableName === system.deps.tables.connections;
+const touchesConnections = (c: ProbeCall): boolean => c.tables.includes(system.deps.tables.connections);
 
 /** The DynamoDB calls of the authorizer: those made before `$connect` first touches the connections table. */
-function authorizerCalls(): Call[] {
+function authorizerCalls(): ProbeCall[] {
   const db = probe.db();
   const connectAt = db.findIndex(touchesConnections);
   expect(connectAt).toBeGreaterThan(-1);

@@ -8,7 +8,7 @@ import { blockId, putBlock, removeBlock } from '../../lambdas/core/access.ts';
 import { nowS } from '../../lambdas/core/clock.ts';
 import { putConnection } from '../../lambdas/core/connections.ts';
 import { issueAccessToken, issueTicket } from '../../lambdas/core/tokens.ts';
-import { registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
+import { claimsOfToken, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
 import {
   ALLOWED_ORIGIN,
   type Client,
@@ -103,14 +103,14 @@ describe('connecting with an access token', () => {
   });
 
   it('accepts a single-use ticket `?ticket=` once, and refuses it the second time with 401', async () => {
-    const { ticket } = await issueTicket(system.deps, await claimsOf(alice.token));
+    const { ticket } = await issueTicket(system.deps, claimsOfToken(alice.token));
     tokens.push(ticket);
     await expectOpens({ query: { ticket } });
     await expectRefused({ query: { ticket } }, 401, 'ticket_used');
   });
 
   it('refuses a ticket given as a token, and an access token given as a ticket, with 401', async () => {
-    const { ticket } = await issueTicket(system.deps, await claimsOf(alice.token));
+    const { ticket } = await issueTicket(system.deps, claimsOfToken(alice.token));
     tokens.push(ticket);
     await expectRefused({ query: { token: ticket } }, 401, 'invalid_token');
     await expectRefused({ query: { ticket: alice.token } }, 401, 'invalid_token');
@@ -765,18 +765,5 @@ function goodClaims(): Record<string, unknown> {
     jti: randomUUID(),
     iat,
     exp: iat + system.deps.settings.accessTokenTtlS,
-  };
-}
-
-async function claimsOf(token: string) {
-  const c = decodeJwt(token);
-  return {
-    sub: String(c.sub),
-    username: String(c.username),
-    roles: c.roles as string[],
-    jti: String(c.jti),
-    sid: String(c.sid),
-    iat: Number(c.iat),
-    exp: Number(c.exp),
   };
 }

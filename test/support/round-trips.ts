@@ -1,11 +1,11 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { ConnectionsApi } from '../lambdas/core/deps.ts';
+import type { ConnectionsApi } from '../../lambdas/core/deps.ts';
 
 /**
  * One DynamoDB call or PostToConnection seen by the probe. `depth` is 1 + the deepest DynamoDB
  * call that had finished when it started: calls issued together (Promise.all) share a depth, a
  * call that waited for another is one deeper. So the deepest depth is the count of sequential
- * round trips (the idea of test/integration/ws-budget.test.ts).
+ * round trips. Used by the budget tests (test/integration/ws-budget.test.ts) and the benchmarks.
  */
 export interface ProbeCall {
   readonly kind: 'db' | 'post';

@@ -1,7 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { decodeJwt } from 'jose';
 import type { Clock } from '../../lambdas/core/clock.ts';
+import type { AccessClaims } from '../../lambdas/core/tokens.ts';
 import { localConfig } from '../../local/config.ts';
 import { type LocalSystem, type StartOptions, startLocal } from '../../local/system.ts';
 
@@ -106,4 +108,18 @@ export async function registerAndLogin(
   const login = await system.request('POST', '/auth/login', { body: { username, password } });
   if (login.status !== 200) throw new Error(`login ${username}: ${login.status} ${login.text}`);
   return login.body as { access_token: string; refresh_token: string; expires_in: number };
+}
+
+/** The claims of one of our access tokens, read without verifying (the test or bench made it). */
+export function claimsOfToken(token: string): AccessClaims {
+  const c = decodeJwt(token);
+  return {
+    sub: String(c.sub),
+    username: String(c.username),
+    roles: c.roles as string[],
+    jti: String(c.jti),
+    sid: String(c.sid),
+    iat: Number(c.iat),
+    exp: Number(c.exp),
+  };
 }
