@@ -97,9 +97,11 @@ function parseProps(raw: Record<string, unknown>): ResourceProps {
 }
 
 async function apply(deps: KeysResourceDeps, event: CloudFormationCustomResourceEvent): Promise<Outcome> {
+  // Delete first: nothing to parse or do (the secrets go with the stack), and a create that
+  // failed on bad properties is rolled back by a delete carrying the same bad properties.
+  if (event.RequestType === 'Delete') return { physicalId: event.PhysicalResourceId, data: {} };
   const props = parseProps(event.ResourceProperties);
   const physicalId = `signing-keys:${props.PrivateSecretArn}`;
-  if (event.RequestType === 'Delete') return { physicalId: event.PhysicalResourceId, data: {} };
 
   const existing = readKeySet(await deps.readSecret(props.PrivateSecretArn));
   const old = event.RequestType === 'Update' ? (event.OldResourceProperties as Partial<ResourceProps>) : {};
@@ -192,5 +194,8 @@ export const handler = makeKeysResourceHandler({
   },
   respond: putResponse,
   now: () => new Date(),
-  log: (line) => process.stdout.write(`${JSON.stringify({ ...line, time: new Date().toISOString() })}\n`),
+  log: (line) => {
+    const time = new Date().toISOString();
+    process.stdout.write(`${JSON.stringify({ ...line, time, timestamp: time })}\n`);
+  },
 });

@@ -8,6 +8,7 @@ import {
   type Settings,
   SettingsError,
 } from '../lambdas/core/settings.ts';
+import { type FunctionGroup, GROUP_NAMES } from './function-groups.ts';
 
 /**
  * Deployment options: CDK context keys that shape the infrastructure rather than the
@@ -25,6 +26,26 @@ export interface DeploymentOptions {
   readonly throttleBurst: number;
   /** Create the account-level API Gateway CloudWatch role that WebSocket access logs need. */
   readonly apiGatewayAccountRole: boolean;
+  /** Custom domain names, lower-cased, and the ACM certificate that covers them. */
+  readonly domains: CustomDomains;
+  /** Reserved concurrency of each function of a group; absent: the account's shared pool. */
+  readonly reservedConcurrency: Readonly<Partial<Record<ConfigurableGroup, number>>>;
+}
+
+export interface CustomDomains {
+  readonly ws: string | undefined;
+  readonly http: string | undefined;
+  readonly certificateArn: string | undefined;
+}
+
+/** The sweeper's concurrency is always 1 (its runs must never overlap): not a setting. */
+export type ConfigurableGroup = Exclude<FunctionGroup, 'sweeper'>;
+
+/** `passwords` -> `reservedConcurrencyPasswords`. */
+export function concurrencyOption(
+  group: ConfigurableGroup,
+): `reservedConcurrency${Capitalize<ConfigurableGroup>}` {
+  return `reservedConcurrency${group.charAt(0).toUpperCase()}${group.slice(1)}` as `reservedConcurrency${Capitalize<ConfigurableGroup>}`;
 }
 
 interface OptionSpec {
@@ -49,6 +70,34 @@ export const DEPLOYMENT_OPTIONS = {
     default: 'true',
     doc: 'Set the account-wide API Gateway CloudWatch role that WebSocket access logs need; false if the account already has one.',
   },
+  wsDomainName: {
+    default: '',
+    doc: 'Custom domain of the WebSocket API (wss://<wsDomainName>); needs certificateArn.',
+  },
+  httpDomainName: {
+    default: '',
+    doc: 'Custom domain of the HTTP API (https://<httpDomainName>), also the default token issuer; needs certificateArn.',
+  },
+  certificateArn: {
+    default: '',
+    doc: "ARN of an ACM certificate in the stack's region covering the custom domain names.",
+  },
+  reservedConcurrencyPasswords: {
+    default: '',
+    doc: 'Reserved concurrency of each of register and login (argon2, 1 GB); unset: shared pool.',
+  },
+  reservedConcurrencyHandshake: {
+    default: '',
+    doc: 'Reserved concurrency of each of the $connect authorizer and $connect; unset: shared pool.',
+  },
+  reservedConcurrencyMessages: {
+    default: '',
+    doc: 'Reserved concurrency of each of $default and $disconnect; unset: shared pool.',
+  },
+  reservedConcurrencyHttp: {
+    default: '',
+    doc: 'Reserved concurrency of each other HTTP function; unset: shared pool.',
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 export type DeploymentOptionName = keyof typeof DEPLOYMENT_OPTIONS;
@@ -62,16 +111,21 @@ export type SettingDefaults = Partial<Record<SettingName, string>>;
 
 /**
  * Reads and checks every setting and deployment option from CDK context, reporting all
- * problems at once (synth stops with a message naming each bad key).
+ * problems at once (synth stops with a message naming each bad key). `defaults` supplies
+ * what the deployer left out, knowing the options (the issuer follows `httpDomainName`);
+ * `region` is the stack's, when known at synth, to check the certificate's.
  */
 export function readConfig(
   node: Node,
-  defaults: SettingDefaults,
+  defaults: (options: DeploymentOptions) => SettingDefaults,
+  region?: string,
 ): { settings: Settings; options: DeploymentOptions } {
   const problems: string[] = [];
+  const options = readOptions(node, problems, region);
   let settings: Settings | undefined;
+  const given = defaults(options);
   try {
-    settings = parseSettings((name) => contextValue(node, name) ?? defaults[name], 'aws');
+    settings = parseSettings((name) => contextValue(node, name) ?? given[name], 'aws');
   } catch (err) {
     if (!(err instanceof SettingsError)) throw err;
     problems.push(...err.problems);
@@ -81,7 +135,14 @@ export function readConfig(
       `sweepIntervalS (SWEEP_INTERVAL_S): must be a whole number of minutes on AWS (EventBridge schedules), got ${settings.sweepIntervalS}`,
     );
   }
+  if (problems.length > 0 || !settings) throw new SettingsError(problems);
+  return { settings, options };
+}
 
+const HOSTNAME = /^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+const CERTIFICATE_ARN = /^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate\/[A-Za-z0-9-]+$/;
+
+function readOptions(node: Node, problems: string[], region: string | undefined): DeploymentOptions {
   const raw = (name: DeploymentOptionName) =>
     String(contextValue(node, name) ?? DEPLOYMENT_OPTIONS[name].default).trim();
   const whole = (name: DeploymentOptionName, min: number, max: number) => {
@@ -108,17 +169,55 @@ export function readConfig(
   if (accountRole !== 'true' && accountRole !== 'false') {
     problems.push(`apiGatewayAccountRole: must be true or false, got ${JSON.stringify(accountRole)}`);
   }
-  const options: DeploymentOptions = {
+
+  const domain = (name: 'wsDomainName' | 'httpDomainName') => {
+    const text = raw(name).toLowerCase();
+    if (text === '') return undefined;
+    if (!HOSTNAME.test(text))
+      problems.push(`${name}: must be a host name such as chat.example.com, got ${JSON.stringify(text)}`);
+    return text;
+  };
+  const ws = domain('wsDomainName');
+  const http = domain('httpDomainName');
+  const certificateArn = raw('certificateArn') || undefined;
+  if (ws && ws === http) problems.push('wsDomainName and httpDomainName: must be two different names');
+  if ((ws || http) && !certificateArn) {
+    problems.push(
+      'certificateArn: required with wsDomainName or httpDomainName (an ACM certificate covering them)',
+    );
+  }
+  if (certificateArn) {
+    const match = CERTIFICATE_ARN.exec(certificateArn);
+    if (!match) {
+      problems.push(
+        `certificateArn: must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>), got ${JSON.stringify(certificateArn)}`,
+      );
+    } else if (region && match[1] !== region) {
+      problems.push(
+        `certificateArn: must be in the stack's region ${region} (regional API Gateway domains), got ${match[1]}`,
+      );
+    }
+    if (!ws && !http)
+      problems.push('certificateArn: set wsDomainName or httpDomainName too, or leave it out');
+  }
+
+  const reservedConcurrency: Partial<Record<ConfigurableGroup, number>> = {};
+  for (const group of GROUP_NAMES) {
+    if (group === 'sweeper') continue;
+    const name = concurrencyOption(group);
+    if (raw(name) !== '') reservedConcurrency[group] = whole(name, 1, 10_000);
+  }
+
+  return Object.freeze({
     logRetention: retention as RetentionDays,
     keyRotation,
     alarmEmail,
     throttleRatePerS: whole('throttleRatePerS', 1, 100_000),
     throttleBurst: whole('throttleBurst', 1, 100_000),
     apiGatewayAccountRole: accountRole === 'true',
-  };
-
-  if (problems.length > 0 || !settings) throw new SettingsError(problems);
-  return { settings, options: Object.freeze(options) };
+    domains: Object.freeze({ ws, http, certificateArn }),
+    reservedConcurrency: Object.freeze(reservedConcurrency),
+  });
 }
 
 function contextValue(node: Node, name: string): unknown {

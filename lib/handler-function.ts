@@ -23,6 +23,8 @@ export interface HandlerFunctionProps {
   readonly description: string;
   readonly memoryMb?: number;
   readonly timeoutS?: number;
+  /** Reserved concurrency: both a guaranteed share of the account's pool and a cap. */
+  readonly reservedConcurrency?: number;
   readonly environment: Readonly<Record<string, string>>;
   readonly logRetention: logs.RetentionDays;
 }
@@ -62,6 +64,7 @@ export class HandlerFunction extends NodejsFunction {
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memoryMb ?? 256,
       timeout: Duration.seconds(props.timeoutS ?? 10),
+      reservedConcurrentExecutions: props.reservedConcurrency,
       role,
       logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,

@@ -1,7 +1,8 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { FunctionSpec } from '../lambdas/functions.ts';
@@ -12,6 +13,13 @@ export interface HttpEndpointProps {
   readonly throttleRatePerS: number;
   readonly throttleBurst: number;
   readonly logRetention: logs.RetentionDays;
+  /** A custom domain, mapped to the `$default` stage at its root. */
+  readonly domain?: CustomDomain;
+}
+
+export interface CustomDomain {
+  readonly name: string;
+  readonly certificate: acm.ICertificate;
 }
 
 /** One JSON object per request; route keys only, never query strings or headers (tokens). */
@@ -35,10 +43,14 @@ export class HttpEndpoint extends Construct {
   readonly api: apigw.HttpApi;
   readonly stage: apigw.HttpStage;
   readonly accessLogs: logs.LogGroup;
+  readonly domainName: apigw.DomainName | undefined;
+  /** The custom domain as configured (a literal, where `domainName.name` is a reference). */
+  readonly domain: string | undefined;
 
   constructor(scope: Construct, id: string, props: HttpEndpointProps) {
     super(scope, id);
     this.api = new apigw.HttpApi(this, 'Api', {
+      apiName: `${Stack.of(this).stackName}-http`,
       description: 'JWT realtime: auth, JWKS and admin endpoints',
       createDefaultStage: false,
       corsPreflight:
@@ -60,6 +72,15 @@ export class HttpEndpoint extends Construct {
           : undefined,
     });
     this.accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetention });
+    this.domain = props.domain?.name;
+    this.domainName = props.domain
+      ? new apigw.DomainName(this, 'Domain', {
+          domainName: props.domain.name,
+          certificate: props.domain.certificate,
+          endpointType: apigw.EndpointType.REGIONAL,
+          securityPolicy: apigw.SecurityPolicy.TLS_1_2,
+        })
+      : undefined;
     this.stage = new apigw.HttpStage(this, 'DefaultStage', {
       httpApi: this.api,
       stageName: '$default',
@@ -70,11 +91,23 @@ export class HttpEndpoint extends Construct {
         format: AccessLogFormat.custom(HTTP_ACCESS_LOG),
       },
     });
+    if (this.domainName) {
+      new apigw.ApiMapping(this, 'DomainMapping', {
+        api: this.api,
+        domainName: this.domainName,
+        stage: this.stage,
+      });
+    }
   }
 
   /** `https://{apiId}.execute-api.{region}.amazonaws.com`, without a trailing slash. */
   get endpoint(): string {
     return this.api.apiEndpoint;
+  }
+
+  /** What clients use: `https://{custom domain}` when there is one, else the execute-api URL. */
+  get publicUrl(): string {
+    return this.domain ? `https://${this.domain}` : this.endpoint;
   }
 
   /** Adds every `httpRoutes` entry of the manifest, one Lambda integration per function. */

@@ -61,6 +61,13 @@ export function acknowledgeFindings(stack: RealtimeStack): void {
       });
     }
   }
+  Validations.of(stack.sweeps.failures).acknowledge({
+    id: 'AwsSolutions-SQS3',
+    reason:
+      "This queue is the sweeper's Lambda on-failure destination: it is itself where failed sweeps end, read by " +
+      'an operator after the SweepFailures alarm, never consumed by code, so a dead-letter queue behind it would ' +
+      'never receive anything.',
+  });
   const accountRole = stack.webSocket.node.tryFindChild('ApiGatewayCloudWatchRole');
   if (accountRole) {
     Validations.of(accountRole).acknowledge({

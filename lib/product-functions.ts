@@ -5,6 +5,8 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { TABLE_KEYS, TABLES, type TableKey, tableEnvName } from '../lambdas/core/tables.ts';
 import type { FunctionSpec } from '../lambdas/functions.ts';
+import type { DeploymentOptions } from './config.ts';
+import { functionGroup } from './function-groups.ts';
 import { HandlerFunction } from './handler-function.ts';
 import type { SigningKeys } from './signing-keys.ts';
 import { pascal } from './storage.ts';
@@ -26,7 +28,11 @@ export interface ProductFunctionsProps {
   /** Every product setting as environment variables. */
   readonly settingsEnv: Readonly<Record<string, string>>;
   readonly logRetention: logs.RetentionDays;
+  readonly reservedConcurrency: DeploymentOptions['reservedConcurrency'];
 }
+
+/** Sweeps must never overlap: a run still going when the next is due makes that one wait, then fail. */
+export const SWEEPER_CONCURRENCY = 1;
 
 /**
  * One function per manifest entry, each granted exactly what its spec lists: the DynamoDB
@@ -50,11 +56,13 @@ export class ProductFunctions extends Construct {
       if (spec.keys === 'verify') env.PUBLIC_KEYS_SECRET_ARN = props.keys.publicSecret.secretArn;
       if (spec.manageConnections) env.WS_MANAGEMENT_ENDPOINT = props.connections.callbackUrl;
 
+      const group = functionGroup(spec);
       const fn = new HandlerFunction(this, pascal(spec.name), {
         entry: props.entryFor(spec),
         description: `${spec.name}: ${spec.description}`,
         memoryMb: spec.memoryMb,
         timeoutS: spec.timeoutS,
+        reservedConcurrency: group === 'sweeper' ? SWEEPER_CONCURRENCY : props.reservedConcurrency[group],
         environment: env,
         logRetention: props.logRetention,
       });

@@ -1,4 +1,4 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { AccessLogFormat, CfnAccount } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -8,6 +8,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { FunctionSpec } from '../lambdas/functions.ts';
 import type { HandlerFunction } from './handler-function.ts';
+import type { CustomDomain } from './http-api.ts';
 
 export const WS_STAGE = 'prod';
 
@@ -15,8 +16,13 @@ export interface WebSocketEndpointProps {
   readonly throttleRatePerS: number;
   readonly throttleBurst: number;
   readonly logRetention: logs.RetentionDays;
-  /** Set the account's API Gateway CloudWatch role, without which WebSocket access logs stay empty. */
+  /**
+   * Set the account's API Gateway CloudWatch role. Without one in the account, a stage with
+   * access logs fails to create ("CloudWatch Logs role ARN must be set in account settings").
+   */
   readonly accountRole: boolean;
+  /** A custom domain, mapped to the stage at its root (`wss://{name}`, no stage in the path). */
+  readonly domain?: CustomDomain;
 }
 
 /**
@@ -44,13 +50,26 @@ export class WebSocketEndpoint extends Construct {
   readonly api: apigw.WebSocketApi;
   readonly stage: apigw.WebSocketStage;
   readonly accessLogs: logs.LogGroup;
+  readonly domainName: apigw.DomainName | undefined;
+  /** The custom domain as configured (a literal, where `domainName.name` is a reference). */
+  readonly domain: string | undefined;
 
   constructor(scope: Construct, id: string, props: WebSocketEndpointProps) {
     super(scope, id);
     this.api = new apigw.WebSocketApi(this, 'Api', {
+      apiName: `${Stack.of(this).stackName}-ws`,
       description: 'JWT realtime: rooms and messages',
     });
     this.accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetention });
+    this.domain = props.domain?.name;
+    this.domainName = props.domain
+      ? new apigw.DomainName(this, 'Domain', {
+          domainName: props.domain.name,
+          certificate: props.domain.certificate,
+          endpointType: apigw.EndpointType.REGIONAL,
+          securityPolicy: apigw.SecurityPolicy.TLS_1_2,
+        })
+      : undefined;
     this.stage = new apigw.WebSocketStage(this, 'Stage', {
       webSocketApi: this.api,
       stageName: WS_STAGE,
@@ -61,6 +80,14 @@ export class WebSocketEndpoint extends Construct {
         format: AccessLogFormat.custom(WS_ACCESS_LOG),
       },
     });
+    if (this.domainName) {
+      // Clients only: `@connections` keeps the stage's execute-api callback URL (`callbackUrl`).
+      new apigw.ApiMapping(this, 'DomainMapping', {
+        api: this.api,
+        domainName: this.domainName,
+        stage: this.stage,
+      });
+    }
     if (props.accountRole) this.stage.node.addDependency(this.accountLoggingRole());
   }
 
@@ -85,6 +112,11 @@ export class WebSocketEndpoint extends Construct {
   /** `wss://{apiId}.execute-api.{region}.amazonaws.com/{stage}` */
   get url(): string {
     return this.stage.url;
+  }
+
+  /** What clients use: `wss://{custom domain}` when there is one, else the execute-api URL. */
+  get publicUrl(): string {
+    return this.domain ? `wss://${this.domain}` : this.url;
   }
 
   /**

@@ -69,7 +69,10 @@ const ALLOWED = new Set<string>([
 /** JSON audit lines, one object a line, written through `write` (stdout on Lambda, which CloudWatch keeps). */
 export function createAudit(write: (line: string) => void, clock: Clock): Audit {
   return (level, event, fields = {}) => {
-    const line: Record<string, unknown> = { level, event, time: new Date(clock.now()).toISOString() };
+    const time = new Date(clock.now()).toISOString();
+    // `timestamp` as well as the spec's `time`: Lambda's log-level filtering files a JSON line
+    // without a valid `timestamp` as INFO, so a raised log level would drop warnings and errors.
+    const line: Record<string, unknown> = { level, event, time, timestamp: time };
     for (const [k, v] of Object.entries(fields)) {
       // Runtime guard as well as the type: callers in plain JS or casts cannot smuggle extra fields.
       if (ALLOWED.has(k) && v !== undefined) line[k] = typeof v === 'string' ? v.slice(0, 256) : v;

@@ -44,7 +44,12 @@ export const TABLES: Readonly<Record<TableKey, TableDef>> = {
     purpose: 'Accounts: password hash, roles, optional external (OIDC) identity.',
     partitionKey: { name: 'username', type: 'S' },
     indexes: [
-      { indexName: 'byExternalId', partitionKey: { name: 'externalId', type: 'S' }, projection: 'ALL' },
+      // What the token exchange reads to issue tokens, and no more: never a password hash.
+      {
+        indexName: 'byExternalId',
+        partitionKey: { name: 'externalId', type: 'S' },
+        projection: ['sub', 'roles'],
+      },
     ],
     durable: true,
   },
@@ -89,7 +94,9 @@ export const TABLES: Readonly<Record<TableKey, TableDef>> = {
     sortKey: { name: 'sk', type: 'S' },
     ttlAttribute: TTL_ATTRIBUTE,
     indexes: [
-      // Sparse: only connection items carry these attributes, never memberships.
+      // Sparse: only connection items carry these attributes, never memberships. `byUser`
+      // projects everything because closing or counting a user's sockets reads every field
+      // of the row (connectionFrom); `bySid` needs the socket's key alone.
       { indexName: 'byUser', partitionKey: { name: 'username', type: 'S' }, projection: 'ALL' },
       { indexName: 'bySid', partitionKey: { name: 'sid', type: 'S' }, projection: 'KEYS_ONLY' },
     ],

@@ -178,6 +178,21 @@ describe('the signing-key custom resource', () => {
     expect(aws.secrets.get(PRIVATE)).toBe('cloudformation-generated-placeholder');
   });
 
+  it('answers SUCCESS to a delete whose properties do not parse, so a failed create can roll back', async () => {
+    // A create that failed on bad properties is deleted with those same properties: a
+    // FAILED answer there would leave the stack stuck in DELETE_FAILED.
+    const aws = fakeAws();
+    await makeKeysResourceHandler(aws.deps)({
+      ...base,
+      RequestType: 'Delete',
+      PhysicalResourceId: 'signing-keys:req-1',
+      ResourceProperties: { ServiceToken: base.ServiceToken, RetireAfterS: 'soon' },
+    });
+    expect(aws.responses).toEqual([
+      expect.objectContaining({ Status: 'SUCCESS', PhysicalResourceId: 'signing-keys:req-1' }),
+    ]);
+  });
+
   it('answers FAILED, with the reason, when Secrets Manager refuses, so the deployment does not hang', async () => {
     const aws = fakeAws();
     aws.deps.writeSecret = async () => {
