@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { type App, CfnResource, Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { envName, SETTING_NAMES } from '../../lambdas/core/settings.ts';
 import { FUNCTIONS, type FunctionSpec } from '../../lambdas/functions.ts';
@@ -58,6 +58,11 @@ describe('settings from CDK context', () => {
     [{ alarmEmail: 'not-an-address' }, /alarmEmail: must be an e-mail address/],
     [{ throttleBurst: -1 }, /throttleBurst: must be a whole number/],
     [{ apiGatewayAccountRole: 'maybe' }, /apiGatewayAccountRole: must be true or false/],
+    [
+      { reservedConcurrencyPasswords: 0 },
+      /reservedConcurrencyPasswords: must be a whole number between 1 and 10000/,
+    ],
+    [{ reservedConcurrencyHandshake: 'lots' }, /reservedConcurrencyHandshake: must be a whole number/],
   ])('stops synth on bad context %j, naming the key', (context, message) => {
     expect(() => build(context)).toThrow(message);
   });
@@ -103,6 +108,53 @@ describe('settings from CDK context', () => {
       Endpoint: 'ops@example.com',
     });
     template.resourceCountIs('AWS::ApiGateway::Account', 0);
+  });
+});
+
+describe('reserved concurrency', () => {
+  const reserved = (template: Template, name: string) =>
+    props(resources(template, 'AWS::Lambda::Function')[functionId(template, name)] ?? {})
+      .ReservedConcurrentExecutions;
+
+  it('reserves the given concurrency for each function of a group, and the sweeper always 1', () => {
+    const { template } = build({
+      reservedConcurrencyPasswords: 20,
+      reservedConcurrencyHandshake: 200,
+      reservedConcurrencyMessages: '300',
+      reservedConcurrencyHttp: 50,
+    });
+    expect(reserved(template, 'http-login')).toBe(20);
+    expect(reserved(template, 'http-register')).toBe(20);
+    expect(reserved(template, 'ws-authorizer')).toBe(200);
+    expect(reserved(template, 'ws-connect')).toBe(200);
+    expect(reserved(template, 'ws-default')).toBe(300);
+    expect(reserved(template, 'ws-disconnect')).toBe(300);
+    expect(reserved(template, 'http-refresh')).toBe(50);
+    expect(reserved(template, 'http-token-exchange')).toBe(50);
+    expect(reserved(template, 'sweeper')).toBe(1);
+  });
+
+  it('caps only the group it is given: a login flood is held while the handshake shares the pool', () => {
+    const { template } = build({ reservedConcurrencyPasswords: 20 });
+    expect(reserved(template, 'http-login')).toBe(20);
+    expect(reserved(template, 'ws-authorizer')).toBeUndefined();
+    expect(reserved(template, 'ws-default')).toBeUndefined();
+  });
+});
+
+describe('the example allowedOrigins of cdk.json', () => {
+  const warnings = (stack: RealtimeStack) =>
+    Annotations.fromStack(stack).findWarning(
+      '*',
+      Match.stringLikeRegexp('allowedOrigins includes the example'),
+    );
+
+  it('warns at synth and deploy while it is still in place', () => {
+    expect(warnings(build().stack)).toHaveLength(1);
+  });
+
+  it('stays quiet once the origins are real', () => {
+    expect(warnings(build({ allowedOrigins: 'https://chat.example.org' }).stack)).toHaveLength(0);
   });
 });
 

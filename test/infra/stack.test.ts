@@ -464,6 +464,216 @@ describe('sweeper', () => {
     });
     s.template.resourceCountIs('AWS::Events::Rule', sweepers.length);
   });
+
+  it("turns off Lambda's own async retries, which EventBridge's retryAttempts does not reach", () => {
+    const failures = resolve(s.stack.sweeps.failures.queueArn);
+    expect(Object.values(resources(s.template, 'AWS::Lambda::EventInvokeConfig')).map(props)).toEqual([
+      {
+        FunctionName: { Ref: functionId(s.template, 'sweeper') },
+        Qualifier: '$LATEST',
+        MaximumRetryAttempts: 0,
+        // One interval: a sweep that cannot start before the next one is due is dropped.
+        MaximumEventAgeInSeconds: 300,
+        DestinationConfig: { OnFailure: { Destination: failures } },
+      },
+    ]);
+  });
+
+  it('sends failed or expired sweeps to an encrypted, TLS-only SQS queue, and alarms on it', () => {
+    const { Ref } = resolve(s.stack.sweeps.failures.queueUrl) as { Ref: string };
+    const queue = resources(s.template, 'AWS::SQS::Queue')[Ref] ?? {};
+    expect(props(queue)).toMatchObject({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 86400 });
+    const policy = Object.values(resources(s.template, 'AWS::SQS::QueuePolicy')).map(props)[0];
+    expect(json(policy)).toContain('"aws:SecureTransport":"false"');
+    const alarm = Object.values(resources(s.template, 'AWS::CloudWatch::Alarm'))
+      .map(props)
+      .find((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible');
+    expect(alarm).toMatchObject({
+      Namespace: 'AWS/SQS',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [Ref, 'QueueName'] } }],
+      Statistic: 'Maximum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    expect(s.template.findOutputs('SweepFailuresQueueUrl').SweepFailuresQueueUrl?.Value).toEqual({ Ref });
+  });
+
+  it('reserves concurrency 1 for the sweeper, so two runs never overlap', () => {
+    const fn = resources(s.template, 'AWS::Lambda::Function')[functionId(s.template, 'sweeper')] ?? {};
+    expect(props(fn).ReservedConcurrentExecutions).toBe(1);
+  });
+});
+
+describe('concurrency', () => {
+  it('reserves nothing for the other functions by default: they share the account pool', () => {
+    for (const spec of FUNCTIONS.filter((f) => !isSweeper(f))) {
+      const fn = resources(s.template, 'AWS::Lambda::Function')[functionId(s.template, spec.name)] ?? {};
+      expect(props(fn), spec.name).not.toHaveProperty('ReservedConcurrentExecutions');
+    }
+  });
+});
+
+describe('alarms', () => {
+  type Alarm = Record<string, unknown> & {
+    Metrics?: { Id: string; Expression?: string; MetricStat?: { Metric: Record<string, unknown> } }[];
+  };
+  const alarms = () =>
+    Object.entries(resources(s.template, 'AWS::CloudWatch::Alarm')).map(
+      ([id, r]) => [id, props(r) as Alarm] as const,
+    );
+  const named = (name: string) => {
+    const found = alarms().filter(([id]) => new RegExp(`^Observability${name}[0-9A-F]{8}$`).test(id));
+    if (found.length !== 1) throw new Error(`expected one alarm ${name}, found ${found.length}`);
+    return (found[0] as readonly [string, Alarm])[1];
+  };
+  /** The MetricStat metrics an alarm reads (one for a plain alarm). */
+  const metricsOf = (alarm: Alarm) =>
+    alarm.Metrics
+      ? alarm.Metrics.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric] : []))
+      : [{ Namespace: alarm.Namespace, MetricName: alarm.MetricName, Dimensions: alarm.Dimensions }];
+  const expressionOf = (alarm: Alarm) => alarm.Metrics?.find((m) => m.Expression)?.Expression ?? '';
+  const fnRef = (name: string) => ({ Ref: functionId(s.template, name) });
+  const groupAlarms = (prefix: string) =>
+    alarms().filter(([id]) => new RegExp(`^Observability${prefix}\\d*[0-9A-F]{8}$`).test(id));
+
+  it('never reads more than 10 metrics in one alarm (CloudWatch refuses more)', () => {
+    for (const [id, alarm] of alarms()) expect(metricsOf(alarm).length, id).toBeLessThanOrEqual(10);
+  });
+
+  it.each(['Passwords', 'Handshake', 'Messages', 'Sweeper', 'Http'])(
+    "watches Lambda's own Errors of every %s function, whatever its logs say",
+    (title) => {
+      const group = groupAlarms(`${title}Errors`);
+      expect(group.length).toBeGreaterThan(0);
+      const read = group.flatMap(([, a]) => metricsOf(a)).filter((m) => m.Namespace === 'AWS/Lambda');
+      for (const m of read) expect(m.MetricName).toBe('Errors');
+      const members = FUNCTIONS.filter((f) => json(read).includes(json(fnRef(f.name))));
+      expect(members.length).toBe(read.length);
+      for (const [, alarm] of group) expect(alarm.Threshold).toBe(1);
+    },
+  );
+
+  it('covers every function of the manifest exactly once in Errors, Throttles and near-timeout alarms', () => {
+    for (const kind of ['Errors', 'Throttles', 'NearTimeout']) {
+      const read = alarms()
+        .filter(
+          ([id]) => /^Observability(Passwords|Handshake|Messages|Sweeper|Http)/.test(id) && id.includes(kind),
+        )
+        .flatMap(([, a]) => metricsOf(a))
+        .filter((m) => m.Namespace === 'AWS/Lambda');
+      const expected = FUNCTIONS.filter((f) => !(kind === 'Throttles' && isSweeper(f)));
+      for (const spec of expected) {
+        expect(
+          read.filter(
+            (m) => json(m.Dimensions) === json([{ Name: 'FunctionName', Value: fnRef(spec.name) }]),
+          ),
+          `${kind} ${spec.name}`,
+        ).toHaveLength(1);
+      }
+      expect(read).toHaveLength(expected.length);
+    }
+  });
+
+  it("subtracts the authorizer's deliberate 401s (it throws Unauthorized) from its Errors", () => {
+    const alarm = named('HandshakeErrors');
+    const ids = Object.fromEntries(
+      (alarm.Metrics ?? []).flatMap((m) => (m.MetricStat ? [[json(m.MetricStat.Metric), m.Id]] : [])),
+    );
+    const errors =
+      ids[
+        json({
+          Dimensions: [{ Name: 'FunctionName', Value: fnRef('ws-authorizer') }],
+          MetricName: 'Errors',
+          Namespace: 'AWS/Lambda',
+        })
+      ];
+    const unauthorized = (alarm.Metrics ?? []).find(
+      (m) => m.MetricStat?.Metric.MetricName === 'AuthorizerUnauthorized',
+    )?.Id;
+    expect(errors && unauthorized).toBeTruthy();
+    expect(expressionOf(alarm)).toContain(`(FILL(${errors}, 0) - FILL(${unauthorized}, 0))`);
+    const filter = Object.values(resources(s.template, 'AWS::Logs::MetricFilter'))
+      .map(props)
+      .find((f) => json(f).includes('"AuthorizerUnauthorized"'));
+    expect(filter?.FilterPattern).toBe(
+      '{ ($.level = "ERROR") && ($.message.errorMessage = "Unauthorized") }',
+    );
+    expect(filter?.LogGroupName).toEqual(
+      resolve(s.stack.functions.get('ws-authorizer').functionLogGroup.logGroupName),
+    );
+  });
+
+  it('alarms on throttles of each group but the sweeper, whose single slot is deliberate', () => {
+    for (const title of ['Passwords', 'Handshake', 'Messages', 'Http']) {
+      for (const [, alarm] of groupAlarms(`${title}Throttles`)) {
+        for (const m of metricsOf(alarm)) expect(m.MetricName).toBe('Throttles');
+      }
+      expect(groupAlarms(`${title}Throttles`).length, title).toBeGreaterThan(0);
+    }
+    expect(groupAlarms('SweeperThrottles')).toEqual([]);
+  });
+
+  it('alarms when the slowest run reaches 80% of the timeout', () => {
+    expect(named('PasswordsNearTimeout').Threshold).toBe(8000);
+    expect(named('SweeperNearTimeout')).toMatchObject({
+      Threshold: 96_000,
+      Statistic: 'Maximum',
+      MetricName: 'Duration',
+    });
+    for (const [, alarm] of groupAlarms('HttpNearTimeout')) {
+      expect(expressionOf(alarm)).toMatch(/^MAX\(\[/);
+      for (const m of alarm.Metrics ?? [])
+        if (m.MetricStat) expect(m.MetricStat).toMatchObject({ Stat: 'Maximum' });
+    }
+  });
+
+  it('alarms on DynamoDB throttling and system errors of every table, for each operation in use', () => {
+    for (const key of TABLE_KEYS) {
+      const table = resolve(s.stack.storage.tables[key].tableName);
+      const name = `${key[0]?.toUpperCase()}${key.slice(1)}TableErrors`;
+      const read = groupAlarms(name).flatMap(([, a]) => metricsOf(a));
+      const names = read.map(
+        (m) =>
+          `${m.MetricName}${json(m.Dimensions).includes('Operation') ? `:${(m.Dimensions as { Name: string; Value: string }[]).find((d) => d.Name === 'Operation')?.Value}` : ''}`,
+      );
+      const used = [...new Set(FUNCTIONS.flatMap((f) => f.tables[key] ?? []))].sort();
+      expect(names.sort(), key).toEqual(
+        ['ReadThrottleEvents', 'WriteThrottleEvents', ...used.map((op) => `SystemErrors:${op}`)].sort(),
+      );
+      for (const m of read) {
+        expect(m.Namespace).toBe('AWS/DynamoDB');
+        expect(
+          (m.Dimensions as { Name: string; Value: unknown }[]).find((d) => d.Name === 'TableName')?.Value,
+        ).toEqual(table);
+      }
+    }
+  });
+
+  it("alarms on WebSocket 5xx from the access log, not on IntegrationError (the connection cap's 403 counts there)", () => {
+    expect(alarms().some(([id]) => id.includes('IntegrationErrors'))).toBe(false);
+    expect(json(alarms().map(([, a]) => metricsOf(a)))).not.toContain('"IntegrationError"');
+    const filter = Object.values(resources(s.template, 'AWS::Logs::MetricFilter'))
+      .map(props)
+      .find((f) => json(f).includes('"WebSocketServerErrors"'));
+    expect(filter?.FilterPattern).toBe('{ $.status = "5*" }');
+    expect(filter?.LogGroupName).toEqual(resolve(s.stack.webSocket.accessLogs.logGroupName));
+    expect(named('WebSocketServerErrors').Threshold).toBe(5);
+    expect(metricsOf(named('WebSocketServerErrors'))).toEqual([
+      { MetricName: 'WebSocketServerErrors', Namespace: s.stack.observability.namespace },
+    ]);
+  });
+
+  it('saves an errors query that reads the JSON log format: message.errorType, platform.report status', () => {
+    const query = Object.values(resources(s.template, 'AWS::Logs::QueryDefinition'))
+      .map(props)
+      .find((q) => String(q.Name).endsWith('/errors'));
+    const text = String(query?.QueryString);
+    expect(text).toContain('message.errorType');
+    expect(text).toContain('message.errorMessage');
+    expect(text).toContain('type = "platform.report" and record.status != "success"');
+    expect(text).toContain('message.errorMessage != "Unauthorized"');
+    expect(text).not.toMatch(/fields[^|]*[ ,]errorType/);
+  });
 });
 
 describe('observability', () => {
@@ -533,6 +743,11 @@ describe('observability', () => {
       resolve(s.stack.webSocket.accessLogs.logGroupName),
     ]);
     expect(named('/failed logins by IP')?.LogGroupNames).toHaveLength(FUNCTIONS.length + 1);
+  });
+
+  it('gives the two APIs distinct names', () => {
+    const names = Object.values(resources(s.template, 'AWS::ApiGatewayV2::Api')).map((a) => props(a).Name);
+    expect(names.sort()).toEqual(['Test-http', 'Test-ws']);
   });
 
   it('builds a dashboard and outputs its address with both API URLs', () => {
