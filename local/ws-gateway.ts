@@ -103,6 +103,8 @@ interface Connection {
 }
 
 const GOING_AWAY = 'Going away';
+const BINARY_OPCODE = 0x2;
+const UNSUPPORTED_DATA = 'Unsupported data';
 /** How long close() waits for clients to answer the close frame before cutting them off. */
 const CLOSE_GRACE_MS = 250;
 /** How long close() waits for route handlers still running. */
@@ -333,6 +335,11 @@ export async function startWsGateway(options: WsGatewayOptions): Promise<WsGatew
         conn.lastTrafficAt = conn.lastActiveAt;
         if (opcode < 8 && length > maxFrameBytes) {
           closeBy(conn, { code: 1009, reason: 'Message too big' }, 'Message too big');
+          return false;
+        }
+        // API Gateway takes no binary frames from clients: it closes the socket with 1003.
+        if (opcode === BINARY_OPCODE) {
+          closeBy(conn, { code: 1003, reason: UNSUPPORTED_DATA }, UNSUPPORTED_DATA);
           return false;
         }
         return true;

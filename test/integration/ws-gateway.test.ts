@@ -249,14 +249,27 @@ describe('handshake events', () => {
     expect(event?.requestContext.disconnectStatusCode).toBe(1005);
   });
 
-  it('passes binary frames base64-encoded', async () => {
+  it('closes with 1003 on a binary frame, as API Gateway does, and $default never sees it', async () => {
+    const messages = recorder();
+    const disconnects = recorder();
+    const gw = await start({ routes: { default: messages.handler, disconnect: disconnects.handler } });
+    const { ws } = await open(gw.url);
+    const close = closed(ws);
+    ws.send(Buffer.from([0, 1, 2, 255]));
+    expect((await close).code).toBe(1003);
+    const [event] = await disconnects.count(1);
+    expect(event?.requestContext.disconnectStatusCode).toBe(1003);
+    expect(messages.events).toHaveLength(0);
+  });
+
+  it('closes with 1003 on the first fragment of a binary message', async () => {
     const messages = recorder();
     const gw = await start({ routes: { default: messages.handler } });
     const { ws } = await open(gw.url);
-    ws.send(Buffer.from([0, 1, 2, 255]));
-    const [event] = await messages.count(1);
-    expect(event?.isBase64Encoded).toBe(true);
-    expect(event?.body).toBe(Buffer.from([0, 1, 2, 255]).toString('base64'));
+    const close = closed(ws);
+    ws.send(Buffer.from('first'), { binary: true, fin: false });
+    expect((await close).code).toBe(1003);
+    expect(messages.events).toHaveLength(0);
   });
 });
 
