@@ -221,6 +221,26 @@ describe('the function manifest', () => {
     });
   });
 
+  it('splits a group over several alarms rather than read more than 10 metrics in one', () => {
+    const more: FunctionSpec[] = Array.from({ length: 12 }, (_, i) => ({
+      ...extra,
+      name: `admin-extra-${i}`,
+      httpRoutes: [`GET /admin/extra/${i}`],
+    }));
+    const { template } = build({}, [...FUNCTIONS, ...more]);
+    const alarms = Object.entries(resources(template, 'AWS::CloudWatch::Alarm'));
+    const httpErrors = alarms.filter(([id]) => /^ObservabilityHttpErrors\d[0-9A-F]{8}$/.test(id));
+    const httpCount = [...FUNCTIONS, ...more].filter((f) => f.httpRoutes?.length && !f.argon2).length;
+    expect(httpErrors).toHaveLength(Math.ceil(httpCount / 10));
+    let read = 0;
+    for (const [id, alarm] of alarms) {
+      const stats = ((props(alarm).Metrics ?? []) as { MetricStat?: unknown }[]).filter((m) => m.MetricStat);
+      expect(stats.length, id).toBeLessThanOrEqual(10);
+      if (httpErrors.some(([h]) => h === id)) read += stats.length;
+    }
+    expect(read).toBe(httpCount);
+  });
+
   it('refuses a $connect route without an authorizer', () => {
     const withoutAuthorizer = FUNCTIONS.filter((f) => !f.wsRoutes?.includes('authorizer'));
     expect(() => build({}, withoutAuthorizer)).toThrow(/\$connect route needs an authorizer/);
