@@ -156,7 +156,7 @@ export function lambdaAlarms(namespace: string, groups: readonly GroupedFunction
   return out;
 }
 
-/** DynamoDB throttling and DynamoDB's own failures (`SystemErrors`), per table. */
+/** DynamoDB's throttled requests and its own failures (`SystemErrors`), per table, for each operation in use. */
 export function tableAlarms(
   tables: Readonly<Record<TableKey, dynamodb.ITable>>,
   operations: Partial<Record<TableKey, readonly string[]>>,
@@ -171,12 +171,12 @@ export function tableAlarms(
         statistic: 'Sum',
         period: FIVE_MINUTES,
       });
-    // Throttle events exist per table; SystemErrors only per operation.
-    const metrics = [
-      metric('ReadThrottleEvents'),
-      metric('WriteThrottleEvents'),
-      ...(operations[key] ?? []).map((operation) => metric('SystemErrors', { Operation: operation })),
-    ];
+    // Both exist per operation only. ThrottledRequests counts a request refused for the table or
+    // any of its indexes (a throttled index throttles the table's writes).
+    const metrics = (operations[key] ?? []).flatMap((operation) => [
+      metric('ThrottledRequests', { Operation: operation }),
+      metric('SystemErrors', { Operation: operation }),
+    ]);
     const parts = chunkByMetrics(metrics, () => 1);
     parts.forEach((part, index) => {
       out.push({

@@ -638,7 +638,7 @@ describe('alarms', () => {
       );
       const used = [...new Set(FUNCTIONS.flatMap((f) => f.tables[key] ?? []))].sort();
       expect(names.sort(), key).toEqual(
-        ['ReadThrottleEvents', 'WriteThrottleEvents', ...used.map((op) => `SystemErrors:${op}`)].sort(),
+        used.flatMap((op) => [`ThrottledRequests:${op}`, `SystemErrors:${op}`]).sort(),
       );
       for (const m of read) {
         expect(m.Namespace).toBe('AWS/DynamoDB');
