@@ -183,7 +183,8 @@ export class Observability extends Construct {
       },
       {
         id: 'HandlerErrors',
-        description: 'A function logged an error or failed. Run the "errors" query.',
+        description:
+          'A function caught a failure and logged it at level error (crashes and timeouts: the group Errors alarms). Run the "errors" query.',
         metric: handlerErrors,
         threshold: 1,
       },
