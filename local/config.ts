@@ -21,18 +21,32 @@ function port(name: string, raw: string | undefined, fallback: number, problems:
   return n;
 }
 
+/**
+ * The origins allowed when `ALLOWED_ORIGINS` is unset: the demo page's own, on `PORT`. A
+ * system moved to another port (3000 is often some other dev server's) keeps working in
+ * the browser. `PORT=0` (any free port) keeps the documented `:3000` pair, since the
+ * port is not known before settings are parsed.
+ */
+export function defaultOrigins(httpPort: number): string {
+  const p = httpPort === 0 ? 3000 : httpPort;
+  return `http://localhost:${p},http://127.0.0.1:${p}`;
+}
+
 /** Reads every local setting from the environment, reporting all problems together. */
 export function localConfig(env: NodeJS.ProcessEnv): LocalConfig {
   const problems: string[] = [];
-  let settings: Settings | undefined;
-  try {
-    settings = parseSettings((name) => env[envName(name)], 'local');
-  } catch (err) {
-    if (!(err instanceof SettingsError)) throw err;
-    problems.push(...err.problems);
-  }
   const p = port('PORT', env.PORT, 3000, problems);
   const wsPort = port('WS_PORT', env.WS_PORT, 3001, problems);
+  let settings: Settings | undefined;
+  try {
+    settings = parseSettings((name) => {
+      const value = env[envName(name)];
+      return name === 'allowedOrigins' && value === undefined ? defaultOrigins(p) : value;
+    }, 'local');
+  } catch (err) {
+    if (!(err instanceof SettingsError)) throw err;
+    problems.unshift(...err.problems);
+  }
   if (p !== 0 && p === wsPort) problems.push('WS_PORT: must differ from PORT');
   const dataRaw = env.DATA_DIR ?? '.data';
   if (dataRaw.trim() === '') problems.push('DATA_DIR: must be a folder or :memory:');

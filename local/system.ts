@@ -142,7 +142,7 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
         allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
         maxAgeS: 600,
       },
-      fallback: demoPage({ wsUrl: ws.url }),
+      fallback: demoPage({ wsUrl: ws.url, allowedOrigins: config.settings.allowedOrigins }),
     });
     opened.push(http);
     if (dataDir) {

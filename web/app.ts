@@ -9,6 +9,8 @@ import { plainWords } from './words.ts';
 interface PageConfig {
   httpUrl: string;
   wsUrl: string;
+  /** Whether the server's origin allowlist holds this page's origin (the local system tells). */
+  originAllowed?: boolean;
 }
 
 type Entry = { kind: 'message'; message: ChatMessage } | { kind: 'system'; text: string; ts: number };
@@ -63,6 +65,12 @@ let current: string | undefined;
 let client: RealtimeClient;
 let refreshCount = 0;
 let noticeTimer: ReturnType<typeof setTimeout> | undefined;
+let originRefused = false;
+
+/** What a browser cannot read from a refused handshake (it sees a bare close), said up front. */
+const originMessage = () =>
+  `This page's origin (${location.origin}) is not allowed to open a socket. ` +
+  `Start the server with ALLOWED_ORIGINS=${location.origin}, or leave ALLOWED_ORIGINS unset so it follows PORT.`;
 
 const clock = (ts: number) => new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 const clockS = (ts: number) =>
@@ -292,6 +300,10 @@ async function signIn(register: boolean): Promise<void> {
     ui.who.textContent = client.username;
     setSignedIn(true);
     activity(`Logged in as ${client.username}`);
+    if (originRefused) {
+      notice(originMessage());
+      return;
+    }
     await client.connect();
     await join(DEFAULT_ROOM);
     ui.text.focus();
@@ -306,6 +318,7 @@ async function signIn(register: boolean): Promise<void> {
 async function main(): Promise<void> {
   const config = (await (await fetch('config.json')).json()) as PageConfig;
   client = new RealtimeClient({ httpUrl: config.httpUrl, wsUrl: config.wsUrl });
+  originRefused = config.originAllowed === false;
   wire(client);
   setInterval(tick, 1000);
 
@@ -362,6 +375,7 @@ async function main(): Promise<void> {
   });
   setSignedIn(false);
   ui.authError.hidden = true;
+  if (originRefused) showAuthMessage(originMessage());
   ui.username.focus();
 }
 

@@ -1,6 +1,8 @@
+import { get } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runTs, startProcess } from '../support/processes.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, tempDir } from '../support/system.ts';
+import { freePort, PASSWORD, registerAndLogin, startTestSystem, tempDir } from '../support/system.ts';
+import { openClient, refusalStatus } from '../support/ws-client.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -55,6 +57,39 @@ describe('the local system', () => {
       body: { username: 'ephemeral', password: PASSWORD },
     });
     expect(res.status).toBe(401);
+  });
+});
+
+/** A GET with a chosen Host header (fetch may not set one), as a page on another port would send. */
+function getWithHost(url: string, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get(url, { headers: { host } }, (res) => {
+      let body = '';
+      res.on('data', (d) => {
+        body += String(d);
+      });
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+}
+
+describe('origins that follow PORT', () => {
+  it('lets the page on PORT open a socket when ALLOWED_ORIGINS is unset, and tells the page', async () => {
+    const port = await freePort();
+    const system = await startTestSystem({ PORT: String(port) });
+    cleanups.push(() => system.close());
+    const { access_token: token } = await registerAndLogin(system, 'porter');
+    const page = `http://localhost:${port}`;
+    const socket = await openClient(system.wsUrl, { origin: page, protocols: ['jwt', token] });
+    socket.ws.close();
+    expect(
+      await refusalStatus(system.wsUrl, { origin: 'http://localhost:3000', protocols: ['jwt', token] }),
+    ).toBe(403);
+    // The demo page reads config.json from its own origin: the Host header names it.
+    const config = await fetch(`${page}/config.json`).then((r) => r.json());
+    expect(config).toMatchObject({ originAllowed: true });
+    const elsewhere = await getWithHost(`${system.httpUrl}/config.json`, 'localhost:5173');
+    expect(JSON.parse(elsewhere)).toMatchObject({ originAllowed: false });
   });
 });
 
