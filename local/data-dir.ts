@@ -7,6 +7,8 @@ export interface RunningSystem {
   readonly dynamoEndpoint: string;
   readonly httpUrl: string;
   readonly wsUrl: string;
+  /** The `@connections` endpoint, so the users CLI can close the sockets of a user it blocks. */
+  readonly managementEndpoint?: string;
 }
 
 export const paths = (dataDir: string) => ({

@@ -1,7 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createAudit } from '../lambdas/core/audit.ts';
 import { type Clock, systemClock } from '../lambdas/core/clock.ts';
-import { managementApi, managementClient } from '../lambdas/core/connections-api.ts';
+import { managementApi } from '../lambdas/core/connections-api.ts';
 import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
 import { fileKeySource } from '../lambdas/core/keys.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
@@ -12,6 +12,7 @@ import { httpRoutes, scheduledJobs, wsRoutes } from './handlers.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
 import { demoPage } from './static.ts';
 import { startWsGateway, type WsGateway } from './ws-gateway.ts';
+import { localManagementClient } from './ws-management.ts';
 
 export interface LocalSystem {
   readonly httpUrl: string;
@@ -100,10 +101,7 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
       ...(options.maxConnectionMs ? { maxConnectionMs: options.maxConnectionMs } : {}),
     });
-    const client = managementClient(ws.managementEndpoint, {
-      region: 'local',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    });
+    const client = localManagementClient(ws.managementEndpoint);
     opened.push({ close: async () => client.destroy() });
     opened.push(ws);
     management = managementApi(client);
@@ -151,6 +149,7 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
         dynamoEndpoint: dynamo.endpoint,
         httpUrl: http.url,
         wsUrl: ws.url,
+        managementEndpoint: ws.managementEndpoint,
       });
       opened.push({ close: () => removeRunning(dataDir) });
     }

@@ -1,4 +1,4 @@
-import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { nowS } from './clock.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
@@ -173,4 +173,49 @@ export async function removeBlock(deps: Pick<Deps, 'db' | 'tables'>, id: string)
     (db) => db.send(new DeleteItemCommand({ TableName: deps.tables.blocklist, Key: { id: S(id) } })),
     deps.db,
   );
+}
+
+export interface BlockView {
+  readonly kind: 'user' | 'ip';
+  readonly subject: string;
+  readonly reason: string;
+  /** Who set it: an admin's username, or `system` for automatic blocks. */
+  readonly by: string;
+  /** Epoch seconds at which the block ends. */
+  readonly until: number;
+}
+
+/** The blocks in force now, soonest to end first (a Scan: operators' tooling, never a request path). */
+export async function listBlocks(deps: Pick<Deps, 'db' | 'tables' | 'clock'>): Promise<BlockView[]> {
+  const now = nowS(deps.clock);
+  const blocks: BlockView[] = [];
+  let start: Item | undefined;
+  do {
+    const out = await storeCall(
+      'list blocks',
+      (db) =>
+        db.send(
+          new ScanCommand({
+            TableName: deps.tables.blocklist,
+            ExclusiveStartKey: start,
+            ConsistentRead: true,
+          }),
+        ),
+      deps.db,
+    );
+    for (const row of out.Items ?? []) {
+      const id = str(row, 'id') ?? '';
+      const kind = id.startsWith('user#') ? 'user' : id.startsWith('ip#') ? 'ip' : undefined;
+      if (!kind || !isLive(row, now)) continue; // expired rows linger until TTL deletes them
+      blocks.push({
+        kind,
+        subject: id.slice(id.indexOf('#') + 1),
+        reason: str(row, 'reason') ?? '',
+        by: str(row, 'by') ?? '',
+        until: num(row, 'expiresAt') ?? 0,
+      });
+    }
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return blocks.sort((a, b) => a.until - b.until || a.subject.localeCompare(b.subject));
 }
