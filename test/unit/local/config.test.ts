@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SettingsError } from '../../../lambdas/core/settings.ts';
-import { localConfig } from '../../../local/config.ts';
+import { localConfig, misspeltVariables } from '../../../local/config.ts';
 
 describe('localConfig: allowed origins', () => {
   it('allows the demo page on the default port 3000', () => {
@@ -35,5 +35,58 @@ describe('localConfig: allowed origins', () => {
       expect(problems.filter((p) => p.startsWith('PORT'))).toHaveLength(1);
       expect(problems.some((p) => p.startsWith('rateLimitMax'))).toBe(true);
     }
+  });
+});
+
+describe('misspeltVariables', () => {
+  it.each([
+    ['RATE_LIMT_MAX', 'RATE_LIMIT_MAX'],
+    ['RATE_LIMIT_MAXX', 'RATE_LIMIT_MAX'],
+    ['ALOWED_ORIGINS', 'ALLOWED_ORIGINS'],
+    ['ALLOWED_ORIGIN', 'ALLOWED_ORIGINS'],
+    ['WSPORT', 'WS_PORT'],
+    ['DATADIR', 'DATA_DIR'],
+    ['ACCESS_TOKEN_TLL_S', 'ACCESS_TOKEN_TTL_S'],
+  ])('suggests the setting for %s', (name, meant) => {
+    expect(misspeltVariables({ [name]: '1' })).toEqual([{ name, meant }]);
+  });
+
+  it('is quiet about settings spelt right and about the usual variables of a shell', () => {
+    const env = Object.fromEntries(
+      [
+        'RATE_LIMIT_MAX',
+        'PORT',
+        'HOST',
+        'HOME',
+        'PATH',
+        'TERM',
+        'USER',
+        'SHELL',
+        'HOSTNAME',
+        'PWD',
+        'OLDPWD',
+        'LANG',
+        'NODE_ENV',
+        'NODE_OPTIONS',
+        'CI',
+        'DEBUG',
+        'TMPDIR',
+        'EDITOR',
+        'DISPLAY',
+        'LOGNAME',
+        'COLORTERM',
+        'SHLVL',
+        'MAIL',
+        'TZ',
+        'PAGER',
+        'VISUAL',
+        'CHROMIUM_PATH',
+        'USER_PASSWORD',
+        'USERS_TABLE',
+        'AWS_REGION',
+        'AWS_PROFILE',
+      ].map((k) => [k, 'x']),
+    );
+    expect(misspeltVariables(env)).toEqual([]);
   });
 });
