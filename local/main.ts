@@ -53,6 +53,8 @@ async function main(): Promise<void> {
 main().catch((err: unknown) => {
   // One line, never a stack: a start-up problem is the user's to fix, and says which setting.
   const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`could not start: ${err instanceof StartupError ? message : message.split('\n')[0]}\n`);
+  process.stderr.write(
+    `could not start: ${err instanceof StartupError ? message : message.split('\n')[0]}\n`,
+  );
   process.exit(err instanceof StartupError ? 2 : 1);
 });

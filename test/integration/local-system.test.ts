@@ -131,7 +131,9 @@ describe('npm start', () => {
     await post(`${started.httpUrl}/auth/register`, { username: 'reader', password: PASSWORD });
     await post(`${started.httpUrl}/auth/login`, { username: 'reader', password: 'wrong password here' });
     await until('the login failure line', () => /auth\.login_failed/.test(started.output()));
-    expect(started.output()).toMatch(/^\d\d:\d\d:\d\d +auth\.register +reader {2}sub=\S+ {2}ip=127\.0\.0\.1$/m);
+    expect(started.output()).toMatch(
+      /^\d\d:\d\d:\d\d +auth\.register +reader {2}sub=\S+ {2}ip=127\.0\.0\.1$/m,
+    );
     expect(started.output()).toMatch(/^\d\d:\d\d:\d\d +WARN +auth\.login_failed +reader {2}\S+/m);
     expect(started.output()).not.toContain('"event"');
   });
