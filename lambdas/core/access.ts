@@ -91,11 +91,25 @@ export async function readAccessState(
   return accessStateFrom(subject, rows, nowS(deps.clock));
 }
 
+/**
+ * What a blocked user is told, everywhere: until when, and why. The reason is the one the
+ * operator gave (or `rate_limit_violations`), written to be read by the user.
+ *
+ * @example blockedMessage('this user is blocked', { reason: 'spam', expiresAt: 1767225600 })
+ * // 'this user is blocked until 2026-01-01T00:00:00Z: spam'
+ */
+export function blockedMessage(what: string, block: Block): string {
+  const until = new Date(block.expiresAt * 1000).toISOString().replace('.000Z', 'Z');
+  return `${what} until ${until}${block.reason ? `: ${block.reason}` : ''}`;
+}
+
 /** The error a request gets for an access state, or undefined when it may pass. */
 export function accessDenial(state: AccessState): AppError | undefined {
   if (state.revoked) return new AppError('invalid_token', 'the token has been revoked');
-  if (state.ipBlock) return new AppError('forbidden', 'requests from this address are blocked');
-  if (state.userBlock) return new AppError('forbidden', 'this user is blocked');
+  if (state.ipBlock)
+    return new AppError('forbidden', blockedMessage('requests from this address are blocked', state.ipBlock));
+  if (state.userBlock)
+    return new AppError('forbidden', blockedMessage('this user is blocked', state.userBlock));
   return undefined;
 }
 
