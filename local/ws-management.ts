@@ -1,6 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { managementClient } from '../lambdas/core/connections-api.ts';
 import type { WsIdentity } from '../lambdas/edge/ws-types.ts';
+
+/** The `@connections` client of the local system's handlers and of the users CLI, one set of credentials for both. */
+export function localManagementClient(endpoint: string): ApiGatewayManagementApiClient {
+  return managementClient(endpoint, {
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+}
 
 /** What the `@connections` API needs of a live socket. */
 export interface ManagedConnection {

@@ -178,17 +178,19 @@ async function dispatch(
       }
       const [, members, history] = await Promise.all([
         already ? undefined : joinRoom(deps, conn, m.room),
-        already ? [] : roomMembers(deps, m.room),
+        roomMembers(deps, m.room),
         recentMessages(deps, m.room, m.history, now),
       ]);
       const others = members.filter((x) => x.connectionId !== conn.connectionId);
-      if (others.length > 0)
+      if (others.length > 0 && !already)
         await sendToConnections(deps, others, {
           type: 'member_joined',
           room: m.room,
           username: conn.username,
         });
-      return withId({ type: 'joined', room: m.room, history }, id);
+      // The joining socket's own row may or may not be in the Query that ran beside its write.
+      const names = [...new Set([conn.username, ...members.map((x) => x.username)])].sort();
+      return withId({ type: 'joined', room: m.room, members: names, history }, id);
     }
     case 'leave': {
       requireMember(conn, m.room);

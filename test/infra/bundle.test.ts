@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateStoredKey } from '../../lambdas/core/keys.ts';
 import { FUNCTIONS } from '../../lambdas/functions.ts';
-import { ARGON2_BINARY, ensureArgon2Arm64 } from '../../lib/argon2.ts';
+import { ARGON2_BINARY } from '../../lib/argon2.ts';
 import { REPO_ROOT } from '../../lib/paths.ts';
 
 /**
@@ -43,9 +43,8 @@ function offlineEnv(): NodeJS.ProcessEnv {
 }
 
 beforeAll(async () => {
-  // The arm64 argon2 package comes from npm once per machine (or from npm's cache), then
-  // lives in .build/; the synth below must not need the registry.
-  ensureArgon2Arm64();
+  // The arm64 argon2 package came with `npm ci` (the postinstall script) into .build/; the
+  // synth below, offline, must find it there instead of asking the registry.
   const started = Date.now();
   const { stdout, stderr } = await run('npx', ['cdk', 'synth', '-q', '--no-notices', '-o', outdir], {
     cwd: REPO_ROOT,
