@@ -13,7 +13,8 @@ export function prettyAuditLine(json: string): string {
   } catch {
     return json;
   }
-  const { time, level, event, username, reason, ...rest } = line;
+  // `timestamp` repeats `time` for Lambda's log-level filtering: one clock is enough here.
+  const { time, timestamp: _timestamp, level, event, username, reason, ...rest } = line;
   const date = typeof time === 'string' ? new Date(time) : undefined;
   const clock = date && !Number.isNaN(date.getTime()) ? date.toTimeString().slice(0, 8) : '--:--:--';
   const mark = level === 'warn' ? ' WARN ' : level === 'error' ? 'ERROR ' : '      ';

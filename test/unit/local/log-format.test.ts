@@ -21,6 +21,14 @@ describe('prettyAuditLine', () => {
     expect(line).toMatch(/^--:--:-- +sweep\.run +- {2}count=3$/);
   });
 
+  it('prints the time once: timestamp, its copy for Lambda, is left out', () => {
+    const time = '2026-01-01T12:00:01.000Z';
+    const line = prettyAuditLine(
+      JSON.stringify({ level: 'info', event: 'ws.connect', time, timestamp: time }),
+    );
+    expect(line).toMatch(/^\d\d:\d\d:\d\d +ws\.connect +-$/);
+  });
+
   it('passes a line that is not JSON through unchanged', () => {
     expect(prettyAuditLine('plain text')).toBe('plain text');
   });
