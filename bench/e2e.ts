@@ -4,8 +4,11 @@ import type { AddressInfo } from 'node:net';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { allConnections, joinRoom, leaveRoom } from '../lambdas/core/connections.ts';
-import { managementApi, managementClient } from '../lambdas/core/connections-api.ts';
 import { issueAccessToken } from '../lambdas/core/tokens.ts';
+import {
+  sdkConnectionsApi as managementApi,
+  sdkManagementClient as managementClient,
+} from '../test/support/sdk-connections-api.ts';
 import { startTestSystem } from '../test/support/system.ts';
 import { ORIGIN } from './events.ts';
 import { fmt, mapLimit, now, percentile, progress, ratio, type Section, table } from './support.ts';

@@ -1,7 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createAudit } from '../lambdas/core/audit.ts';
 import { type Clock, systemClock } from '../lambdas/core/clock.ts';
-import { managementApi, managementClient } from '../lambdas/core/connections-api.ts';
+import { connectionsApi } from '../lambdas/core/connections-api.ts';
 import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
 import { fileKeySource } from '../lambdas/core/keys.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
@@ -100,13 +100,15 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
       ...(options.maxConnectionMs ? { maxConnectionMs: options.maxConnectionMs } : {}),
     });
-    const client = managementClient(ws.managementEndpoint, {
+    // Signed as on AWS, with the local system's credentials, over a keep-alive agent.
+    const signed = connectionsApi({
+      endpoint: ws.managementEndpoint,
       region: 'local',
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
-    opened.push({ close: async () => client.destroy() });
+    opened.push({ close: async () => signed.destroy() });
     opened.push(ws);
-    management = managementApi(client);
+    management = signed;
 
     const jobs = scheduledJobs(deps);
     const sweepNow = async () => {
