@@ -1,6 +1,3 @@
-import { createHash, createHmac } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import {
@@ -13,6 +10,7 @@ import {
 import type { ConnectionsApi } from '../../lambdas/core/deps.ts';
 import { startWsGateway, type WsGateway } from '../../local/ws-gateway.ts';
 import { sdkConnectionsApi, sdkManagementClient } from '../support/sdk-connections-api.ts';
+import { expectedSignature, signatureOf, standIn } from '../support/sigv4.ts';
 
 const LOCAL = { accessKeyId: 'local', secretAccessKey: 'local' };
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -72,70 +70,6 @@ const received = (ws: WebSocket, n: number) =>
     ws.on('message', on);
   });
 
-/** A stand-in endpoint that records each request and answers with `answer`. */
-async function standIn(
-  answer: (req: IncomingMessage, body: Buffer, res: ServerResponse, socket: Socket) => void,
-) {
-  const seen: { req: IncomingMessage; body: Buffer }[] = [];
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      seen.push({ req, body });
-      answer(req, body, res, req.socket);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
-}
-
-const hmac = (key: Buffer | string, data: string) => createHmac('sha256', key).update(data).digest();
-const hex = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
-
-/**
- * AWS Signature Version 4 as its documentation specifies it, written out with node:crypto and
- * nothing of the SDK: the signature the request should carry, from what arrived on the wire.
- */
-function expectedSignature(req: IncomingMessage, body: Buffer, secret: string): string {
-  const auth = String(req.headers.authorization);
-  const m =
-    /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(
-      auth,
-    );
-  if (!m) throw new Error(`not a SigV4 authorization header: ${auth}`);
-  const [, , date, region, service, signedHeaders] = m as unknown as string[];
-  const amzDate = String(req.headers['x-amz-date']);
-  const path = (req.url ?? '/').split('?')[0] ?? '/';
-  // Services other than S3 encode each path segment once more in the canonical request.
-  const canonicalUri = path
-    .split('/')
-    .map((s) =>
-      encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`),
-    )
-    .join('/');
-  const names = String(signedHeaders).split(';');
-  const canonicalHeaders = names.map((n) => `${n}:${String(req.headers[n]).trim()}\n`).join('');
-  const canonicalRequest = [req.method, canonicalUri, '', canonicalHeaders, signedHeaders, hex(body)].join(
-    '\n',
-  );
-  const scope = `${date}/${region}/${service}/aws4_request`;
-  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, hex(canonicalRequest)].join('\n');
-  let key = hmac(`AWS4${secret}`, String(date));
-  for (const part of [String(region), String(service), 'aws4_request']) key = hmac(key, part);
-  return hmac(key, stringToSign).toString('hex');
-}
-
-const signatureOf = (req: IncomingMessage) =>
-  /Signature=([0-9a-f]{64})/.exec(String(req.headers.authorization))?.[1];
-
 describe('posting to sockets through the local gateway', () => {
   it('delivers a post, reads a connection and closes it, over real sockets', async () => {
     const { gw, clients, ids } = await gatewayWith(2);
@@ -191,7 +125,7 @@ describe('posting to sockets through the local gateway', () => {
   });
 
   it('keeps its sockets: a thousand posts, 16 at a time, open at most 16 connections', async () => {
-    const { url, seen } = await standIn((_req, _body, res) => {
+    const { url, seen } = await standIn(cleanups, (_req, _body, res) => {
       res.writeHead(200, { 'content-length': 0 });
       res.end();
     });
@@ -206,7 +140,7 @@ describe('posting to sockets through the local gateway', () => {
 
 describe('the signature', () => {
   it('signs SigV4 for execute-api that a verifier written from the AWS documentation accepts', async () => {
-    const { url, seen } = await standIn((_req, _body, res) => {
+    const { url, seen } = await standIn(cleanups, (_req, _body, res) => {
       res.writeHead(200, { 'content-length': 0 });
       res.end();
     });
@@ -280,7 +214,7 @@ describe('refusals', () => {
   ];
   for (const [what, status, headers, name] of cases) {
     it(`throws ${name} for ${what}, with the status the SDK reports`, async () => {
-      const { url } = await standIn((_req, _body, res) => {
+      const { url } = await standIn(cleanups, (_req, _body, res) => {
         res.writeHead(status, { 'content-type': 'application/json', ...headers });
         res.end(JSON.stringify({ message: 'refused' }));
       });
@@ -299,7 +233,7 @@ describe('refusals', () => {
   }
 
   it('fails a request that gets no answer in time with TimeoutError', async () => {
-    const { url } = await standIn(() => {});
+    const { url } = await standIn(cleanups, () => {});
     const error = await lean(`${url}/prod`, { timeoutMs: 100 })
       .post('c1=', 'm')
       .catch((e: unknown) => e);
@@ -308,7 +242,7 @@ describe('refusals', () => {
 
   it('sends once more, on a fresh socket, a request whose kept-alive socket the server had closed', async () => {
     let served = 0;
-    const { url, seen } = await standIn((_req, _body, res, socket) => {
+    const { url, seen } = await standIn(cleanups, (_req, _body, res, socket) => {
       served++;
       // The second request on the first socket finds it closed, as after a Lambda freeze.
       if (served === 2) {
@@ -326,7 +260,7 @@ describe('refusals', () => {
   });
 
   it('does not resend over a fresh socket that fails: the caller decides', async () => {
-    const { url, seen } = await standIn((_req, _body, _res, socket) => socket.destroy());
+    const { url, seen } = await standIn(cleanups, (_req, _body, _res, socket) => socket.destroy());
     const error = await lean(`${url}/prod`)
       .post('c1=', 'm')
       .catch((e: unknown) => e);
