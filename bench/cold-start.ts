@@ -12,7 +12,7 @@ import { FUNCTIONS, type FunctionSpec } from '../lambdas/functions.ts';
 import { makeLoginHandler } from '../lambdas/http-login.ts';
 import { makeRegisterHandler } from '../lambdas/http-register.ts';
 import { runtime } from '../lambdas/runtime.ts';
-import { RUNTIME } from '../lib/handler-function.ts';
+import { BUNDLE_ALIASES, RUNTIME } from '../lib/handler-function.ts';
 import { REPO_ROOT } from '../lib/paths.ts';
 import { ensureTables, startDynalite } from '../local/dynamo.ts';
 import { claimsOfToken } from '../test/support/system.ts';
@@ -57,6 +57,8 @@ export function stackBuildOptions(entry: string, outfile: string): BuildOptions 
     external: ['@node-rs/argon2'],
     banner: { js: ESM_REQUIRE_BANNER },
     mainFields: ['module', 'main'],
+    alias: { ...BUNDLE_ALIASES },
+    absWorkingDir: REPO_ROOT,
     metafile: true,
     logLevel: 'error',
   };
