@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { revokeAccessToken } from '../../lambdas/core/access.ts';
 import { RoundTripProbe } from '../support/round-trips.ts';
 import { claimsOfToken, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { is, openClient, terminateAll } from '../support/ws-client.ts';
+import { is, openClient, refusalStatus, terminateAll } from '../support/ws-client.ts';
 
 let system: TestSystem;
 const probe = new RoundTripProbe();
@@ -124,5 +124,21 @@ describe('keep-alive reads', () => {
         .slice(0, 2)
         .map((c) => c.readUnits),
     ).toEqual([2.5, 5]);
+  });
+});
+
+describe('handshake reads', () => {
+  it('reads revocations strongly: a stale view cannot admit a token revoked a moment ago', async () => {
+    const username = `keep${++users}`;
+    const { access_token } = await registerAndLogin(system, username);
+    const claims = claimsOfToken(access_token);
+    await revokeAccessToken(system.deps, claims.jti, claims.exp);
+    const revoked = system.deps.tables.revoked;
+    const undo = staleReads(system.deps.db, (table) => table === revoked);
+    try {
+      expect(await refusalStatus(system.wsUrl, { protocols: ['jwt', access_token] })).toBe(401);
+    } finally {
+      undo();
+    }
   });
 });
