@@ -89,6 +89,9 @@ export function signedHttp(options: SignedHttpOptions): SignedHttp {
     region: options.region,
     credentials: options.credentials,
     sha256: Sha256,
+    // No `x-amz-content-sha256` header: S3 wants it, SigV4 elsewhere hashes the body into the
+    // canonical request without it, and leaving it out saves a third of the signing CPU.
+    applyChecksum: false,
   });
 
   return {
