@@ -4,7 +4,6 @@
  * discovery, which none of its commands use in this SDK version; any use is a bug, said loudly.
  */
 export class EndpointCache {
-  constructor(_capacity?: number) {}
   getEndpoint(_key: string): never {
     throw new Error('endpoint discovery is not bundled into this function');
   }

@@ -57,12 +57,10 @@ const encodeLabel = (value: string) =>
 
 /**
  * `@connections` (PostToConnection, GetConnection, DeleteConnection) signed with the SDK's own
- * SigV4 signer (service `execute-api`) and sent over a keep-alive `node:http(s)` agent: the same
- * requests as `@aws-sdk/client-apigatewaymanagementapi`, without the client's per-command
- * middleware, endpoint rules and serde, which cost about three times the CPU of the request
- * itself. A socket that the server closed while it idled (a Lambda container thawed after a
- * pause) is noticed only when reused; such a request, failed before any answer, is sent once more
- * on a fresh socket, as the Node.js documentation advises.
+ * SigV4 signer (service `execute-api`) and sent over a keep-alive `node:http(s)` agent
+ * (lambdas/core/aws-request.ts): the requests of `@aws-sdk/client-apigatewaymanagementapi`
+ * without its per-command middleware, endpoint rules and serde, for a quarter to two fifths of
+ * its CPU per post (BENCHMARKS.md). Plain: no retries here; a caller that wants them wraps it.
  *
  * @example
  * const api = connectionsApi({ endpoint: 'https://abc.execute-api.eu-west-1.amazonaws.com/prod',
