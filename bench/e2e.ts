@@ -374,8 +374,8 @@ export async function measureE2e(plan: readonly { sockets: number; messages: num
     '',
     `For a room of 50 that is ${fmt((post.leanUs * 50) / 1000, 2)} ms of CPU per message instead of ` +
       `${fmt((post.sdkUs * 50) / 1000, 2)} ms. The SDK client's per-command machinery (middleware stack, ` +
-      'endpoint rules, retry and serde) was most of a post; the signature costs ' +
-      `${fmt(post.leanUs - post.rawUs)} µs of ours. The local system and the functions post through ours.`,
+      'endpoint rules, retry and serde) was most of a post; signing and our wrapper add ' +
+      `${fmt(post.leanUs - post.rawUs)} µs to the bare POST. The local system and the functions post through ours.`,
   ].join('\n');
   const failures =
     post.leanUs / post.sdkUs > POST_CPU_BUDGET
