@@ -1,7 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createAudit } from '../lambdas/core/audit.ts';
 import { type Clock, systemClock } from '../lambdas/core/clock.ts';
-import { managementApi } from '../lambdas/core/connections-api.ts';
 import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
 import { fileKeySource } from '../lambdas/core/keys.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
@@ -12,7 +11,7 @@ import { httpRoutes, scheduledJobs, wsRoutes } from './handlers.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
 import { demoPage } from './static.ts';
 import { startWsGateway, type WsGateway } from './ws-gateway.ts';
-import { localManagementClient } from './ws-management.ts';
+import { localConnectionsApi } from './ws-management.ts';
 
 export interface LocalSystem {
   readonly httpUrl: string;
@@ -127,10 +126,11 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
       ...(options.maxConnectionMs ? { maxConnectionMs: options.maxConnectionMs } : {}),
     }).catch(listenProblem('WS_PORT', config.wsPort, config.host));
-    const client = localManagementClient(ws.managementEndpoint);
-    opened.push({ close: async () => client.destroy() });
+    // Signed as on AWS, with the local system's credentials, over a keep-alive agent.
+    const signed = localConnectionsApi(ws.managementEndpoint);
+    opened.push({ close: async () => signed.destroy() });
     opened.push(ws);
-    management = managementApi(client);
+    management = signed;
 
     const jobs = scheduledJobs(deps);
     const sweepNow = async () => {

@@ -4,7 +4,7 @@ import { listBlocks } from '../lambdas/core/access.ts';
 import { blockUser, revokeUser, unblockUser } from '../lambdas/core/admin.ts';
 import { createAudit } from '../lambdas/core/audit.ts';
 import { systemClock } from '../lambdas/core/clock.ts';
-import { managementApi, managementClient } from '../lambdas/core/connections-api.ts';
+import { connectionsApi, regionOfEndpoint } from '../lambdas/core/connections-api.ts';
 import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
 import { AppError, isAppError } from '../lambdas/core/errors.ts';
 import { parseStoredKeySet, type StoredKeySet, writeKeySetFile } from '../lambdas/core/keys.ts';
@@ -21,7 +21,7 @@ import { rotateKeySet } from '../lambdas/custom-resource-keys.ts';
 import { localConfig } from './config.ts';
 import { findRunning, paths } from './data-dir.ts';
 import { ensureTables, localDynamoClient, startDynalite } from './dynamo.ts';
-import { localManagementClient } from './ws-management.ts';
+import { localConnectionsApi } from './ws-management.ts';
 
 const USAGE = `Usage:
   npm run users -- add <username> [--role <role>]...   password from USER_PASSWORD or the first line of stdin
@@ -142,9 +142,16 @@ async function openAws(command: string): Promise<Store> {
     db.destroy();
     throw err;
   }
-  const client = endpoint ? managementClient(endpoint) : undefined;
+  // The operator's credentials as the DynamoDB client resolved them (profile, SSO or environment).
+  const client = endpoint
+    ? connectionsApi({
+        endpoint,
+        region: regionOfEndpoint(endpoint) ?? (await db.config.region()),
+        credentials: await db.config.credentials(),
+      })
+    : undefined;
   return {
-    deps: depsOf(settings, db, tables, client ? managementApi(client) : undefined),
+    deps: depsOf(settings, db, tables, client),
     sockets: client ? 'sockets closed' : 'open sockets close at their next frame or sweep',
     close: async () => {
       db.destroy();
@@ -159,9 +166,9 @@ async function openLocal(dataDir: string, settings: Settings): Promise<Store> {
   const running = await findRunning(dataDir);
   if (running) {
     const db = localDynamoClient(running.dynamoEndpoint);
-    const client = running.managementEndpoint ? localManagementClient(running.managementEndpoint) : undefined;
+    const client = running.managementEndpoint ? localConnectionsApi(running.managementEndpoint) : undefined;
     return {
-      deps: depsOf(settings, db, tables, client ? managementApi(client) : undefined),
+      deps: depsOf(settings, db, tables, client),
       sockets: client ? 'sockets closed' : 'open sockets close at their next frame or sweep',
       close: async () => {
         db.destroy();

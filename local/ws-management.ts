@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
-import { managementClient } from '../lambdas/core/connections-api.ts';
+import { connectionsApi, type SignedConnectionsApi } from '../lambdas/core/connections-api.ts';
 import type { WsIdentity } from '../lambdas/edge/ws-types.ts';
 
-/** The `@connections` client of the local system's handlers and of the users CLI, one set of credentials for both. */
-export function localManagementClient(endpoint: string): ApiGatewayManagementApiClient {
-  return managementClient(endpoint, {
+/**
+ * The `@connections` client of the local system's handlers and of the users CLI: signed as on
+ * AWS, over a keep-alive agent, with one set of local credentials for both.
+ */
+export function localConnectionsApi(endpoint: string): SignedConnectionsApi {
+  return connectionsApi({
+    endpoint,
     region: 'local',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   });
