@@ -134,6 +134,12 @@ async function close(
   return undefined;
 }
 
+/** A socket whose row went while one of its frames was handled: closed at the gateway if still open. */
+async function endForgotten(deps: Deps, connectionId: string): Promise<FrameReply> {
+  await deps.api?.close(connectionId).catch(() => false);
+  return undefined;
+}
+
 async function blockForViolations(deps: Deps, sender: FrameSender, violations: number): Promise<void> {
   const { blockDurationS } = deps.settings;
   await putBlock(deps, blockId.user(sender.username), blockDurationS, 'rate_limit_violations', 'system');
@@ -176,11 +182,13 @@ async function dispatch(
       if (!already && conn.rooms.length >= MAX_ROOMS_PER_CONNECTION) {
         throw new AppError('invalid_request', `a socket may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
       }
-      const [, members, history] = await Promise.all([
-        already ? undefined : joinRoom(deps, conn, m.room),
+      const [joined, members, history] = await Promise.all([
+        already ? true : joinRoom(deps, conn, m.room),
         already ? [] : roomMembers(deps, m.room),
         recentMessages(deps, m.room, m.history, now),
       ]);
+      // The socket was forgotten while joining: make sure it is not left open and deaf.
+      if (!joined) return endForgotten(deps, conn.connectionId);
       const others = members.filter((x) => x.connectionId !== conn.connectionId);
       if (others.length > 0)
         await sendToConnections(deps, others, {

@@ -1,4 +1,5 @@
 import {
+  type Connection,
   connectionIdsOfSession,
   connectionsOfUser,
   deleteConnectionRows,
@@ -37,7 +38,12 @@ async function mapLimit<T>(
  */
 export async function forgetConnection(deps: SocketDeps, connectionId: string): Promise<void> {
   const removed = await removeConnection(deps, connectionId);
-  if (!removed) return;
+  if (removed) await forgetRemoved(deps, removed);
+}
+
+/** The rest of forgetting, for the one caller whose DeleteItem returned the row. */
+async function forgetRemoved(deps: SocketDeps, removed: Connection): Promise<void> {
+  const { connectionId } = removed;
   // Memberships go and each room is read in the same round trip.
   const [, rooms] = await Promise.all([
     deleteConnectionRows(deps, connectionId, removed.rooms, { keepConnection: true }),
@@ -99,21 +105,32 @@ export async function sendToConnections(
 /**
  * Closes one socket from the server: `{"type":"closing","reason"}` first (API Gateway's
  * DELETE carries no close code or reason), then DeleteConnection, then the rows.
+ * With `ifJti` (the sweeper, which judged a row read earlier) the row is removed first,
+ * on condition that it still holds that token, and nothing is sent when it does not:
+ * the socket refreshed its token meanwhile. Resolves whether this call closed it.
  */
 export async function closeConnection(
   deps: SocketDeps,
   c: { connectionId: string; username?: string },
   reason: CloseReason,
-): Promise<void> {
+  options: { ifJti?: string } = {},
+): Promise<boolean> {
   const api = deps.api;
   if (!api) throw new Error('this function cannot close sockets');
+  let removed: Connection | undefined;
+  if (options.ifJti !== undefined) {
+    removed = await removeConnection(deps, c.connectionId, { ifJti: options.ifJti });
+    if (!removed) return false;
+  }
   try {
     if (await api.post(c.connectionId, JSON.stringify({ type: 'closing', reason })))
       await api.close(c.connectionId);
   } finally {
-    await forgetConnection(deps, c.connectionId);
+    if (removed) await forgetRemoved(deps, removed);
+    else await forgetConnection(deps, c.connectionId);
   }
   deps.audit('info', 'ws.closed_by_server', { connectionId: c.connectionId, username: c.username, reason });
+  return true;
 }
 
 async function closeAll(
