@@ -36,5 +36,6 @@ export function managementClient(
   endpoint: string,
   extra: Partial<ConstructorParameters<typeof ApiGatewayManagementApiClient>[0]> = {},
 ): ApiGatewayManagementApiClient {
-  return new ApiGatewayManagementApiClient({ endpoint, ...extra });
+  // One try per call: posts are retried by post-retry.ts, under a deadline the SDK's own retries know nothing of.
+  return new ApiGatewayManagementApiClient({ endpoint, maxAttempts: 1, ...extra });
 }
