@@ -302,12 +302,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
 
     // 5. Close everything and let the system clean up, then measure memory again.
     await Promise.all(
-      socks.map(
-        (s) =>
-          new Promise<void>((r) =>
-            s.ws.readyState === WebSocket.CLOSED ? r() : (s.ws.once('close', () => r()), s.ws.close(1000)),
-          ),
-      ),
+      socks.map(async (s) => {
+        if (s.ws.readyState === WebSocket.CLOSED) return;
+        const closed = new Promise((r) => s.ws.once('close', r));
+        s.ws.close(1000);
+        await closed;
+      }),
     );
     const quiet = now() + 10_000;
     const left = async () => {
