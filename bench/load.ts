@@ -167,7 +167,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     const request = (sock: Sock, frame: Record<string, unknown>): Promise<Record<string, unknown>> =>
       new Promise((resolve, reject) => {
         const id = `q${++nextId}`;
-        const timer = setTimeout(() => reject(new Error(`no answer to ${String(frame.type)}`)), 20_000);
+        const timer = setTimeout(() => reject(new Error(`no answer to ${String(frame.type)}`)), 120_000);
         sock.pending.set(id, (answer) => {
           clearTimeout(timer);
           resolve(answer);
@@ -190,7 +190,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       index: Math.floor(k / options.users),
     }));
     const t0 = now();
-    const socks = await mapLimit(plan, 32, async ({ user, index }) => {
+    const socks = await mapLimit(plan, 16, async ({ user, index }) => {
       const sock: Sock = {
         user,
         room: roomOf(user, index),

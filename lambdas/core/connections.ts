@@ -220,8 +220,9 @@ export async function joinRoom(
     );
     return true;
   } catch (err) {
+    // Gone (the condition) or the store failed: either way the membership must not stay half-joined.
+    await deleteMembership(deps, room, c.connectionId).catch(() => {});
     if (!isConditionFailure(err)) throw err;
-    await deleteMembership(deps, room, c.connectionId);
     return false;
   }
 }
