@@ -404,8 +404,8 @@ export function loadTable(options: LoadOptions, r: LoadReport): string {
       ['latency p50 / p99 (ms)', `${fmt(r.p50Ms)} / ${fmt(r.p99Ms)}`],
       ['delivery.failed lines', r.deliveryFailed],
       [
-        'heap baseline / peak / after (MB)',
-        `${fmt(r.baselineHeapMb)} / ${fmt(r.peakHeapMb)} / ${fmt(r.afterHeapMb)}`,
+        'heap baseline / peak in traffic / peak in teardown / after (MB)',
+        `${fmt(r.baselineHeapMb)} / ${fmt(r.trafficPeakHeapMb)} / ${fmt(r.peakHeapMb)} / ${fmt(r.afterHeapMb)}`,
       ],
       ['peak RSS (MB)', fmt(r.peakRssMb)],
       ['lost, doubled or kept', r.problems.length],
