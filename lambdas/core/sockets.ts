@@ -155,8 +155,11 @@ export async function closeConnection(
     if (!removed) return false;
   }
   try {
-    if (await api.post(c.connectionId, JSON.stringify({ type: 'closing', reason })))
-      await api.close(c.connectionId);
+    // The `closing` frame is a courtesy; the DELETE is not: a socket whose rows go is never left open.
+    const open = await api
+      .post(c.connectionId, JSON.stringify({ type: 'closing', reason }))
+      .catch(() => true);
+    if (open) await api.close(c.connectionId);
   } finally {
     if (removed) await forgetRemoved(deps, removed);
     else await forgetConnection(deps, c.connectionId);

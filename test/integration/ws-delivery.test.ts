@@ -106,4 +106,14 @@ describe('fan-out when @connections throttles or fails', () => {
     // The socket the rows no longer serve does not stay open and deaf.
     await clients.duke.closed;
   });
+
+  it('still closes a socket the server ends when its closing frame cannot be posted (500)', async () => {
+    const pair = await registerAndLogin(system, 'dexter');
+    const client = await openClient(system.wsUrl, { protocols: ['jwt', pair.access_token] });
+    const [row] = await connectionsOfUser(system.deps, 'dexter');
+    faults.set(row?.connectionId ?? '', { method: 'POST', status: 500, times: 1000 });
+    expect((await system.request('POST', '/auth/logout', { token: pair.access_token })).status).toBe(204);
+    const closed = await Promise.race([client.closed, new Promise((r) => setTimeout(() => r('open'), 3000))]);
+    expect(closed).not.toBe('open');
+  });
 });
