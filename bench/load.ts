@@ -333,7 +333,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         await closed;
       }),
     );
-    const quiet = now() + 120_000;
+    const quiet = now() + 600_000;
     const left = async () => {
       let n = 0;
       for (let r = 0; r < options.rooms; r++) n += (await roomMembers(system.deps, `load-${r}`)).length;
