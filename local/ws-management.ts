@@ -1,6 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { connectionsApi, type SignedConnectionsApi } from '../lambdas/core/connections-api.ts';
 import type { WsIdentity } from '../lambdas/edge/ws-types.ts';
+
+/**
+ * The `@connections` client of the local system's handlers and of the users CLI: signed as on
+ * AWS, over a keep-alive agent, with one set of local credentials for both.
+ */
+export function localConnectionsApi(endpoint: string): SignedConnectionsApi {
+  return connectionsApi({
+    endpoint,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+}
 
 /** What the `@connections` API needs of a live socket. */
 export interface ManagedConnection {

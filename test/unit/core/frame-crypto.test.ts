@@ -1,0 +1,112 @@
+import { base64url, CompactEncrypt, compactDecrypt } from 'jose';
+import { describe, expect, it } from 'vitest';
+import { decryptFrame, encryptFrame, newMessageKey } from '../../../lambdas/core/frame-crypto.ts';
+
+const key = newMessageKey();
+const other = newMessageKey();
+const joseEncrypt = (
+  text: string,
+  header: Record<string, unknown> = { alg: 'dir', enc: 'A256GCM' },
+  k = key,
+) =>
+  new CompactEncrypt(new TextEncoder().encode(text))
+    // biome-ignore lint/suspicious/noExplicitAny: hostile headers on purpose
+    .setProtectedHeader(header as any)
+    .encrypt(base64url.decode(k));
+
+/** Rewrites one part of a compact JWE. */
+const withPart = (jwe: string, index: number, value: string) =>
+  jwe
+    .split('.')
+    .map((p, i) => (i === index ? value : p))
+    .join('.');
+const b64 = (value: unknown) =>
+  Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+
+describe('frame encryption', () => {
+  it('writes a compact JWE that jose decrypts, dir + A256GCM', async () => {
+    const { type, jwe } = await encryptFrame(key, { type: 'pong', text: 'é 漢字' });
+    expect(type).toBe('encrypted');
+    const { plaintext, protectedHeader } = await compactDecrypt(jwe, base64url.decode(key), {
+      keyManagementAlgorithms: ['dir'],
+      contentEncryptionAlgorithms: ['A256GCM'],
+    });
+    expect(protectedHeader).toEqual({ alg: 'dir', enc: 'A256GCM' });
+    expect(JSON.parse(new TextDecoder().decode(plaintext))).toEqual({ type: 'pong', text: 'é 漢字' });
+    // A fresh IV each time.
+    expect((await encryptFrame(key, {})).jwe).not.toBe((await encryptFrame(key, {})).jwe);
+  });
+
+  it("reads a client's JWE written by jose, extra header members such as kid included", async () => {
+    expect(await decryptFrame(key, await joseEncrypt('{"type":"ping"}'))).toBe('{"type":"ping"}');
+    expect(await decryptFrame(key, await joseEncrypt('x', { alg: 'dir', enc: 'A256GCM', kid: 'k1' }))).toBe(
+      'x',
+    );
+    expect(await decryptFrame(key, (await encryptFrame(key, [1, 2])).jwe)).toBe('[1,2]');
+  });
+
+  const hostile: [string, () => Promise<string>][] = [
+    ['another session key', () => joseEncrypt('x', undefined, other)],
+    [
+      'another content encryption',
+      async () => withPart(await joseEncrypt('x'), 0, b64({ alg: 'dir', enc: 'A128GCM' })),
+    ],
+    [
+      'a zip header',
+      async () => withPart(await joseEncrypt('x'), 0, b64({ alg: 'dir', enc: 'A256GCM', zip: 'DEF' })),
+    ],
+    [
+      'a crit header',
+      async () =>
+        withPart(await joseEncrypt('x'), 0, b64({ alg: 'dir', enc: 'A256GCM', crit: ['b64'], b64: true })),
+    ],
+    [
+      'another key management',
+      async () => withPart(await joseEncrypt('x'), 0, b64({ alg: 'A256KW', enc: 'A256GCM' })),
+    ],
+    [
+      'an encrypted key where dir has none',
+      async () => withPart(await joseEncrypt('x'), 1, b64('0123456789abcdef')),
+    ],
+    ['a header that is not JSON', async () => withPart(await joseEncrypt('x'), 0, b64('{alg:dir'))],
+    ['a header that is an array', async () => withPart(await joseEncrypt('x'), 0, b64(['dir']))],
+    [
+      'a header edited after encryption (AAD)',
+      async () => withPart(await joseEncrypt('x'), 0, b64({ enc: 'A256GCM', alg: 'dir' })),
+    ],
+    ['a short IV', async () => withPart(await joseEncrypt('x'), 2, b64('0123456789a'))],
+    [
+      'a truncated tag',
+      async () => {
+        const j = await joseEncrypt('x');
+        return withPart(j, 4, j.split('.')[4]?.slice(0, 16) ?? '');
+      },
+    ],
+    [
+      'a flipped ciphertext',
+      async () => {
+        const j = await joseEncrypt('hello');
+        const c = j.split('.')[3] ?? '';
+        return withPart(j, 3, (c[0] === 'A' ? 'B' : 'A') + c.slice(1));
+      },
+    ],
+    ['four parts', async () => (await joseEncrypt('x')).split('.').slice(0, 4).join('.')],
+    ['characters outside base64url', async () => withPart(await joseEncrypt('x'), 3, 'ab+/')],
+    ['an empty string', async () => ''],
+    [
+      'a plaintext that is not UTF-8',
+      async () => {
+        const raw = new CompactEncrypt(new Uint8Array([0xff, 0xfe])).setProtectedHeader({
+          alg: 'dir',
+          enc: 'A256GCM',
+        });
+        return raw.encrypt(base64url.decode(key));
+      },
+    ],
+  ];
+  for (const [what, make] of hostile) {
+    it(`refuses ${what} with invalid_request`, async () => {
+      await expect(decryptFrame(key, await make())).rejects.toMatchObject({ code: 'invalid_request' });
+    });
+  }
+});
