@@ -33,6 +33,7 @@ export const COUNTED_EVENTS = [
   'user.blocked',
   'ip.blocked',
   'token.revoked',
+  'delivery.failed',
 ] as const satisfies readonly AuditEvent[];
 
 export type CountedEvent = (typeof COUNTED_EVENTS)[number];
@@ -182,6 +183,13 @@ export class Observability extends Construct {
         threshold: 1,
       },
       {
+        id: 'DeliveryFailures',
+        description:
+          'Fan-out could not reach some members even after retries (429 or 5xx from @connections): they missed messages. Run the "delivery failures" query.',
+        metric: event('delivery.failed'),
+        threshold: 1,
+      },
+      {
         id: 'HandlerErrors',
         description:
           'A function caught a failure and logged it at level error (crashes and timeouts: the group Errors alarms). Run the "errors" query.',
@@ -301,6 +309,19 @@ export class Observability extends Construct {
         }),
       ),
       query(
+        'DeliveryFailuresQuery',
+        'delivery failures',
+        logGroups,
+        new logs.QueryString({
+          filterStatements: ['event = "delivery.failed"'],
+          statsStatements: [
+            'sum(failed) as failed, sum(delivered) as delivered, count(*) as payloads by room, errorName',
+          ],
+          sort: 'failed desc',
+          limit: 50,
+        }),
+      ),
+      query(
         'Errors',
         'errors',
         logGroups,
@@ -354,6 +375,7 @@ export class Observability extends Construct {
           event('auth.refresh_reuse', 'refresh reuse'),
           event('token.revoked', 'revocations'),
           event('ws.closed_by_server', 'sockets closed by server'),
+          event('delivery.failed', 'payloads not delivered to all'),
         ],
       }),
       new cloudwatch.AlarmStatusWidget({ title: 'Alarms', width: 8, alarms: [...this.alarms] }),

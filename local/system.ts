@@ -11,7 +11,7 @@ import { httpRoutes, scheduledJobs, wsRoutes } from './handlers.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
 import { demoPage } from './static.ts';
 import { startWsGateway, type WsGateway } from './ws-gateway.ts';
-import { localConnectionsApi } from './ws-management.ts';
+import { localConnectionsApi, type ManagementFault } from './ws-management.ts';
 
 export interface LocalSystem {
   readonly httpUrl: string;
@@ -32,6 +32,8 @@ export interface StartOptions {
   readonly maxConnectionMs?: number;
   /** Runs the sweeper every `sweepIntervalS` (default true; tests call `sweep()` instead). */
   readonly sweeperTimer?: boolean;
+  /** Tests only: makes `@connections` answer 410, 429 or 500 on demand (local/ws-management.ts). */
+  readonly managementFault?: ManagementFault;
 }
 
 /** Turns a failed listen into one line naming the setting to change. */
@@ -125,6 +127,7 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       returnResponseRoutes: ['$default'],
       ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
       ...(options.maxConnectionMs ? { maxConnectionMs: options.maxConnectionMs } : {}),
+      ...(options.managementFault ? { managementFault: options.managementFault } : {}),
     }).catch(listenProblem('WS_PORT', config.wsPort, config.host));
     // Signed as on AWS, with the local system's credentials, over a keep-alive agent.
     const signed = localConnectionsApi(ws.managementEndpoint);

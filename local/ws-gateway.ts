@@ -23,7 +23,7 @@ import {
   parseRawHeaders,
 } from './ws-events.ts';
 import { createFrameWatcher } from './ws-frames.ts';
-import { createManagementApi, type ManagedConnection } from './ws-management.ts';
+import { createManagementApi, type ManagedConnection, type ManagementFault } from './ws-management.ts';
 
 export type {
   AuthorizerResult,
@@ -69,6 +69,8 @@ export interface WsGatewayOptions {
   maxConnectionMs?: number;
   /** Access-log sink, one object per event. Query strings are never logged: they may hold tokens. */
   log?: (line: Record<string, unknown>) => void;
+  /** Tests only: makes `@connections` answer 410, 429 or 500 on demand. */
+  managementFault?: ManagementFault;
 }
 
 export interface WsGateway {
@@ -172,6 +174,7 @@ export async function startWsGateway(options: WsGatewayOptions): Promise<WsGatew
     stage,
     maxMessageBytes,
     log,
+    ...(options.managementFault ? { fault: options.managementFault } : {}),
     lookup: (connectionId) => {
       const conn = connections.get(connectionId);
       if (!conn || conn.closing || conn.socket.readyState !== conn.socket.OPEN) return undefined;

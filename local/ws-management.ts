@@ -30,7 +30,18 @@ export interface ManagementApiOptions {
   /** A connection that is open and not closing, or undefined (answered with 410). */
   lookup(connectionId: string): ManagedConnection | undefined;
   log(line: Record<string, unknown>): void;
+  /** Tests only: a status to answer instead of serving the call (410, 429 or 500), or undefined to serve it. */
+  fault?: ManagementFault;
 }
+
+export type ManagementFault = (method: string, connectionId: string) => 410 | 429 | 500 | undefined;
+
+/** The error each injectable status carries, as API Gateway names it. */
+const FAULT_ERRORS = {
+  410: 'GoneException',
+  429: 'LimitExceededException',
+  500: 'InternalServerErrorException',
+} as const;
 
 type Route = { kind: 'connection'; connectionId: string } | { kind: 'wrong-stage' } | { kind: 'none' };
 
@@ -63,6 +74,11 @@ export function createManagementApi(options: ManagementApiOptions) {
       return;
     }
     const { connectionId } = route;
+    const fault = options.fault?.(method, connectionId);
+    if (fault) {
+      drain(req, () => answer(fault, { message: FAULT_ERRORS[fault] }, FAULT_ERRORS[fault]));
+      return;
+    }
 
     if (method === 'POST') {
       readBody(req, options.maxMessageBytes, (body) => {

@@ -22,6 +22,7 @@ export type AuditEvent =
   | 'token.revoked'
   | 'admin.publish'
   | 'sweep.run'
+  | 'delivery.failed'
   | 'error';
 
 export type Level = 'info' | 'warn' | 'error';
@@ -45,6 +46,10 @@ export interface AuditFields {
   by?: string;
   errorName?: string;
   route?: string;
+  /** Fan-out figures of `delivery.failed`. */
+  delivered?: number;
+  failed?: number;
+  retries?: number;
 }
 
 export type Audit = (level: Level, event: AuditEvent, fields?: AuditFields) => void;
@@ -64,6 +69,9 @@ const ALLOWED = new Set<string>([
   'by',
   'errorName',
   'route',
+  'delivered',
+  'failed',
+  'retries',
 ]);
 
 /** JSON audit lines, one object a line, written through `write` (stdout on Lambda, which CloudWatch keeps). */

@@ -16,7 +16,7 @@ import { AppError } from './errors.ts';
 import { decryptFrame, encryptFrame } from './frame-crypto.ts';
 import { type ChatMessage, recentMessages, saveMessage } from './history.ts';
 import { type ClientId, type ClientMessage, clientIdOf, errorFrame, parseClientMessage } from './protocol.ts';
-import { closeConnection, closeUserSockets, sendToConnections } from './sockets.ts';
+import { type CloseReason, closeConnection, closeUserSockets, sendToConnections } from './sockets.ts';
 import { batchGet } from './store.ts';
 import { verifyAccessToken } from './tokens.ts';
 
@@ -169,6 +169,30 @@ async function close(
   return undefined;
 }
 
+/**
+ * Why the sender may no longer post, read again beside the room's members (same round
+ * trip): a block, a revocation or a closed socket recorded since the frame's first read
+ * stops the fan-out, so nothing goes out once an admin's block has answered.
+ */
+async function stopReason(deps: Deps, conn: Connection, now: number): Promise<CloseReason | undefined> {
+  const subject = { claims: conn, username: conn.username };
+  const [row, ...accessRows] = await batchGet(
+    deps.db,
+    [{ table: deps.tables.connections, key: connectionKey(conn.connectionId) }, ...accessRefs(deps, subject)],
+    { consistent: true },
+  );
+  const state = accessStateFrom(subject, accessRows, now);
+  if (!row || state.revoked) return 'token_revoked';
+  if (state.userBlock) return 'blocked';
+  return undefined;
+}
+
+/** A socket whose row went while one of its frames was handled: closed at the gateway if still open. */
+async function endForgotten(deps: Deps, connectionId: string): Promise<FrameReply> {
+  await deps.api?.close(connectionId).catch(() => false);
+  return undefined;
+}
+
 async function blockForViolations(deps: Deps, sender: FrameSender, violations: number): Promise<void> {
   const { blockDurationS } = deps.settings;
   await putBlock(deps, blockId.user(sender.username), blockDurationS, 'rate_limit_violations', 'system');
@@ -211,11 +235,13 @@ async function dispatch(
       if (!already && conn.rooms.length >= MAX_ROOMS_PER_CONNECTION) {
         throw new AppError('invalid_request', `a socket may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
       }
-      const [, members, history] = await Promise.all([
-        already ? undefined : joinRoom(deps, conn, m.room),
+      const [joined, members, history] = await Promise.all([
+        already ? true : joinRoom(deps, conn, m.room),
         roomMembers(deps, m.room),
         recentMessages(deps, m.room, m.history, now),
       ]);
+      // The socket was forgotten while joining: make sure it is not left open and deaf.
+      if (!joined) return endForgotten(deps, conn.connectionId);
       const others = members.filter((x) => x.connectionId !== conn.connectionId);
       if (others.length > 0 && !already)
         await sendToConnections(deps, others, {
@@ -248,7 +274,11 @@ async function dispatch(
     }
     case 'message': {
       requireMember(conn, m.room);
-      const members = await roomMembers(deps, m.room);
+      const [members, stopped] = await Promise.all([roomMembers(deps, m.room), stopReason(deps, conn, now)]);
+      if (stopped) {
+        await closeConnection(deps, conn, stopped);
+        return undefined;
+      }
       const message: ChatMessage = {
         type: 'message',
         room: m.room,

@@ -8,7 +8,19 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import type { Deps } from './deps.ts';
-import { type Item, isConditionFailure, isLive, N, num, S, SS, storeCall, str, strs } from './store.ts';
+import {
+  batchGet,
+  type Item,
+  isConditionFailure,
+  isLive,
+  N,
+  num,
+  S,
+  SS,
+  storeCall,
+  str,
+  strs,
+} from './store.ts';
 
 /** API Gateway closes every socket after 2 hours; rows outlive that a little, then TTL removes what $disconnect missed. */
 export const CONNECTION_TTL_S = 2 * 3600 + 15 * 60;
@@ -159,34 +171,40 @@ export async function roomMembers(deps: Store, room: string): Promise<Member[]> 
   }));
 }
 
-/** Adds a socket to a room: the membership item (what fan-out reads) and the room on the connection (what $disconnect reads). */
+/**
+ * Adds a socket to a room: the membership item (what fan-out reads), then the room on
+ * the connection row (what $disconnect reads), on condition that the row still exists.
+ * In that order, a socket forgotten meanwhile either had the room on its row (and its
+ * forgetting deletes the membership) or fails the condition, and then the membership
+ * just written is deleted here. Resolves false when the socket is gone.
+ */
 export async function joinRoom(
   deps: Store,
   c: Pick<Connection, 'connectionId' | 'username' | 'sub' | 'connectedAt' | 'messageKey'>,
   room: string,
-): Promise<void> {
+): Promise<boolean> {
   const expiresAt = Math.floor(c.connectedAt / 1000) + CONNECTION_TTL_S;
-  await Promise.all([
-    storeCall(
-      'join',
-      (db) =>
-        db.send(
-          new PutItemCommand({
-            TableName: deps.tables.connections,
-            // `memberName`, not `username`: the byUser index must hold socket rows only.
-            Item: {
-              ...memberKey(room, c.connectionId),
-              memberName: S(c.username),
-              memberSub: S(c.sub),
-              expiresAt: N(expiresAt),
-              // A copy of the socket's key, so fan-out can encrypt for it from the room's Query alone.
-              ...(c.messageKey ? { messageKey: S(c.messageKey) } : {}),
-            },
-          }),
-        ),
-      deps.db,
-    ),
-    storeCall(
+  await storeCall(
+    'join',
+    (db) =>
+      db.send(
+        new PutItemCommand({
+          TableName: deps.tables.connections,
+          // `memberName`, not `username`: the byUser index must hold socket rows only.
+          Item: {
+            ...memberKey(room, c.connectionId),
+            memberName: S(c.username),
+            memberSub: S(c.sub),
+            expiresAt: N(expiresAt),
+            // A copy of the socket's key, so fan-out can encrypt for it from the room's Query alone.
+            ...(c.messageKey ? { messageKey: S(c.messageKey) } : {}),
+          },
+        }),
+      ),
+    deps.db,
+  );
+  try {
+    await storeCall(
       'join',
       (db) =>
         db.send(
@@ -199,10 +217,14 @@ export async function joinRoom(
           }),
         ),
       deps.db,
-    ).catch((err: unknown) => {
-      if (!isConditionFailure(err)) throw err;
-    }),
-  ]);
+    );
+    return true;
+  } catch (err) {
+    // Gone (the condition) or the store failed: either way the membership must not stay half-joined.
+    await deleteMembership(deps, room, c.connectionId).catch(() => {});
+    if (!isConditionFailure(err)) throw err;
+    return false;
+  }
 }
 
 export async function leaveRoom(deps: Store, connectionId: string, room: string): Promise<void> {
@@ -371,20 +393,61 @@ export async function deleteMembership(deps: Store, room: string, connectionId: 
  * Removes a socket exactly once: a DeleteItem returning the old row, so of all the
  * paths racing to clean up one socket ($disconnect, a server close, a 410, the
  * sweeper) only the one that really deleted it gets it back, and with it the rooms
- * whose memberships it must delete.
+ * whose memberships it must delete. With `ifJti`, only while the row still holds that
+ * token: a socket refreshed since it was judged is not removed for its old token.
  */
-export async function removeConnection(deps: Store, connectionId: string): Promise<Connection | undefined> {
-  const out = await storeCall(
-    'remove connection',
-    (db) =>
-      db.send(
-        new DeleteItemCommand({
-          TableName: deps.tables.connections,
-          Key: connectionKey(connectionId),
-          ReturnValues: 'ALL_OLD',
-        }),
-      ),
-    deps.db,
-  );
-  return out.Attributes ? connectionFrom(out.Attributes) : undefined;
+export async function removeConnection(
+  deps: Store,
+  connectionId: string,
+  options: { ifJti?: string } = {},
+): Promise<Connection | undefined> {
+  try {
+    const out = await storeCall(
+      'remove connection',
+      (db) =>
+        db.send(
+          new DeleteItemCommand({
+            TableName: deps.tables.connections,
+            Key: connectionKey(connectionId),
+            ReturnValues: 'ALL_OLD',
+            ...(options.ifJti === undefined
+              ? {}
+              : {
+                  ConditionExpression: 'jti = :jti',
+                  ExpressionAttributeValues: { ':jti': S(options.ifJti) },
+                }),
+          }),
+        ),
+      deps.db,
+    );
+    return out.Attributes ? connectionFrom(out.Attributes) : undefined;
+  } catch (err) {
+    if (isConditionFailure(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Which of these sockets have no row now (a consistent BatchGetItem, 100 keys a call):
+ * the fresh read that must come right before deleting anything of theirs, since a
+ * socket connects and joins while others judge it.
+ */
+export async function connectionsWithoutRow(
+  deps: Store,
+  connectionIds: readonly string[],
+): Promise<string[]> {
+  const ids = [...new Set(connectionIds)];
+  const missing: string[] = [];
+  for (let i = 0; i < ids.length; i += 100) {
+    const chunk = ids.slice(i, i + 100);
+    const rows = await batchGet(
+      deps.db,
+      chunk.map((id) => ({ table: deps.tables.connections, key: connectionKey(id) })),
+      { consistent: true },
+    );
+    chunk.forEach((id, j) => {
+      if (!rows[j]) missing.push(id);
+    });
+  }
+  return missing;
 }

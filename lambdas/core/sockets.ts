@@ -1,4 +1,5 @@
 import {
+  type Connection,
   connectionIdsOfSession,
   connectionsOfUser,
   deleteConnectionRows,
@@ -7,6 +8,7 @@ import {
 } from './connections.ts';
 import type { Deps } from './deps.ts';
 import { encryptFrame } from './frame-crypto.ts';
+import { POST_RETRY, RetriesExhausted, withRetries } from './post-retry.ts';
 
 export type CloseReason = 'token_expired' | 'token_revoked' | 'blocked';
 
@@ -37,7 +39,12 @@ async function mapLimit<T>(
  */
 export async function forgetConnection(deps: SocketDeps, connectionId: string): Promise<void> {
   const removed = await removeConnection(deps, connectionId);
-  if (!removed) return;
+  if (removed) await forgetRemoved(deps, removed);
+}
+
+/** The rest of forgetting, for the one caller whose DeleteItem returned the row. */
+async function forgetRemoved(deps: SocketDeps, removed: Connection): Promise<void> {
+  const { connectionId } = removed;
   // Memberships go and each room is read in the same round trip.
   const [, rooms] = await Promise.all([
     deleteConnectionRows(deps, connectionId, removed.rooms, { keepConnection: true }),
@@ -55,6 +62,10 @@ export async function forgetConnection(deps: SocketDeps, connectionId: string): 
 export interface Delivery {
   readonly delivered: number;
   readonly gone: readonly string[];
+  /** Sockets that still failed after the retries (429, 5xx) or failed for good. */
+  readonly failed: number;
+  /** Retries spent across all sockets. */
+  readonly retries: number;
 }
 
 /** A socket to deliver to; with a session key, the frame goes encrypted. */
@@ -65,8 +76,10 @@ export interface Recipient {
 
 /**
  * Sends one payload to each socket, a bounded number at a time (encrypted for sockets
- * whose session has a message key). Sockets that answer 410 are forgotten; other
- * failures are counted, not thrown, so one bad socket never stops a room's delivery.
+ * whose session has a message key). Throttled and failed posts are retried (see
+ * post-retry.ts); sockets that answer 410 are forgotten, once. What still fails is
+ * counted, not thrown, so one bad socket never stops a room's delivery, and reported
+ * in one `delivery.failed` line per payload.
  */
 export async function sendToConnections(
   deps: SocketDeps,
@@ -76,44 +89,83 @@ export async function sendToConnections(
   const api = deps.api;
   if (!api) throw new Error('this function cannot post to sockets');
   const plain = JSON.stringify(payload);
+  const deadline = Date.now() + POST_RETRY.budgetMs;
   let delivered = 0;
+  let failed = 0;
+  let retries = 0;
+  let lastError: string | undefined;
   const gone: string[] = [];
   const unique = [...new Map(recipients.map((r) => [r.connectionId, r])).values()];
   await mapLimit(unique, FANOUT_CONCURRENCY, async ({ connectionId: id, messageKey }) => {
     try {
       const data = messageKey ? JSON.stringify(await encryptFrame(messageKey, payload)) : plain;
-      if (await api.post(id, data)) delivered++;
+      const sent = await withRetries(() => api.post(id, data), { deadline });
+      retries += sent.retries;
+      if (sent.value) delivered++;
       else gone.push(id);
     } catch (err) {
-      deps.audit('warn', 'error', {
-        reason: 'post_failed',
-        connectionId: id,
-        errorName: (err as Error).name,
-      });
+      failed++;
+      if (err instanceof RetriesExhausted) retries += err.retries;
+      lastError = (err as Error).name;
     }
   });
-  await Promise.all(gone.map((id) => forgetConnection(deps, id).catch(() => {})));
-  return { delivered, gone };
+  if (failed > 0) {
+    const { type, room } = (typeof payload === 'object' && payload !== null ? payload : {}) as {
+      type?: unknown;
+      room?: unknown;
+    };
+    deps.audit('warn', 'delivery.failed', {
+      reason: typeof type === 'string' ? type : undefined,
+      room: typeof room === 'string' ? room : undefined,
+      count: unique.length,
+      delivered,
+      failed,
+      retries,
+      errorName: lastError,
+    });
+  }
+  // 410 means gone; the DELETE makes sure, so no socket the rows no longer serve stays open and deaf.
+  await Promise.all(
+    gone.map(async (id) => {
+      await api.close(id).catch(() => false);
+      await forgetConnection(deps, id).catch(() => {});
+    }),
+  );
+  return { delivered, gone, failed, retries };
 }
 
 /**
  * Closes one socket from the server: `{"type":"closing","reason"}` first (API Gateway's
  * DELETE carries no close code or reason), then DeleteConnection, then the rows.
+ * With `ifJti` (the sweeper, which judged a row read earlier) the row is removed first,
+ * on condition that it still holds that token, and nothing is sent when it does not:
+ * the socket refreshed its token meanwhile. Resolves whether this call closed it.
  */
 export async function closeConnection(
   deps: SocketDeps,
   c: { connectionId: string; username?: string },
   reason: CloseReason,
-): Promise<void> {
+  options: { ifJti?: string } = {},
+): Promise<boolean> {
   const api = deps.api;
   if (!api) throw new Error('this function cannot close sockets');
+  let removed: Connection | undefined;
+  if (options.ifJti !== undefined) {
+    removed = await removeConnection(deps, c.connectionId, { ifJti: options.ifJti });
+    if (!removed) return false;
+  }
   try {
-    if (await api.post(c.connectionId, JSON.stringify({ type: 'closing', reason })))
-      await api.close(c.connectionId);
+    // The `closing` frame is a courtesy; the DELETE is not: a socket whose rows go is never left open.
+    const open = await api
+      .post(c.connectionId, JSON.stringify({ type: 'closing', reason }))
+      .catch(() => true);
+    if (open) await api.close(c.connectionId);
   } finally {
-    await forgetConnection(deps, c.connectionId);
+    if (removed) await forgetRemoved(deps, removed);
+    else await forgetConnection(deps, c.connectionId);
   }
   deps.audit('info', 'ws.closed_by_server', { connectionId: c.connectionId, username: c.username, reason });
+  return true;
 }
 
 async function closeAll(

@@ -1,12 +1,23 @@
 import { accessRefs, accessStateFrom } from './access.ts';
 import { nowS } from './clock.ts';
-import { allConnections, type Connection, deleteMembership, orphanMemberships } from './connections.ts';
+import {
+  allConnections,
+  type Connection,
+  connectionsWithoutRow,
+  deleteMembership,
+  orphanMemberships,
+} from './connections.ts';
 import type { Deps } from './deps.ts';
 import { type CloseReason, closeConnection, forgetConnection } from './sockets.ts';
 import { batchGet } from './store.ts';
 
 /** API Gateway ends every socket after 2 hours; a row older than this is a socket that is certainly gone. */
 const MAX_SOCKET_AGE_S = 2 * 3600 + 60;
+/**
+ * API Gateway's integration timeout: a socket younger than this may still be inside its
+ * `$connect`, its row written but unknown to GetConnection (410) until the upgrade ends.
+ */
+const HANDSHAKE_GRACE_MS = 30_000;
 /** Rows checked per BatchGetItem (5 keys each, under the 100-key limit). */
 const CHUNK = 20;
 
@@ -44,11 +55,13 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
         const reason = closeReason(c, state, now, deps.settings.clockSkewS);
         try {
           if (reason) {
-            await closeConnection(deps, c, reason);
-            closed[reason]++;
+            // Condemned by the row read above: removed only if it still holds that token.
+            if (await closeConnection(deps, c, reason, { ifJti: c.jti })) closed[reason]++;
           } else if (
             now - Math.floor(c.connectedAt / 1000) > MAX_SOCKET_AGE_S ||
-            (deps.api && !(await deps.api.exists(c.connectionId)))
+            (deps.api &&
+              deps.clock.now() - c.connectedAt >= HANDSHAKE_GRACE_MS &&
+              !(await deps.api.exists(c.connectionId)))
           ) {
             await forgetConnection(deps, c.connectionId);
             forgotten++;
@@ -63,8 +76,17 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
       }),
     );
   }
-  const live = new Set(connections.map((c) => c.connectionId));
-  const orphans = await orphanMemberships(deps, live);
+  // A membership is an orphan only if its socket has no row now, read right before the
+  // delete: sockets that connected and joined since the first read are not in it.
+  const seen = new Set(connections.map((c) => c.connectionId));
+  const candidates = await orphanMemberships(deps, seen);
+  const gone = new Set(
+    await connectionsWithoutRow(
+      deps,
+      candidates.map((o) => o.connectionId),
+    ),
+  );
+  const orphans = candidates.filter((o) => gone.has(o.connectionId));
   await Promise.all(orphans.map((o) => deleteMembership(deps, o.room, o.connectionId)));
   const report = { checked: connections.length, closed, forgotten, orphansRemoved: orphans.length };
   deps.audit('info', 'sweep.run', { count: connections.length });

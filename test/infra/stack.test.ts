@@ -722,6 +722,8 @@ describe('observability', () => {
     }
     expect(byEvent('auth.login_failed')?.Threshold).toBe(50);
     expect(alarms.find((a) => json(a).includes('"MetricName":"HandlerErrors"'))?.Threshold).toBe(1);
+    // A single payload that some member could not get, after retries, is worth a look.
+    expect(byEvent('delivery.failed')?.Threshold).toBe(1);
     const topic = resolve(s.stack.observability.alarmTopic.topicArn);
     for (const alarm of alarms) {
       expect(alarm.AlarmActions).toEqual([topic]);
@@ -739,6 +741,7 @@ describe('observability', () => {
       /fields .*username, ip, reason[\s\S]*user\.blocked/,
     );
     expect(named('/top senders')?.QueryString).toMatch(/\$default[\s\S]*by username, principal/);
+    expect(named('/delivery failures')?.QueryString).toMatch(/delivery\.failed[\s\S]*sum\(failed\)/);
     expect(named('/top senders')?.LogGroupNames).toEqual([
       resolve(s.stack.webSocket.accessLogs.logGroupName),
     ]);

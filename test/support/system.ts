@@ -44,7 +44,10 @@ export interface JsonResponse {
 }
 
 /** Gateway and sweeper options passed through to `startLocal` (the clock and audit sink are the test's own). */
-export type TestSystemOptions = Pick<StartOptions, 'idleTimeoutMs' | 'maxConnectionMs' | 'sweeperTimer'>;
+export type TestSystemOptions = Pick<
+  StartOptions,
+  'idleTimeoutMs' | 'maxConnectionMs' | 'sweeperTimer' | 'managementFault'
+>;
 
 /**
  * The real local system (`npm start`'s code) on ephemeral ports with an in-memory
