@@ -47,7 +47,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     name: 'http-register',
     description: 'POST /auth/register',
     httpRoutes: ['POST /auth/register'],
-    tables: { users: ['PutItem'], blocklist: ['BatchGetItem'] },
+    tables: { users: ['PutItem'], blocklist: ['BatchGetItem'], counters: ['UpdateItem'] },
     keys: 'none',
     argon2: true,
     memoryMb: 1024,

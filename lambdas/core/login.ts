@@ -23,9 +23,27 @@ export async function register(
   if (!username) throw new AppError('invalid_request', 'username must be 3-32 of a-z, 0-9, _ . -');
   const password = validatePassword(body.password);
   if (caller.ip) {
-    const state = await readAccessState(deps, { ip: caller.ip });
+    // Every registration costs an argon2 hash: count each from the IP (an atomic ADD, so a
+    // burst cannot slip past) in the same round trip as the IP's block.
+    const now = nowS(deps.clock);
+    const window = windowAt(now, deps.settings.loginFailureWindowS);
+    const [state, count] = await Promise.all([
+      readAccessState(deps, { ip: caller.ip }),
+      incrementCounter(deps, `register#ip#${caller.ip}`, window),
+    ]);
     const denial = accessDenial(state);
     if (denial) throw denial;
+    if (count > deps.settings.registerMaxPerIp) {
+      if (count === deps.settings.registerMaxPerIp + 1)
+        deps.audit('warn', 'auth.denied', {
+          route: 'POST /auth/register',
+          ip: caller.ip,
+          reason: 'rate_limited',
+        });
+      throw new AppError('rate_limited', 'too many registrations from this address; try again later', {
+        retryAfterS: secondsLeft(window, now),
+      });
+    }
   }
   const user = await createUser(deps, { username, passwordHash: await hashPassword(password) });
   deps.audit('info', 'auth.register', { username, sub: user.sub, ip: caller.ip });

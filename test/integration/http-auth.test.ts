@@ -217,6 +217,47 @@ describe('per-IP login throttling', () => {
   });
 });
 
+describe('registration throttle per IP', () => {
+  it('admits exactly registerMaxPerIp registrations of a parallel burst from one IP, then 429 with Retry-After', async () => {
+    const regSystem = await startTestSystem({ REGISTER_MAX_PER_IP: '3', LOGIN_FAILURE_WINDOW_S: '600' });
+    try {
+      const burst = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          regSystem.request('POST', '/auth/register', {
+            body: { username: `burst_${i}`, password: PASSWORD },
+          }),
+        ),
+      );
+      const statuses = burst.map((r) => r.status).sort();
+      expect(statuses.filter((s) => s === 201)).toHaveLength(3);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(9);
+      for (const r of burst.filter((x) => x.status === 429)) {
+        expect(r.body.error).toBe('rate_limited');
+        const retryAfter = Number(r.headers.get('retry-after'));
+        expect(retryAfter).toBeGreaterThanOrEqual(1);
+        expect(retryAfter).toBeLessThanOrEqual(600);
+      }
+      // Another address is not held back by this one.
+      const other = await regSystem.request('POST', '/auth/register', {
+        body: { username: 'elsewhere', password: PASSWORD },
+        from: '127.0.0.2',
+      });
+      expect(other.status).toBe(201);
+      // The window passes: the address may register again.
+      regSystem.clock.advance(Number(burst.find((r) => r.status === 429)?.headers.get('retry-after')));
+      const later = await regSystem.request('POST', '/auth/register', {
+        body: { username: 'later_on', password: PASSWORD },
+      });
+      expect(later.status).toBe(201);
+      expect(
+        regSystem.audit.filter((l) => l.event === 'auth.denied' && l.reason === 'rate_limited'),
+      ).toHaveLength(1);
+    } finally {
+      await regSystem.close();
+    }
+  });
+});
+
 describe('POST /auth/refresh', () => {
   it('rotates: the new pair works and the old refresh token is spent', async () => {
     const first = await registerAndLogin(system, 'rotator');
