@@ -99,7 +99,7 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
 async function handleEncrypted(deps: Deps, conn: Connection, jwe: string, now: number): Promise<FrameReply> {
   const key = conn.messageKey;
   if (!key) throw new AppError('invalid_request', 'message encryption is not enabled');
-  const inner = await decryptFrame(key, jwe);
+  const inner = await decryptFrame(key, jwe, deps.settings.maxMessageBytes);
   const id = peekId(inner);
   let answer: FrameReply;
   try {

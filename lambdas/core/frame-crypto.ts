@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { base64url, CompactEncrypt, compactDecrypt } from 'jose';
+import { base64url, CompactEncrypt, compactDecrypt, decodeProtectedHeader } from 'jose';
 import { AppError } from './errors.ts';
 
 const KEY = /^[A-Za-z0-9_-]{43}$/;
@@ -24,15 +24,31 @@ export async function encryptFrame(key: string, frame: unknown): Promise<{ type:
   return { type: 'encrypted', jwe };
 }
 
-/** The plaintext of a client's JWE; only `dir` + `A256GCM` under the session's key. */
-export async function decryptFrame(key: string, jwe: string): Promise<string> {
+/**
+ * The plaintext of a client's JWE; only `dir` + `A256GCM` under the session's key, held
+ * to `maxBytes` like a plain frame. A `zip` header is refused before decrypting:
+ * compression would let a frame within the limit inflate to any size.
+ */
+export async function decryptFrame(key: string, jwe: string, maxBytes: number): Promise<string> {
+  let header: Record<string, unknown>;
   try {
-    const { plaintext } = await compactDecrypt(jwe, keyBytes(key), {
+    header = decodeProtectedHeader(jwe) as Record<string, unknown>;
+  } catch {
+    throw new AppError('invalid_request', 'the encrypted frame is not a compact JWE');
+  }
+  if ('zip' in header)
+    throw new AppError('invalid_request', 'compressed (zip) JWE payloads are not accepted');
+  let plaintext: Uint8Array;
+  try {
+    ({ plaintext } = await compactDecrypt(jwe, keyBytes(key), {
       keyManagementAlgorithms: ['dir'],
       contentEncryptionAlgorithms: ['A256GCM'],
-    });
-    return decoder.decode(plaintext);
+    }));
   } catch {
     throw new AppError('invalid_request', 'the encrypted frame cannot be decrypted with this session key');
   }
+  if (plaintext.byteLength > maxBytes) {
+    throw new AppError('too_large', `frames are limited to ${maxBytes} bytes, decrypted too`);
+  }
+  return decoder.decode(plaintext);
 }

@@ -106,6 +106,37 @@ describe('messageEncryption on', () => {
   });
 });
 
+describe('compressed JWE', () => {
+  it('refuses a zip JWE that would inflate past maxMessageBytes: nothing acknowledged, stored or served as history', async () => {
+    const a = (await registerAndLogin(system, 'zip_sender')) as Pair;
+    const b = (await registerAndLogin(system, 'zip_reader')) as Pair;
+    const keyA = a.message_key ?? '';
+    const keyB = b.message_key ?? '';
+    const sa = await openClient(system.wsUrl, { protocols: ['jwt', a.access_token] });
+    sa.send(await seal(keyA, { type: 'join', room: 'zipped', id: 'j' }));
+    expect(await open(keyA, await sa.next(is('encrypted')))).toMatchObject({ type: 'joined' });
+
+    const inner = { type: 'message', room: 'zipped', text: 'A'.repeat(200_000), id: 'z1' };
+    const jwe = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify(inner)))
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', zip: 'DEF' })
+      .encrypt(base64url.decode(keyA));
+    const frame = JSON.stringify({ type: 'encrypted', jwe });
+    expect(Buffer.byteLength(frame)).toBeLessThan(8192);
+    sa.send(frame);
+    expect(await sa.next(is('error'))).toMatchObject({
+      code: 'bad_request',
+      message: expect.stringMatching(/zip/),
+    });
+    await sa.expectNone((f) => f.type === 'encrypted', 300);
+
+    const sb = await openClient(system.wsUrl, { protocols: ['jwt', b.access_token] });
+    sb.send(await seal(keyB, { type: 'join', room: 'zipped', history: 20 }));
+    expect(await open(keyB, await sb.next(is('encrypted')))).toMatchObject({ type: 'joined', history: [] });
+    // The socket lives on.
+    expect(await sa.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
+  });
+});
+
 describe('messageEncryption off', () => {
   it('hands out no key and refuses encrypted frames', async () => {
     const plain = await startTestSystem({}, undefined, { sweeperTimer: false });
