@@ -176,11 +176,15 @@ async function dispatch(
       if (!already && conn.rooms.length >= MAX_ROOMS_PER_CONNECTION) {
         throw new AppError('invalid_request', `a socket may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
       }
-      const [, members, history] = await Promise.all([
-        already ? undefined : joinRoom(deps, conn, m.room),
+      const [joined, members, history] = await Promise.all([
+        already || joinRoom(deps, conn, m.room, { maxRooms: MAX_ROOMS_PER_CONNECTION }),
         already ? [] : roomMembers(deps, m.room),
         recentMessages(deps, m.room, m.history, now),
       ]);
+      // The count read with the frame may be stale: the conditional write decides.
+      if (!joined) {
+        throw new AppError('invalid_request', `a socket may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
+      }
       const others = members.filter((x) => x.connectionId !== conn.connectionId);
       if (others.length > 0)
         await sendToConnections(deps, others, {

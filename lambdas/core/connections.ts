@@ -159,34 +159,23 @@ export async function roomMembers(deps: Store, room: string): Promise<Member[]> 
   }));
 }
 
-/** Adds a socket to a room: the membership item (what fan-out reads) and the room on the connection (what $disconnect reads). */
+/**
+ * Adds a socket to a room: first the room on the connection row (what $disconnect
+ * reads), then the membership item (what fan-out reads). With `maxRooms`, the row's
+ * update is conditional on its room count, so joins racing on one socket cannot pass
+ * the cap together; false when it is reached (or the row is gone), and then no
+ * membership is written.
+ */
 export async function joinRoom(
   deps: Store,
   c: Pick<Connection, 'connectionId' | 'username' | 'sub' | 'connectedAt' | 'messageKey'>,
   room: string,
-): Promise<void> {
+  options: { maxRooms?: number } = {},
+): Promise<boolean> {
   const expiresAt = Math.floor(c.connectedAt / 1000) + CONNECTION_TTL_S;
-  await Promise.all([
-    storeCall(
-      'join',
-      (db) =>
-        db.send(
-          new PutItemCommand({
-            TableName: deps.tables.connections,
-            // `memberName`, not `username`: the byUser index must hold socket rows only.
-            Item: {
-              ...memberKey(room, c.connectionId),
-              memberName: S(c.username),
-              memberSub: S(c.sub),
-              expiresAt: N(expiresAt),
-              // A copy of the socket's key, so fan-out can encrypt for it from the room's Query alone.
-              ...(c.messageKey ? { messageKey: S(c.messageKey) } : {}),
-            },
-          }),
-        ),
-      deps.db,
-    ),
-    storeCall(
+  const capped = options.maxRooms !== undefined;
+  try {
+    await storeCall(
       'join',
       (db) =>
         db.send(
@@ -194,15 +183,41 @@ export async function joinRoom(
             TableName: deps.tables.connections,
             Key: connectionKey(c.connectionId),
             UpdateExpression: 'ADD rooms :r',
-            ConditionExpression: 'attribute_exists(pk)',
-            ExpressionAttributeValues: { ':r': SS([room]) },
+            ConditionExpression: capped
+              ? 'attribute_exists(pk) AND (attribute_not_exists(rooms) OR size(rooms) < :max OR contains(rooms, :room))'
+              : 'attribute_exists(pk)',
+            ExpressionAttributeValues: {
+              ':r': SS([room]),
+              ...(capped ? { ':max': N(options.maxRooms ?? 0), ':room': S(room) } : {}),
+            },
           }),
         ),
       deps.db,
-    ).catch((err: unknown) => {
-      if (!isConditionFailure(err)) throw err;
-    }),
-  ]);
+    );
+  } catch (err) {
+    if (!isConditionFailure(err)) throw err;
+    if (capped) return false;
+  }
+  await storeCall(
+    'join',
+    (db) =>
+      db.send(
+        new PutItemCommand({
+          TableName: deps.tables.connections,
+          // `memberName`, not `username`: the byUser index must hold socket rows only.
+          Item: {
+            ...memberKey(room, c.connectionId),
+            memberName: S(c.username),
+            memberSub: S(c.sub),
+            expiresAt: N(expiresAt),
+            // A copy of the socket's key, so fan-out can encrypt for it from the room's Query alone.
+            ...(c.messageKey ? { messageKey: S(c.messageKey) } : {}),
+          },
+        }),
+      ),
+    deps.db,
+  );
+  return true;
 }
 
 export async function leaveRoom(deps: Store, connectionId: string, room: string): Promise<void> {
