@@ -14,6 +14,7 @@ import { incrementCounter, secondsLeft, windowAt } from './counters.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { decryptFrame, encryptFrame } from './frame-crypto.ts';
+import { fitFrame } from './frame-size.ts';
 import { type ChatMessage, recentMessages, saveMessage } from './history.ts';
 import { type ClientId, type ClientMessage, clientIdOf, errorFrame, parseClientMessage } from './protocol.ts';
 import { closeConnection, closeUserSockets, sendToConnections } from './sockets.ts';
@@ -192,7 +193,10 @@ async function dispatch(
           room: m.room,
           username: conn.username,
         });
-      return withId({ type: 'joined', room: m.room, history }, id);
+      // The reply must fit API Gateway's 128 KB message limit: the oldest history goes first.
+      return fitFrame(withId({ type: 'joined', room: m.room, history }, id), 'history', {
+        encrypted: conn.messageKey !== undefined,
+      });
     }
     case 'leave': {
       requireMember(conn, m.room);

@@ -102,6 +102,34 @@ describe('join', () => {
     expect(history[49]?.text).toBe('h54');
   });
 
+  it('trims a joined reply from its oldest history to fit 128 KB, whatever the messages weigh', async () => {
+    const room = freshRoom();
+    const [amy] = await inRoom(room, 'amy');
+    // Text as long as an 8 KiB frame allows: 50 of them would make a 413 KB reply.
+    const filler = 'w'.repeat(
+      8192 - Buffer.byteLength(JSON.stringify({ type: 'message', room, text: '', id: 'xx' })) - 40,
+    );
+    for (let i = 0; i < 50; i++) {
+      system.clock.advance(0.001);
+      await say(amy as Client, room, `${String(i).padStart(2, '0')}${filler}`);
+    }
+    const ben = await connect('ben');
+    const sizes: number[] = [];
+    ben.ws.on('message', (data: Buffer) => sizes.push(data.length));
+    for (const n of [20, 50]) {
+      const joined = await ben.request({ type: 'join', room, history: n });
+      const history = joined.history as Frame[];
+      expect(sizes.at(-1)).toBeLessThanOrEqual(128 * 1024);
+      // The newest messages are kept, oldest first, and as many as fit.
+      expect(history.length).toBeGreaterThanOrEqual(14);
+      expect(history.length).toBeLessThan(n);
+      expect(history.at(-1)?.text).toMatch(/^49/);
+      expect(history.map((m) => Number(String(m.text).slice(0, 2)))).toEqual(
+        history.map((_, i) => 50 - history.length + i),
+      );
+    }
+  });
+
   it('joining a room twice sends no second member_joined', async () => {
     const room = freshRoom();
     const [amy, ben] = await inRoom(room, 'amy', 'ben');
