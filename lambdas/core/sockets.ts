@@ -7,6 +7,7 @@ import {
 } from './connections.ts';
 import type { Deps } from './deps.ts';
 import { encryptFrame } from './frame-crypto.ts';
+import { releaseSlots } from './socket-slots.ts';
 
 export type CloseReason = 'token_expired' | 'token_revoked' | 'blocked';
 
@@ -38,9 +39,10 @@ async function mapLimit<T>(
 export async function forgetConnection(deps: SocketDeps, connectionId: string): Promise<void> {
   const removed = await removeConnection(deps, connectionId);
   if (!removed) return;
-  // Memberships go and each room is read in the same round trip.
-  const [, rooms] = await Promise.all([
+  // Memberships and the socket's slot go, and each room is read, in the same round trip.
+  const [, , rooms] = await Promise.all([
     deleteConnectionRows(deps, connectionId, removed.rooms, { keepConnection: true }),
+    releaseSlots(deps, removed.username, [removed]),
     Promise.all(removed.rooms.map(async (room) => ({ room, members: await roomMembers(deps, room) }))),
   ]);
   await Promise.all(
