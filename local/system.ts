@@ -100,9 +100,10 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
       ...(options.maxConnectionMs ? { maxConnectionMs: options.maxConnectionMs } : {}),
     });
+    // Signed with the gateway's secret of this run: nothing outside this process holds it.
     const client = managementClient(ws.managementEndpoint, {
-      region: 'local',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      region: ws.region,
+      credentials: ws.managementCredentials,
     });
     opened.push({ close: async () => client.destroy() });
     opened.push(ws);
