@@ -229,7 +229,12 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     name: 'http-token-exchange',
     description: 'POST /auth/token-exchange',
     httpRoutes: ['POST /auth/token-exchange'],
-    tables: { users: ['Query', 'PutItem'], sessions: ['PutItem'], blocklist: ['BatchGetItem'] },
+    tables: {
+      users: ['Query', 'PutItem'],
+      sessions: ['PutItem'],
+      blocklist: ['BatchGetItem'],
+      revoked: ['PutItem'],
+    },
     keys: 'sign',
   },
 ];
