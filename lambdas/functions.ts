@@ -58,7 +58,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     httpRoutes: ['POST /auth/login'],
     tables: {
       users: ['BatchGetItem'],
-      counters: ['BatchGetItem', 'UpdateItem', 'DeleteItem'],
+      counters: ['BatchGetItem', 'UpdateItem', 'PutItem', 'DeleteItem'],
       blocklist: ['BatchGetItem', 'PutItem'],
       sessions: ['PutItem'],
     },
