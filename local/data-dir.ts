@@ -1,10 +1,13 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { SigningCredentials } from './sigv4.ts';
 
 /** What a running `npm start` tells other local commands (the users CLI) about itself. */
 export interface RunningSystem {
   readonly pid: number;
   readonly dynamoEndpoint: string;
+  /** What requests to the store must be signed with (the file is mode 0600). */
+  readonly dynamoCredentials?: SigningCredentials | undefined;
   readonly httpUrl: string;
   readonly wsUrl: string;
 }

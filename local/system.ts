@@ -7,7 +7,13 @@ import { fileKeySource } from '../lambdas/core/keys.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
 import type { LocalConfig } from './config.ts';
 import { findRunning, paths, removeRunning, writeRunning } from './data-dir.ts';
-import { ensureTables, type LocalDynamo, localDynamoClient, startDynalite } from './dynamo.ts';
+import {
+  ensureTables,
+  type LocalDynamo,
+  localDynamoClient,
+  randomCredentials,
+  startDynalite,
+} from './dynamo.ts';
 import { httpRoutes, scheduledJobs, wsRoutes } from './handlers.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
 import { demoPage } from './static.ts';
@@ -62,9 +68,12 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
     for (const part of opened.splice(0).reverse()) await part.close().catch(() => {});
   };
   try {
-    const dynamo: LocalDynamo = await startDynalite({ path: dataDir ? paths(dataDir).dynamo : undefined });
+    const dynamo: LocalDynamo = await startDynalite({
+      path: dataDir ? paths(dataDir).dynamo : undefined,
+      credentials: randomCredentials(),
+    });
     opened.push(dynamo);
-    const db: DynamoDBClient = localDynamoClient(dynamo.endpoint);
+    const db: DynamoDBClient = localDynamoClient(dynamo.endpoint, dynamo.credentials);
     opened.push({ close: async () => db.destroy() });
     const tables = localTableNames();
     await ensureTables(db, tables);
@@ -150,6 +159,7 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       await writeRunning(dataDir, {
         pid: process.pid,
         dynamoEndpoint: dynamo.endpoint,
+        dynamoCredentials: dynamo.credentials,
         httpUrl: http.url,
         wsUrl: ws.url,
       });

@@ -33,7 +33,7 @@ async function openStore(aws: boolean): Promise<Store> {
   // Two processes cannot open one LevelDB folder: reach the running system's store when there is one.
   const running = await findRunning(dataDir);
   if (running) {
-    const db = localDynamoClient(running.dynamoEndpoint);
+    const db = localDynamoClient(running.dynamoEndpoint, running.dynamoCredentials);
     return { db, tables: localTableNames(), close: async () => db.destroy() };
   }
   const dynamo = await startDynalite({ path: paths(dataDir).dynamo });

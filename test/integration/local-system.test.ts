@@ -1,4 +1,6 @@
+import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
+import { localDynamoClient } from '../../local/dynamo.ts';
 import { runTs, startProcess } from '../support/processes.ts';
 import { PASSWORD, registerAndLogin, startTestSystem, tempDir } from '../support/system.ts';
 
@@ -88,6 +90,29 @@ describe('npm start', () => {
     expect(out.code).toBe(2);
     expect(out.stderr).toContain('rateLimitMax (RATE_LIMIT_MAX)');
     expect(out.stderr).toContain('allowedOrigins (ALLOWED_ORIGINS)');
+  });
+});
+
+describe('the embedded store', () => {
+  it('answers only requests signed with the secret of this run, on loopback', async () => {
+    const system = await startTestSystem();
+    cleanups.push(() => system.close());
+    expect(new URL(system.dynamoEndpoint).hostname).toBe('127.0.0.1');
+    const listTables = {
+      'content-type': 'application/x-amz-json-1.0',
+      'x-amz-target': 'DynamoDB_20120810.ListTables',
+    };
+    const unsigned = await fetch(system.dynamoEndpoint, { method: 'POST', headers: listTables, body: '{}' });
+    expect(unsigned.status).toBe(400);
+    expect(await unsigned.text()).toMatch(/MissingAuthenticationToken/);
+    // A client with the well-known local credentials, as any process on the machine could make.
+    const guessing = localDynamoClient(system.dynamoEndpoint);
+    const error = await guessing.send(new ListTablesCommand({})).catch((e: unknown) => e);
+    guessing.destroy();
+    expect((error as Error).name).toMatch(/InvalidSignatureException|UnrecognizedClientException/);
+    // The system's own client, signing with the run's secret, is served.
+    const tables = await system.deps.db.send(new ListTablesCommand({}));
+    expect(tables.TableNames?.length).toBeGreaterThan(0);
   });
 });
 
