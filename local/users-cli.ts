@@ -6,7 +6,7 @@ import { hashPassword, validatePassword } from '../lambdas/core/passwords.ts';
 import { localTableNames, type TableNames, tableNamesFromEnv } from '../lambdas/core/tables.ts';
 import { createUser, grantRole, listUsers, normalizeUsername, validateRole } from '../lambdas/core/users.ts';
 import { findRunning, paths } from './data-dir.ts';
-import { ensureTables, localDynamoClient, startDynalite } from './dynamo.ts';
+import { ensureTables, localDynamoClient, randomCredentials, startDynalite } from './dynamo.ts';
 
 const USAGE = `Usage:
   npm run users -- add <username> [--role <role>]...   password from USER_PASSWORD or the first line of stdin
@@ -36,8 +36,8 @@ async function openStore(aws: boolean): Promise<Store> {
     const db = localDynamoClient(running.dynamoEndpoint, running.dynamoCredentials);
     return { db, tables: localTableNames(), close: async () => db.destroy() };
   }
-  const dynamo = await startDynalite({ path: paths(dataDir).dynamo });
-  const db = localDynamoClient(dynamo.endpoint);
+  const dynamo = await startDynalite({ path: paths(dataDir).dynamo, credentials: randomCredentials() });
+  const db = localDynamoClient(dynamo.endpoint, dynamo.credentials);
   await ensureTables(db, localTableNames());
   return {
     db,
