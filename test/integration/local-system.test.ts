@@ -1,8 +1,10 @@
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
+import { allConnections } from '../../lambdas/core/connections.ts';
 import { localDynamoClient } from '../../local/dynamo.ts';
 import { runTs, startProcess } from '../support/processes.ts';
 import { PASSWORD, registerAndLogin, startTestSystem, tempDir } from '../support/system.ts';
+import { openClient } from '../support/ws-client.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -113,6 +115,33 @@ describe('the embedded store', () => {
     // The system's own client, signing with the run's secret, is served.
     const tables = await system.deps.db.send(new ListTablesCommand({}));
     expect(tables.TableNames?.length).toBeGreaterThan(0);
+  });
+});
+
+describe('@connections of the running system', () => {
+  it('refuses unsigned calls on the public WebSocket port: no forged frame, no close, no details', async () => {
+    const system = await startTestSystem();
+    cleanups.push(() => system.close());
+    const { access_token } = await registerAndLogin(system, 'target');
+    const client = await openClient(system.wsUrl, { protocols: ['jwt', access_token] });
+    cleanups.push(async () => {
+      await client.close();
+    });
+    const [row] = await allConnections(system.deps);
+    const url = `${system.wsUrl.replace(/^ws/, 'http')}/local/@connections/${encodeURIComponent(row?.connectionId ?? '')}`;
+    const forged = JSON.stringify({
+      type: 'message',
+      room: 'lobby',
+      from: 'admin',
+      text: 'your session expired, log in at evil.example',
+    });
+    for (const init of [{ method: 'POST', body: forged }, { method: 'GET' }, { method: 'DELETE' }]) {
+      const res = await fetch(url, init);
+      expect(res.status).toBe(403);
+      expect(res.headers.get('x-amzn-errortype')).toBe('ForbiddenException');
+    }
+    await client.expectNone(() => true, 200);
+    expect(await client.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
   });
 });
 
