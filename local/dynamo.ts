@@ -41,27 +41,47 @@ export async function startDynalite(options: {
   if (options.path) await mkdir(options.path, { recursive: true });
   const server = dynalite({ path: options.path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   const { credentials } = options;
-  if (credentials) {
-    const serve = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
-    server.removeAllListeners('request');
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      const refusal = signatureRefusal(req, credentials);
-      if (refusal) {
-        const body = JSON.stringify({
-          __type: `com.amazon.coral.service#${refusal.type}`,
-          message: refusal.message,
-        });
-        req.resume();
-        res.writeHead(400, {
-          'content-type': 'application/x-amz-json-1.0',
-          'content-length': Buffer.byteLength(body),
-        });
-        res.end(body);
-        return;
+  // Operations still running when the store closes would write to a closed database, which
+  // dynalite answers by throwing out of a callback (the process dies): count them, refuse
+  // new ones once closing, and close only when they are done.
+  let running = 0;
+  let closing = false;
+  let idle = () => {};
+  const serve = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  server.removeAllListeners('request');
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const refusal = closing
+      ? { status: 503, type: 'ServiceUnavailable', message: 'the store is closing' }
+      : credentials
+        ? signatureRefusal(req, credentials)
+        : undefined;
+    if (refusal) {
+      const body = JSON.stringify({
+        __type: `com.amazon.coral.service#${refusal.type}`,
+        message: refusal.message,
+      });
+      req.resume();
+      res.writeHead(refusal.status, {
+        'content-type': 'application/x-amz-json-1.0',
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(body);
+      return;
+    }
+    running++;
+    // dynalite ends the response when its operation is done, even if the client has gone.
+    const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+    let done = false;
+    res.end = ((...args: unknown[]) => {
+      if (!done) {
+        done = true;
+        running--;
+        if (running === 0) idle();
       }
-      for (const listener of serve) listener.call(server, req, res);
-    });
-  }
+      return end(...args);
+    }) as ServerResponse['end'];
+    for (const listener of serve) listener.call(server, req, res);
+  });
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -71,11 +91,21 @@ export async function startDynalite(options: {
   return {
     endpoint: `http://${host}:${port}`,
     credentials,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
+    close: async () => {
+      closing = true;
+      if (running > 0) {
+        await Promise.race([
+          new Promise<void>((resolve) => {
+            idle = resolve;
+          }),
+          new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
+        ]);
+      }
+      await new Promise<void>((resolve, reject) => {
         server.closeIdleConnections();
         server.close((err) => (err ? reject(err) : resolve()));
-      }),
+      });
+    },
   };
 }
 
@@ -87,19 +117,25 @@ export async function startDynalite(options: {
 function signatureRefusal(
   req: IncomingMessage,
   credentials: SigningCredentials,
-): { type: string; message: string } | undefined {
+): { status: number; type: string; message: string } | undefined {
   const claimed = req.headers['x-amz-content-sha256'];
   const signed = /SignedHeaders=[^,]*\bx-amz-content-sha256\b/.test(req.headers.authorization ?? '');
   if (req.headers.authorization && (typeof claimed !== 'string' || !signed)) {
-    return { type: 'InvalidSignatureException', message: 'x-amz-content-sha256 must be sent and signed.' };
+    return {
+      status: 400,
+      type: 'InvalidSignatureException',
+      message: 'x-amz-content-sha256 must be sent and signed.',
+    };
   }
   const verdict = verifySigV4(
     { method: req.method ?? 'POST', url: req.url ?? '/', headers: req.headers, bodySha256: String(claimed) },
     { credentials, region: 'local', service: 'dynamodb', now: Date.now() },
   );
   if (verdict.ok) return undefined;
-  if (verdict.missing) return { type: 'MissingAuthenticationTokenException', message: verdict.reason };
+  if (verdict.missing)
+    return { status: 400, type: 'MissingAuthenticationTokenException', message: verdict.reason };
   return {
+    status: 400,
     type: /security token/.test(verdict.reason) ? 'UnrecognizedClientException' : 'InvalidSignatureException',
     message: verdict.reason,
   };
