@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { FUNCTIONS, type FunctionSpec } from '../lambdas/functions.ts';
 import { makeLoginHandler } from '../lambdas/http-login.ts';
 import { makeRegisterHandler } from '../lambdas/http-register.ts';
 import { runtime } from '../lambdas/runtime.ts';
-import { RUNTIME } from '../lib/handler-function.ts';
+import { BUNDLE_ALIASES, RUNTIME } from '../lib/handler-function.ts';
 import { REPO_ROOT } from '../lib/paths.ts';
 import { ensureTables, startDynalite } from '../local/dynamo.ts';
 import { claimsOfToken } from '../test/support/system.ts';
@@ -57,23 +57,44 @@ export function stackBuildOptions(entry: string, outfile: string): BuildOptions 
     external: ['@node-rs/argon2'],
     banner: { js: ESM_REQUIRE_BANNER },
     mainFields: ['module', 'main'],
+    alias: { ...BUNDLE_ALIASES },
+    absWorkingDir: REPO_ROOT,
     metafile: true,
     logLevel: 'error',
   };
 }
 
-/** What most projects ship: esbuild's defaults (CommonJS, no minify, the packages' CommonJS builds, not tree-shaken). */
-function naiveBuildOptions(entry: string, outfile: string): BuildOptions {
-  return {
-    entryPoints: [entry],
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    outfile,
-    external: ['@node-rs/argon2'],
-    metafile: true,
-    logLevel: 'error',
-  };
+/**
+ * The commit whose bundles "before" stands for: the last one whose functions carried the SDK's
+ * default credential chain, the management API and Secrets Manager clients and jose's JWE.
+ */
+export const BEFORE_REF = 'd188216';
+const EMPTY_HANDLER = 'export const handler = async () => ({ statusCode: 200 });\n';
+/** The size cap test/infra/bundle.test.ts holds every bundle to. */
+const BUNDLE_CAP_KB = 230;
+const BEFORE_SRC = join(OUT, 'before-src');
+
+/** The functions' sources at `BEFORE_REF` (lambdas/ only), or false where git cannot give them. */
+function extractBefore(): boolean {
+  try {
+    rmSync(BEFORE_SRC, { recursive: true, force: true });
+    mkdirSync(BEFORE_SRC, { recursive: true });
+    const tar = execFileSync('git', ['archive', '--format=tar', BEFORE_REF, 'lambdas'], {
+      cwd: REPO_ROOT,
+      maxBuffer: 64 * 1024 * 1024,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    execFileSync('tar', ['-x', '-C', BEFORE_SRC], { input: tar });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The stack's options of `BEFORE_REF`: the same as today's, without the aliases. */
+function beforeBuildOptions(entry: string, outfile: string): BuildOptions {
+  const { alias: _alias, ...options } = stackBuildOptions(entry, outfile);
+  return options;
 }
 
 function checkStackOptions(): string[] {
@@ -97,10 +118,10 @@ interface Bundle {
   readonly metafile: Metafile;
 }
 
-async function bundle(spec: FunctionSpec, kind: 'ours' | 'naive'): Promise<Bundle> {
-  const entry = join(REPO_ROOT, 'lambdas', `${spec.name}.ts`);
-  const file = join(OUT, spec.name, kind, kind === 'ours' ? 'index.mjs' : 'index.cjs');
-  const options = kind === 'ours' ? stackBuildOptions(entry, file) : naiveBuildOptions(entry, file);
+async function bundle(spec: FunctionSpec, kind: 'ours' | 'before'): Promise<Bundle> {
+  const entry = join(kind === 'ours' ? REPO_ROOT : BEFORE_SRC, 'lambdas', `${spec.name}.ts`);
+  const file = join(OUT, spec.name, kind, 'index.mjs');
+  const options = kind === 'ours' ? stackBuildOptions(entry, file) : beforeBuildOptions(entry, file);
   const result = await build(options);
   if (!result.metafile) throw new Error('esbuild gave no metafile');
   return { file, bytes: statSync(file).size, metafile: result.metafile };
@@ -155,11 +176,11 @@ async function fakeAws(secrets: Record<string, string>): Promise<{ url: string; 
 export interface ColdStartRow {
   readonly name: string;
   readonly oursKb: number;
-  readonly naiveKb: number;
+  readonly beforeKb: number;
   readonly oursMs: number;
-  readonly naiveMs: number;
+  readonly beforeMs: number;
   readonly oursWallMs: number;
-  readonly naiveWallMs: number;
+  readonly beforeWallMs: number;
   readonly argon2: boolean;
   readonly heaviest: string;
   readonly outcome: string;
@@ -168,6 +189,8 @@ export interface ColdStartRow {
 export interface ColdStartResult {
   readonly rows: readonly ColdStartRow[];
   readonly baselineMs: number;
+  /** Import + one event of an empty handler (`export const handler = async () => ...`). */
+  readonly emptyMs: number;
   readonly argon2ImportMs: number;
   readonly section: Section;
 }
@@ -198,7 +221,8 @@ async function child(file: string, eventFile: string, env: NodeJS.ProcessEnv): P
 }
 
 /**
- * Measurement 4: every function of the manifest bundled as the stack bundles it and naively,
+ * Measurement 4: every function of the manifest bundled as the stack bundles it and as it was at
+ * `BEFORE_REF`,
  * then `runs` fresh `node` processes each that import the bundle and handle one event, against
  * dynalite and stand-ins for Secrets Manager and `@connections`.
  */
@@ -320,7 +344,7 @@ export async function measureColdStarts(runs = 5): Promise<ColdStartResult> {
 
     // Node itself, and the argon2 native module alone, for scale.
     const empty = join(OUT, 'empty.mjs');
-    writeFileSync(empty, 'export const handler = async () => ({ statusCode: 200 });\n');
+    writeFileSync(empty, EMPTY_HANDLER);
     const argon2Probe = join(OUT, 'argon2.mjs');
     writeFileSync(
       argon2Probe,
@@ -329,16 +353,24 @@ export async function measureColdStarts(runs = 5): Promise<ColdStartResult> {
     const eventFile = join(OUT, 'event.json');
     writeFileSync(eventFile, '{}');
     const baseline: number[] = [];
+    const emptyMs: number[] = [];
     const argon2: number[] = [];
     for (let i = 0; i < runs; i++) {
-      baseline.push((await child(empty, eventFile, baseEnv)).wallMs);
+      const e = await child(empty, eventFile, baseEnv);
+      baseline.push(e.wallMs);
+      emptyMs.push(e.importMs + e.handleMs);
       argon2.push((await child(argon2Probe, eventFile, baseEnv)).importMs);
     }
+    const haveBefore = extractBefore();
 
     const rows: ColdStartRow[] = [];
     const crashes: string[] = [];
     for (const spec of FUNCTIONS) {
-      const [ours, naive] = await Promise.all([bundle(spec, 'ours'), bundle(spec, 'naive')]);
+      const hasBefore = haveBefore && existsSync(join(BEFORE_SRC, 'lambdas', `${spec.name}.ts`));
+      const [ours, before] = await Promise.all([
+        bundle(spec, 'ours'),
+        hasBefore ? bundle(spec, 'before') : Promise.resolve(undefined),
+      ]);
       // First with exactly the stack's environment: a function that cannot start is the worst cold start.
       let env = envFor(spec);
       const probeFile = join(OUT, `${spec.name}-probe.json`);
@@ -352,40 +384,52 @@ export async function measureColdStarts(runs = 5): Promise<ColdStartResult> {
         if (spec.keys !== 'none') throw err;
         env = envFor(spec, true);
       }
-      const samples = { ours: [] as Child[], naive: [] as Child[] };
+      const samples = { ours: [] as Child[], before: [] as Child[] };
       // Alternating, so that drift on a noisy machine hits both alike.
       for (let i = 0; i < runs; i++) {
-        for (const kind of ['ours', 'naive'] as const) {
+        for (const kind of ['ours', 'before'] as const) {
+          const target = kind === 'ours' ? ours : before;
+          if (!target) continue;
           const file = join(OUT, `${spec.name}-${kind}-${i}.json`);
           writeFileSync(file, JSON.stringify(await eventFor(spec)));
-          samples[kind].push(await child(kind === 'ours' ? ours.file : naive.file, file, env));
+          samples[kind].push(await child(target.file, file, env));
         }
       }
       const total = (c: Child) => c.importMs + c.handleMs;
-      const outcome = [...new Set([...samples.ours, ...samples.naive].map((c) => String(c.outcome)))].join(
+      const outcome = [...new Set([...samples.ours, ...samples.before].map((c) => String(c.outcome)))].join(
         '/',
       );
       rows.push({
         name: spec.name,
         oursKb: ours.bytes / 1024,
-        naiveKb: naive.bytes / 1024,
+        beforeKb: before ? before.bytes / 1024 : Number.NaN,
         oursMs: median(samples.ours.map(total)),
-        naiveMs: median(samples.naive.map(total)),
+        beforeMs: before ? median(samples.before.map(total)) : Number.NaN,
         oursWallMs: median(samples.ours.map((c) => c.wallMs)),
-        naiveWallMs: median(samples.naive.map((c) => c.wallMs)),
+        beforeWallMs: before ? median(samples.before.map((c) => c.wallMs)) : Number.NaN,
         argon2: hasArgon2(ours.metafile),
         heaviest: heaviest(ours.metafile),
         outcome,
       });
       progress(
-        `cold start: ${spec.name} ${fmt(rows.at(-1)?.oursMs ?? 0)} ms vs naive ${fmt(rows.at(-1)?.naiveMs ?? 0)} ms`,
+        `cold start: ${spec.name} ${fmt(rows.at(-1)?.oursMs ?? 0)} ms vs before ${fmt(rows.at(-1)?.beforeMs ?? 0)} ms`,
       );
     }
     return {
       rows,
       baselineMs: median(baseline),
+      emptyMs: median(emptyMs),
       argon2ImportMs: median(argon2),
-      section: coldStartSection(rows, median(baseline), median(argon2), runs, drift, crashes),
+      section: coldStartSection(
+        rows,
+        median(baseline),
+        median(emptyMs),
+        median(argon2),
+        runs,
+        drift,
+        crashes,
+        haveBefore,
+      ),
     };
   } finally {
     await aws.close();
@@ -396,40 +440,55 @@ export async function measureColdStarts(runs = 5): Promise<ColdStartResult> {
 function coldStartSection(
   rows: readonly ColdStartRow[],
   baselineMs: number,
+  emptyMs: number,
   argon2Ms: number,
   runs: number,
   drift: readonly string[],
   crashes: readonly string[],
+  haveBefore: boolean,
 ): Section {
+  const oversize = rows
+    .filter((r) => r.oursKb > BUNDLE_CAP_KB)
+    .map((r) => `${r.name} is ${fmt(r.oursKb)} KB, over the ${BUNDLE_CAP_KB} KB cap`);
+  const sized = rows.filter((r) => r.oursKb > 10);
+  const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const markdown = [
     table(
       [
         'function',
         'ours KB',
-        'naive KB',
+        'before KB',
         'size ratio',
         'ours ms',
-        'naive ms',
+        'before ms',
         'ms ratio',
-        'process wall ms (ours / naive)',
+        'process wall ms (ours / before)',
         'argon2',
         'heaviest in our bundle',
         'answer',
       ],
-      rows.map((r) => [
-        r.name,
-        fmt(r.oursKb),
-        fmt(r.naiveKb),
-        ratio(r.oursKb, r.naiveKb),
-        fmt(r.oursMs),
-        fmt(r.naiveMs),
-        ratio(r.oursMs, r.naiveMs),
-        `${fmt(r.oursWallMs)} / ${fmt(r.naiveWallMs)}`,
-        r.argon2 ? 'yes' : '—',
-        r.heaviest,
-        r.outcome,
-      ]),
+      [
+        ['_empty handler_', '0.06', '', '', fmt(emptyMs), '', '', `${fmt(baselineMs)}`, '—', '', '200'],
+        ...rows.map((r) => [
+          r.name,
+          fmt(r.oursKb),
+          fmt(r.beforeKb),
+          ratio(r.oursKb, r.beforeKb),
+          fmt(r.oursMs),
+          fmt(r.beforeMs),
+          ratio(r.oursMs, r.beforeMs),
+          `${fmt(r.oursWallMs)} / ${fmt(r.beforeWallMs)}`,
+          r.argon2 ? 'yes' : '—',
+          r.heaviest,
+          r.outcome,
+        ]),
+      ],
     ),
+    '',
+    `Bundles average **${fmt(avg(sized.map((r) => r.oursKb)))} KB** (largest ${fmt(Math.max(...sized.map((r) => r.oursKb)))} KB, ` +
+      `cap ${BUNDLE_CAP_KB} KB, aim 200 KB) against ${fmt(avg(sized.map((r) => r.beforeKb)))} KB before; import + first event ` +
+      `**${fmt(avg(sized.map((r) => r.oursMs)))} ms** on average against ${fmt(avg(sized.map((r) => r.beforeMs)))} ms before ` +
+      `and ${fmt(emptyMs)} ms for an empty handler.`,
     '',
     `"ms": median of ${runs} fresh \`node\` processes of the time to import the bundle and handle one event ` +
       '(`bench/cold-start-child.mjs`), with the environment the stack sets (`AWS_LAMBDA_FUNCTION_NAME` set, so ' +
@@ -440,9 +499,13 @@ function coldStartSection(
       `${fmt(baselineMs)} ms of wall time here. Importing \`@node-rs/argon2\` alone takes ${fmt(argon2Ms)} ms; ` +
       'only the functions marked "argon2" load it (the native binary sits beside their bundle on Lambda). ' +
       '"ours": the stack\'s esbuild options (ESM, minified, tree-shaken ESM builds of the SDK, source map ' +
-      'beside). "naive": esbuild\'s defaults (CommonJS, not minified, the packages\' CommonJS builds, which ' +
-      "esbuild cannot tree-shake), the whole SDK client bundled. Lambda's own init (container, runtime) is not " +
-      'included and is the same for both.',
+      "beside, the aliases of lib/handler-function.ts: credentials from the environment instead of the SDK's " +
+      'default chain). ' +
+      `"before": the same functions at commit ${BEFORE_REF}, bundled with that commit's options (no aliases), ` +
+      'when each carried the default credential chain, the `@connections` and Secrets Manager SDK clients and ' +
+      "jose's JWE. The empty handler is `export const handler = async () => ({ statusCode: 200 })`. Lambda's own " +
+      'init (container, runtime) is not included and is the same for both.',
+    ...(haveBefore ? [] : ['', `⚠ git could not give the sources of ${BEFORE_REF}: no "before" figures.`]),
     ...(drift.length > 0
       ? ['', `⚠ lib/handler-function.ts no longer shows ${drift.join(', ')}: update bench/cold-start.ts.`]
       : []),
@@ -456,5 +519,5 @@ function coldStartSection(
         ]
       : []),
   ].join('\n');
-  return { title: 'Cold start per Lambda bundle', markdown, failures: [...crashes] };
+  return { title: 'Cold start per Lambda bundle', markdown, failures: [...crashes, ...oversize] };
 }

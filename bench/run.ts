@@ -66,9 +66,12 @@ const headline = [
       `(p50 ${fmt(e2e1000.ours.p50Ms)} ms, p99 ${fmt(e2e1000.ours.p99Ms)} ms), ` +
       `${fmt((e2e1000.ours.deliveriesPerS / e2e1000.bare.deliveriesPerS) * 100, 2)}% of a bare \`ws\` broadcast on the same machine.`
     : '',
-  `- Cold start (import + one event, median): our bundles average **${fmt(avg(coldRows.map((r) => r.oursKb)))} KB and ` +
-    `${fmt(avg(coldRows.map((r) => r.oursMs)))} ms**, naive bundles ${fmt(avg(coldRows.map((r) => r.naiveKb)))} KB and ` +
-    `${fmt(avg(coldRows.map((r) => r.naiveMs)))} ms.`,
+  `- Bundles: **${fmt(avg(coldRows.map((r) => r.oursKb)))} KB** on average (largest ${fmt(Math.max(...coldRows.map((r) => r.oursKb)))} KB), ` +
+    `${fmt(avg(coldRows.map((r) => r.beforeKb)))} KB before; cold start (import + one event, median) ` +
+    `**${fmt(avg(coldRows.map((r) => r.oursMs)))} ms**, ${fmt(avg(coldRows.map((r) => r.beforeMs)))} ms before, ` +
+    `${fmt(cold.emptyMs)} ms for an empty handler.`,
+  `- Posting: one \`PostToConnection\` costs **${fmt(e2e.post.leanUs)} µs of CPU** through ours, ` +
+    `${fmt(e2e.post.sdkUs)} µs through the AWS SDK client: **${fmt(e2e.post.leanUs / e2e.post.sdkUs, 2)}×** (budget ≤ 0.4).`,
   `- Token verification: ${fmt(auth.oursVerifyPerS)}/s (EdDSA, ours) vs ${fmt(auth.hs256VerifyPerS)}/s (jsonwebtoken HS256); ` +
     `authorizer CPU ${fmt(auth.authorizerCpuUs)} µs per handshake.`,
   `- Cost per million chat messages (room of 50): **${fmt(cost.perMillionMessages.ours)} USD** ours; the Scan sample ` +

@@ -2,7 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { stdoutAudit } from './core/audit.ts';
 import { awsKeySource } from './core/aws-keys.ts';
 import { systemClock } from './core/clock.ts';
-import { managementApi, managementClient } from './core/connections-api.ts';
+import { connectionsApi, credentialsFromEnv, regionOfEndpoint } from './core/connections-api.ts';
 import type { Deps } from './core/deps.ts';
 import { settingsFromEnv } from './core/settings.ts';
 import { tableNamesFromEnv } from './core/tables.ts';
@@ -24,11 +24,20 @@ export function runtime(env: NodeJS.ProcessEnv = process.env): Deps {
     keys: awsKeySource(env),
     clock: systemClock,
     audit: stdoutAudit(systemClock),
-    ...(env.WS_MANAGEMENT_ENDPOINT
-      ? { api: managementApi(managementClient(env.WS_MANAGEMENT_ENDPOINT)) }
-      : {}),
+    ...(env.WS_MANAGEMENT_ENDPOINT ? { api: lambdaConnectionsApi(env.WS_MANAGEMENT_ENDPOINT, env) } : {}),
   };
   return built;
+}
+
+/**
+ * `@connections` signed with the execution role's credentials, which Lambda puts in the
+ * environment, in the function's region: no credential provider chain (SSO, STS, ini files) is
+ * loaded or bundled for it.
+ */
+function lambdaConnectionsApi(endpoint: string, env: NodeJS.ProcessEnv) {
+  const region = env.AWS_REGION || regionOfEndpoint(endpoint);
+  if (!region) throw new Error('AWS_REGION must be set to sign @connections requests');
+  return connectionsApi({ endpoint, region, credentials: credentialsFromEnv(env) });
 }
 
 /**

@@ -22,8 +22,8 @@ export function argon2Version(): string {
  * installed once per version into `.build/` (gitignored), never into the project's own
  * `node_modules`, whose platform packages are the host's.
  *
- * The first call needs the npm registry or an npm cache that holds the packages
- * (`--prefer-offline`); later synths reuse the folder and work offline.
+ * `npm ci` runs this once (the `postinstall` script), while it is online anyway; later synths,
+ * tests and benchmarks reuse the folder and work offline.
  */
 export function ensureArgon2Arm64(version = argon2Version()): string {
   const prefix = join(REPO_ROOT, '.build', `argon2-${version}-linux-arm64-gnu`);
@@ -59,7 +59,7 @@ export function ensureArgon2Arm64(version = argon2Version()): string {
     throw new Error(
       `Cannot bundle argon2 for Lambda: npm could not install @node-rs/argon2@${version} for linux-arm64-gnu into ${prefix}.\n` +
         'It is fetched once from the npm registry (or the npm cache) and kept in .build/ for offline synths.\n' +
-        `Run synth once with registry access, or install it by hand:\n  npm install --prefix ${prefix} --no-save --cpu=arm64 --os=linux --libc=glibc @node-rs/argon2@${version}\n${detail ?? ''}`,
+        `Run "npm run postinstall" once with registry access, or install it by hand:\n  npm install --prefix ${prefix} --no-save --cpu=arm64 --os=linux --libc=glibc @node-rs/argon2@${version}\n${detail ?? ''}`,
     );
   }
   if (!isComplete(staging)) {

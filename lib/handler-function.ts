@@ -17,6 +17,19 @@ export const RUNTIME = lambda.Runtime.NODEJS_24_X;
 const ESM_REQUIRE_BANNER =
   "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
+/**
+ * Packages the functions import but never need, replaced in every bundle by a small module of
+ * lambdas/bundle/ (paths from the project root, where esbuild runs): the SDK's default
+ * credential chain (SSO, STS, ini files, instance metadata: most of a bundle) by the
+ * environment's credentials, which Lambda sets, and two SDK parts no DynamoDB or Secrets
+ * Manager call reaches. See docs/deploy.md.
+ */
+export const BUNDLE_ALIASES: Readonly<Record<string, string>> = {
+  '@aws-sdk/credential-provider-node': './lambdas/bundle/env-credentials.ts',
+  '@smithy/core/event-streams': './lambdas/bundle/no-event-streams.ts',
+  '@aws-sdk/endpoint-cache': './lambdas/bundle/no-endpoint-cache.ts',
+};
+
 export interface HandlerFunctionProps {
   /** Absolute path of the entry file, which exports `handler`. */
   readonly entry: string;
@@ -76,6 +89,7 @@ export class HandlerFunction extends NodejsFunction {
         sourceMap: true,
         sourcesContent: false,
         bundleAwsSDK: true,
+        esbuildArgs: { '--alias': Object.entries(BUNDLE_ALIASES).map(([from, to]) => `${from}=${to}`) },
         // A native module cannot be bundled: it is copied beside the bundle when imported.
         externalModules: ['@node-rs/argon2'],
         forceDockerBundling: false,

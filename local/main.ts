@@ -1,11 +1,14 @@
 import { SettingsError } from '../lambdas/core/settings.ts';
-import { localConfig } from './config.ts';
+import { localConfig, misspeltVariables, StartupError } from './config.ts';
+import { prettyAuditLine } from './log-format.ts';
 import { startLocal } from './system.ts';
 
 /** `npm start`: the whole system on this machine, until SIGINT or SIGTERM. */
 async function main(): Promise<void> {
   // Node 20 is supported here; the SDK's notice about its future Node floor is noise on every start.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  for (const { name, meant } of misspeltVariables(process.env))
+    process.stderr.write(`warning: ${name} is not a setting; did you mean ${meant}?\n`);
   let config: ReturnType<typeof localConfig>;
   try {
     config = localConfig(process.env);
@@ -16,7 +19,10 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const system = await startLocal(config);
+  // A person at a terminal reads one line per event; a pipe (a file, a log shipper) gets JSON.
+  const pretty = (config.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json')) === 'pretty';
+  const write = (line: string) => process.stdout.write(`${pretty ? prettyAuditLine(line) : line}\n`);
+  const system = await startLocal(config, { write });
   process.stderr.write(
     [
       'Local system ready',
@@ -45,6 +51,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`could not start: ${(err as Error).message}\n`);
-  process.exit(1);
+  // One line, never a stack: a start-up problem is the user's to fix, and says which setting.
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(
+    `could not start: ${err instanceof StartupError ? message : message.split('\n')[0]}\n`,
+  );
+  process.exit(err instanceof StartupError ? 2 : 1);
 });

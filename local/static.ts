@@ -1,9 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isOriginAllowed } from '../lambdas/core/origin.ts';
 import { buildWeb, type WebBundle } from '../web/build.ts';
 
 export interface DemoPageOptions {
   /** The WebSocket API's URL as the gateway reports it (`ws://127.0.0.1:3001`). */
   readonly wsUrl: string;
+  /** The WebSocket API's origin allowlist, so the page can tell when its own origin is outside it. */
+  readonly allowedOrigins: readonly string[];
   /** Builds the page; default `buildWeb()` (esbuild, in memory). */
   readonly build?: () => Promise<WebBundle>;
 }
@@ -13,7 +16,8 @@ const PAGE_PATHS: Record<string, string> = { '/': '/index.html', '/index.html': 
 /**
  * The HTTP gateway's fallback for the demo page: `/` and its scripts and styles, built
  * with esbuild on the first request, and `/config.json` with the URLs the page talks to
- * (on AWS a `config.json` beside the hosted page names the deployed APIs instead).
+ * and whether the page's own origin may open a socket (on AWS a `config.json` beside the
+ * hosted page names the deployed APIs instead).
  * Only the built files are served, never a path of the disk.
  */
 export function demoPage(
@@ -38,7 +42,10 @@ export function demoPage(
     const wsUrl = `ws://${host.includes(':') ? `[${host}]` : host}:${wsPort}`;
 
     if (path === '/config.json') {
-      send(req, res, 200, 'application/json; charset=utf-8', JSON.stringify({ httpUrl: '', wsUrl }));
+      // The page's origin is this request's scheme and Host: a browser loads config.json from it.
+      const originAllowed = isOriginAllowed(`http://${req.headers.host ?? ''}`, options.allowedOrigins);
+      const config = { httpUrl: '', wsUrl, originAllowed };
+      send(req, res, 200, 'application/json; charset=utf-8', JSON.stringify(config));
       return true;
     }
     const name = PAGE_PATHS[path] ?? path;

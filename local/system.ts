@@ -1,12 +1,11 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createAudit } from '../lambdas/core/audit.ts';
 import { type Clock, systemClock } from '../lambdas/core/clock.ts';
-import { managementApi, managementClient } from '../lambdas/core/connections-api.ts';
 import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
 import { fileKeySource } from '../lambdas/core/keys.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
-import type { LocalConfig } from './config.ts';
-import { findRunning, paths, removeRunning, writeRunning } from './data-dir.ts';
+import { type LocalConfig, StartupError } from './config.ts';
+import { checkDataDir, findRunning, paths, removeRunning, writeRunning } from './data-dir.ts';
 import {
   ensureTables,
   type LocalDynamo,
@@ -18,6 +17,7 @@ import { httpRoutes, scheduledJobs, wsRoutes } from './handlers.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
 import { demoPage } from './static.ts';
 import { startWsGateway, type WsGateway } from './ws-gateway.ts';
+import { localConnectionsApi } from './ws-management.ts';
 
 export interface LocalSystem {
   readonly httpUrl: string;
@@ -40,6 +40,25 @@ export interface StartOptions {
   readonly sweeperTimer?: boolean;
 }
 
+/** Turns a failed listen into one line naming the setting to change. */
+function listenProblem(setting: 'PORT' | 'WS_PORT', port: number, host: string) {
+  return (err: unknown): never => {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') {
+      throw new StartupError(
+        `${setting} ${port} is in use (another dev server, or another npm start?): choose a free port, e.g. ${setting}=${port + 100}`,
+      );
+    }
+    if (code === 'EACCES')
+      throw new StartupError(`${setting} ${port} needs privileges this user lacks: choose a port above 1023`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+      throw new StartupError(
+        `HOST ${host} is not an address of this machine: use 127.0.0.1, or 0.0.0.0 for every interface`,
+      );
+    throw err;
+  };
+}
+
 interface Closable {
   close(): Promise<void>;
 }
@@ -53,9 +72,10 @@ interface Closable {
 export async function startLocal(config: LocalConfig, options: StartOptions = {}): Promise<LocalSystem> {
   const { dataDir } = config;
   if (dataDir) {
+    await checkDataDir(dataDir);
     const running = await findRunning(dataDir);
     if (running) {
-      throw new Error(
+      throw new StartupError(
         `another local system (pid ${running.pid}) is using ${dataDir}; stop it or set DATA_DIR`,
       );
     }
@@ -71,6 +91,10 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
     const dynamo: LocalDynamo = await startDynalite({
       path: dataDir ? paths(dataDir).dynamo : undefined,
       credentials: randomCredentials(),
+    }).catch((err: unknown) => {
+      throw new StartupError(
+        `DATA_DIR ${dataDir}: the store in its dynamo/ folder did not open: ${(err as Error).message}`,
+      );
     });
     opened.push(dynamo);
     const db: DynamoDBClient = localDynamoClient(dynamo.endpoint, dynamo.credentials);
@@ -108,15 +132,12 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       returnResponseRoutes: ['$default'],
       ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
       ...(options.maxConnectionMs ? { maxConnectionMs: options.maxConnectionMs } : {}),
-    });
-    // Signed with the gateway's secret of this run: nothing outside this process holds it.
-    const client = managementClient(ws.managementEndpoint, {
-      region: ws.region,
-      credentials: ws.managementCredentials,
-    });
-    opened.push({ close: async () => client.destroy() });
+    }).catch(listenProblem('WS_PORT', config.wsPort, config.host));
+    // Signed as on AWS, with the gateway's secret of this run, over a keep-alive agent.
+    const signed = localConnectionsApi(ws.managementEndpoint, ws.managementCredentials, ws.region);
+    opened.push({ close: async () => signed.destroy() });
     opened.push(ws);
-    management = managementApi(client);
+    management = signed;
 
     const jobs = scheduledJobs(deps);
     const sweepNow = async () => {
@@ -152,8 +173,8 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
         allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
         maxAgeS: 600,
       },
-      fallback: demoPage({ wsUrl: ws.url }),
-    });
+      fallback: demoPage({ wsUrl: ws.url, allowedOrigins: config.settings.allowedOrigins }),
+    }).catch(listenProblem('PORT', config.port, config.host));
     opened.push(http);
     if (dataDir) {
       await writeRunning(dataDir, {
@@ -162,6 +183,8 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
         dynamoCredentials: dynamo.credentials,
         httpUrl: http.url,
         wsUrl: ws.url,
+        managementEndpoint: ws.managementEndpoint,
+        managementCredentials: ws.managementCredentials,
       });
       opened.push({ close: () => removeRunning(dataDir) });
     }

@@ -1,7 +1,21 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { connectionsApi, type SignedConnectionsApi } from '../lambdas/core/connections-api.ts';
 import type { WsIdentity } from '../lambdas/edge/ws-types.ts';
 import { type SigningCredentials, verifySigV4 } from './sigv4.ts';
+
+/**
+ * The `@connections` client of the local system's handlers and of the users CLI: signed as on
+ * AWS, over a keep-alive agent, with the gateway's credentials of this run (see
+ * `managementCredentials`): the gateway refuses any call not signed with them.
+ */
+export function localConnectionsApi(
+  endpoint: string,
+  credentials: SigningCredentials,
+  region = 'local',
+): SignedConnectionsApi {
+  return connectionsApi({ endpoint, region, credentials });
+}
 
 /** What the `@connections` API needs of a live socket. */
 export interface ManagedConnection {

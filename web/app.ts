@@ -3,12 +3,14 @@
  * countdown and refreshes, reconnects, the server's refusals in plain words). It learns the
  * API URLs from `config.json` next to it.
  */
-import { type ChatMessage, RealtimeClient, type SessionEndReason } from './client.ts';
+import { type ChatMessage, RealtimeClient, RealtimeError, type SessionEndReason } from './client.ts';
 import { plainWords } from './words.ts';
 
 interface PageConfig {
   httpUrl: string;
   wsUrl: string;
+  /** Whether the server's origin allowlist holds this page's origin (the local system tells). */
+  originAllowed?: boolean;
 }
 
 type Entry = { kind: 'message'; message: ChatMessage } | { kind: 'system'; text: string; ts: number };
@@ -37,6 +39,7 @@ const ui = {
   tokenLeft: $('token-left'),
   refreshes: $('refreshes'),
   refreshNow: $<HTMLButtonElement>('refresh-now'),
+  retryNow: $<HTMLButtonElement>('retry-now'),
   logout: $<HTMLButtonElement>('logout'),
   authView: $('auth-view'),
   authForm: $<HTMLFormElement>('auth-form'),
@@ -63,6 +66,12 @@ let current: string | undefined;
 let client: RealtimeClient;
 let refreshCount = 0;
 let noticeTimer: ReturnType<typeof setTimeout> | undefined;
+let originRefused = false;
+
+/** What a browser cannot read from a refused handshake (it sees a bare close), said up front. */
+const originMessage = () =>
+  `This page's origin (${location.origin}) is not allowed to open a socket. ` +
+  `Start the server with ALLOWED_ORIGINS=${location.origin}, or leave ALLOWED_ORIGINS unset so it follows PORT.`;
 
 const clock = (ts: number) => new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 const clockS = (ts: number) =>
@@ -79,12 +88,41 @@ function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-const ENDED: Record<SessionEndReason, string> = {
+const ENDED: Record<Exclude<SessionEndReason, 'blocked'>, string> = {
   logout: 'You are logged out.',
   token_revoked: 'Your session was ended (logged out elsewhere or revoked). Log in again.',
-  blocked: 'This account has been blocked, so you were signed out.',
   refresh_failed: 'Your session has expired. Log in again.',
 };
+
+/**
+ * One message for a blocked account, wherever it shows up (a refused login, a socket the
+ * server closes): the reason and the end, when the server said them
+ * (`this user is blocked until <ISO>: <reason>`).
+ */
+function blockedText(serverMessage?: string): string {
+  const m = /blocked until (\S+?Z)(?:: (.+))?$/.exec(serverMessage ?? '');
+  const until = m?.[1] ? new Date(m[1]) : undefined;
+  const when =
+    until && !Number.isNaN(until.getTime())
+      ? ` until ${until.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' })}`
+      : '';
+  const why = m?.[2] ? ` Reason: ${m[2]}.` : '';
+  return `This account is blocked${when}.${why}`;
+}
+
+/** Words for an error; a blocked account always reads the same. */
+function words(err: unknown): string {
+  if (err instanceof RealtimeError && err.code === 'forbidden' && /blocked/.test(err.message))
+    return blockedText(err.message);
+  return plainWords(err);
+}
+
+let blockedDetail: Promise<string | undefined> | undefined;
+
+function clearNotice(): void {
+  clearTimeout(noticeTimer);
+  ui.notice.hidden = true;
+}
 
 function notice(text: string, kind: 'error' | 'info' = 'error'): void {
   ui.notice.textContent = text;
@@ -117,6 +155,7 @@ function add(name: string, entry: Entry): void {
   const r = room(name);
   r.entries.push(entry);
   if (r.entries.length > MAX_ENTRIES) r.entries.shift();
+  if (name === current) ui.messages.querySelector('.hint-empty')?.remove();
   if (name === current) ui.messages.append(renderEntry(entry));
   else if (entry.kind === 'message') r.unread++;
   if (name === current) scrollToEnd();
@@ -161,6 +200,15 @@ function renderMembers(): void {
   ui.members.textContent = names.length > 0 ? `${names.length} here: ${names.join(', ')}` : '';
 }
 
+/** What an empty room says, so a first visitor knows how to see messages arrive. */
+function emptyRoomHint(): HTMLLIElement {
+  return el(
+    'li',
+    'system hint-empty',
+    'Nobody else is here yet. Open this page in a second window (a private one keeps the sessions apart), create another user there and join this room to chat.',
+  );
+}
+
 function show(name: string | undefined): void {
   current = name;
   const r = name ? rooms.get(name) : undefined;
@@ -168,26 +216,25 @@ function show(name: string | undefined): void {
   ui.roomTitle.textContent = name ? `#${name}` : 'No room';
   ui.leave.hidden = !name;
   ui.text.disabled = !name;
-  ui.messages.replaceChildren(...(r?.entries.map(renderEntry) ?? []));
+  const alone = r !== undefined && r.entries.length === 0 && r.members.size <= 1;
+  ui.messages.replaceChildren(...(alone ? [emptyRoomHint()] : (r?.entries.map(renderEntry) ?? [])));
   renderMembers();
   renderRoomList();
   scrollToEnd();
 }
 
+/**
+ * Joins a room with one frame: `joined` carries the history and the members, so nothing
+ * else is asked (every frame counts against the rate limit, 10 a minute by default).
+ */
 async function join(name: string): Promise<void> {
   const joined = await client.join(name, { history: HISTORY });
   const r = room(name);
   const known = new Set(r.entries.flatMap((e) => (e.kind === 'message' ? [e.message.messageId] : [])));
   for (const m of joined.history)
     if (!known.has(m.messageId)) r.entries.push({ kind: 'message', message: m });
-  r.members.add(client.username);
+  r.members = new Set([client.username, ...(joined.members ?? [])]);
   show(name);
-  try {
-    for (const member of await client.presence(name)) r.members.add(member);
-    renderMembers();
-  } catch {
-    // The member list is a nicety; it fills in from member_joined events too.
-  }
 }
 
 // --- session ---
@@ -197,6 +244,8 @@ function setSignedIn(signedIn: boolean): void {
   ui.chatView.hidden = !signedIn;
   ui.session.hidden = !signedIn;
   if (!signedIn) {
+    clearNotice();
+    stopCountdown();
     rooms.clear();
     show(undefined);
     refreshCount = 0;
@@ -215,6 +264,25 @@ function tick(): void {
   ui.token.classList.toggle('low', s < 60);
 }
 
+let countdown: ReturnType<typeof setInterval> | undefined;
+
+/** "reconnecting in 4 s…", counting down each second until the next attempt, with "retry now". */
+function startCountdown(at: number): void {
+  stopCountdown();
+  const render = () => {
+    ui.status.textContent = `reconnecting in ${Math.max(0, Math.ceil((at - Date.now()) / 1000))} s…`;
+  };
+  render();
+  countdown = setInterval(render, 250);
+  ui.retryNow.hidden = false;
+}
+
+function stopCountdown(): void {
+  clearInterval(countdown);
+  countdown = undefined;
+  ui.retryNow.hidden = true;
+}
+
 const STATUS: Record<string, string> = {
   idle: 'offline',
   connecting: 'connecting…',
@@ -225,6 +293,7 @@ const STATUS: Record<string, string> = {
 
 function wire(c: RealtimeClient): void {
   c.on('state', ({ state }) => {
+    if (state !== 'reconnecting') stopCountdown();
     ui.status.dataset.state = state;
     ui.status.textContent = STATUS[state] ?? state;
   });
@@ -239,7 +308,7 @@ function wire(c: RealtimeClient): void {
     add(name, { kind: 'system', text: `${username} left`, ts: Date.now() });
     if (name === current) renderMembers();
   });
-  c.on('error', (err) => notice(plainWords(err)));
+  c.on('error', (err) => notice(words(err)));
   c.on('token', ({ expiresAt, refreshed }) => {
     tick();
     if (!refreshed) return;
@@ -254,18 +323,35 @@ function wire(c: RealtimeClient): void {
     activity(`The socket took the new token (server expiry ${clockS(exp * 1000)})`),
   );
   c.on('reconnecting', ({ attempt, delayMs }) => {
-    ui.status.textContent = `reconnecting in ${Math.ceil(delayMs / 1000)} s…`;
+    startCountdown(Date.now() + delayMs);
     activity(`Connection lost; reconnect attempt ${attempt} in ${(delayMs / 1000).toFixed(1)} s`);
   });
   c.on('connected', ({ reconnected }) => {
     activity(reconnected ? `Reconnected; rejoined ${c.rooms.length} room(s)` : 'Connected');
     if (reconnected) notice('Reconnected.', 'info');
   });
-  c.on('closing', ({ reason }) => activity(`The server is closing the socket: ${reason.replace('_', ' ')}`));
+  c.on('closing', ({ reason }) => {
+    activity(`The server is closing the socket: ${reason.replace('_', ' ')}`);
+    // The closing frame says only "blocked"; the HTTP API, asked with the token still in
+    // hand, says until when and why.
+    const token = c.accessToken;
+    if (reason === 'blocked' && token)
+      blockedDetail = c.http.me(token).then(
+        () => undefined,
+        (err: unknown) => (err instanceof Error ? err.message : undefined),
+      );
+  });
   c.on('session_ended', ({ reason }) => {
     activity(`Session ended: ${reason.replace('_', ' ')}`);
     setSignedIn(false);
-    showAuthMessage(ENDED[reason], reason === 'logout' ? 'info' : 'error');
+    if (reason !== 'blocked') {
+      showAuthMessage(ENDED[reason], reason === 'logout' ? 'info' : 'error');
+      return;
+    }
+    showAuthMessage(blockedText());
+    void blockedDetail?.then((detail) => {
+      if (!ui.authView.hidden) showAuthMessage(blockedText(detail));
+    });
   });
 }
 
@@ -292,12 +378,16 @@ async function signIn(register: boolean): Promise<void> {
     ui.who.textContent = client.username;
     setSignedIn(true);
     activity(`Logged in as ${client.username}`);
+    if (originRefused) {
+      notice(originMessage());
+      return;
+    }
     await client.connect();
     await join(DEFAULT_ROOM);
     ui.text.focus();
   } catch (err) {
-    if (client.accessToken) notice(plainWords(err));
-    else showAuthMessage(plainWords(err));
+    if (client.accessToken) notice(words(err));
+    else showAuthMessage(words(err));
   } finally {
     for (const b of buttons) b.disabled = false;
   }
@@ -306,6 +396,7 @@ async function signIn(register: boolean): Promise<void> {
 async function main(): Promise<void> {
   const config = (await (await fetch('config.json')).json()) as PageConfig;
   client = new RealtimeClient({ httpUrl: config.httpUrl, wsUrl: config.wsUrl });
+  originRefused = config.originAllowed === false;
   wire(client);
   setInterval(tick, 1000);
 
@@ -319,8 +410,9 @@ async function main(): Promise<void> {
       // Already signed out here; the server forgets the session when the token expires.
     });
   });
+  ui.retryNow.addEventListener('click', () => client.reconnectNow());
   ui.refreshNow.addEventListener('click', () => {
-    client.refresh().catch((err: unknown) => notice(plainWords(err)));
+    client.refresh().catch((err: unknown) => notice(words(err)));
   });
   ui.joinForm.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -335,7 +427,7 @@ async function main(): Promise<void> {
       () => {
         ui.roomName.value = '';
       },
-      (err: unknown) => notice(plainWords(err)),
+      (err: unknown) => notice(words(err)),
     );
   });
   ui.leave.addEventListener('click', () => {
@@ -346,7 +438,7 @@ async function main(): Promise<void> {
         rooms.delete(name);
         show(rooms.keys().next().value);
       },
-      (err: unknown) => notice(plainWords(err)),
+      (err: unknown) => notice(words(err)),
     );
   });
   ui.composer.addEventListener('submit', (e) => {
@@ -357,11 +449,12 @@ async function main(): Promise<void> {
       () => {
         if (ui.text.value === text) ui.text.value = '';
       },
-      (err: unknown) => notice(plainWords(err)),
+      (err: unknown) => notice(words(err)),
     );
   });
   setSignedIn(false);
   ui.authError.hidden = true;
+  if (originRefused) showAuthMessage(originMessage());
   ui.username.focus();
 }
 

@@ -731,11 +731,14 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   }
 
   /** The browser says the network is back: no point waiting out the backoff. */
-  readonly #onOnline = (): void => {
+  readonly #onOnline = (): void => this.reconnectNow();
+
+  /** While reconnecting, tries now instead of waiting out the backoff (a "retry now" button). */
+  reconnectNow(): void {
     if (this.#state !== 'reconnecting') return;
     clearTimeout(this.#reconnectTimer);
     void this.#reconnect(false);
-  };
+  }
 
   #scheduleReconnect(code: number | undefined, refreshFirst: boolean): void {
     const attempt = ++this.#attempt;

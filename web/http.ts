@@ -1,8 +1,8 @@
-import type { TokenPair } from '../lambdas/core/auth.ts';
+import type { TokenPair } from '../lambdas/core/token-pair.ts';
 import { type HttpErrorCode, RealtimeError } from './errors.ts';
 
 /** What login, refresh and token exchange return: the server's own type. */
-export type { TokenPair } from '../lambdas/core/auth.ts';
+export type { TokenPair } from '../lambdas/core/token-pair.ts';
 
 export interface Me {
   sub: string;

@@ -35,6 +35,8 @@ export interface JoinedFrame {
   room: string;
   /** The room's latest messages, oldest first. */
   history: ChatMessage[];
+  /** The room's members, the joining user included (sorted, unique). */
+  members?: string[];
   id?: RequestId;
 }
 export interface MemberJoinedFrame {

@@ -1,4 +1,4 @@
-import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { nowS } from './clock.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
@@ -91,11 +91,25 @@ export async function readAccessState(
   return accessStateFrom(subject, rows, nowS(deps.clock));
 }
 
+/**
+ * What a blocked user is told, everywhere: until when, and why. The reason is the one the
+ * operator gave (or `rate_limit_violations`), written to be read by the user.
+ *
+ * @example blockedMessage('this user is blocked', { reason: 'spam', expiresAt: 1767225600 })
+ * // 'this user is blocked until 2026-01-01T00:00:00Z: spam'
+ */
+export function blockedMessage(what: string, block: Block): string {
+  const until = new Date(block.expiresAt * 1000).toISOString().replace('.000Z', 'Z');
+  return `${what} until ${until}${block.reason ? `: ${block.reason}` : ''}`;
+}
+
 /** The error a request gets for an access state, or undefined when it may pass. */
 export function accessDenial(state: AccessState): AppError | undefined {
   if (state.revoked) return new AppError('invalid_token', 'the token has been revoked');
-  if (state.ipBlock) return new AppError('forbidden', 'requests from this address are blocked');
-  if (state.userBlock) return new AppError('forbidden', 'this user is blocked');
+  if (state.ipBlock)
+    return new AppError('forbidden', blockedMessage('requests from this address are blocked', state.ipBlock));
+  if (state.userBlock)
+    return new AppError('forbidden', blockedMessage('this user is blocked', state.userBlock));
   return undefined;
 }
 
@@ -173,4 +187,49 @@ export async function removeBlock(deps: Pick<Deps, 'db' | 'tables'>, id: string)
     (db) => db.send(new DeleteItemCommand({ TableName: deps.tables.blocklist, Key: { id: S(id) } })),
     deps.db,
   );
+}
+
+export interface BlockView {
+  readonly kind: 'user' | 'ip';
+  readonly subject: string;
+  readonly reason: string;
+  /** Who set it: an admin's username, or `system` for automatic blocks. */
+  readonly by: string;
+  /** Epoch seconds at which the block ends. */
+  readonly until: number;
+}
+
+/** The blocks in force now, soonest to end first (a Scan: operators' tooling, never a request path). */
+export async function listBlocks(deps: Pick<Deps, 'db' | 'tables' | 'clock'>): Promise<BlockView[]> {
+  const now = nowS(deps.clock);
+  const blocks: BlockView[] = [];
+  let start: Item | undefined;
+  do {
+    const out = await storeCall(
+      'list blocks',
+      (db) =>
+        db.send(
+          new ScanCommand({
+            TableName: deps.tables.blocklist,
+            ExclusiveStartKey: start,
+            ConsistentRead: true,
+          }),
+        ),
+      deps.db,
+    );
+    for (const row of out.Items ?? []) {
+      const id = str(row, 'id') ?? '';
+      const kind = id.startsWith('user#') ? 'user' : id.startsWith('ip#') ? 'ip' : undefined;
+      if (!kind || !isLive(row, now)) continue; // expired rows linger until TTL deletes them
+      blocks.push({
+        kind,
+        subject: id.slice(id.indexOf('#') + 1),
+        reason: str(row, 'reason') ?? '',
+        by: str(row, 'by') ?? '',
+        until: num(row, 'expiresAt') ?? 0,
+      });
+    }
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return blocks.sort((a, b) => a.until - b.until || a.subject.localeCompare(b.subject));
 }

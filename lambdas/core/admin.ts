@@ -40,7 +40,7 @@ function blockBody(body: Record<string, unknown>): { durationS: number; reason: 
 /** Blocks a user for `duration_s` and closes every socket of theirs with `closing: blocked`. */
 export async function blockUser(
   deps: Deps,
-  admin: AccessClaims,
+  admin: Pick<AccessClaims, 'username'>,
   rawUsername: string | undefined,
   body: Record<string, unknown>,
 ): Promise<void> {
@@ -59,7 +59,7 @@ export async function blockUser(
 
 export async function unblockUser(
   deps: Deps,
-  admin: AccessClaims,
+  admin: Pick<AccessClaims, 'username'>,
   rawUsername: string | undefined,
 ): Promise<void> {
   const username = normalizeUsername(rawUsername);
@@ -78,7 +78,7 @@ function ipOf(raw: string | undefined): string {
 /** Blocks an IP: its handshakes and logins get 403 until the block ends. */
 export async function blockIp(
   deps: Deps,
-  admin: AccessClaims,
+  admin: Pick<AccessClaims, 'username'>,
   raw: string | undefined,
   body: Record<string, unknown>,
 ): Promise<void> {
@@ -97,7 +97,7 @@ export async function unblockIp(deps: Deps, admin: AccessClaims, raw: string | u
 /** Refuses every token and session of a user issued up to now, and closes their sockets. */
 export async function revokeUser(
   deps: Deps,
-  admin: AccessClaims,
+  admin: Pick<AccessClaims, 'username'>,
   rawUsername: string | undefined,
 ): Promise<void> {
   const user = await existingUser(deps, rawUsername);

@@ -13,18 +13,11 @@ import { AppError } from './errors.ts';
 import { createSession, revokeSession, rotateSession } from './sessions.ts';
 import { closeSessionSockets } from './sockets.ts';
 import { batchGet, isLive, num, S } from './store.ts';
+import type { TokenPair } from './token-pair.ts';
 import { type AccessClaims, issueAccessToken, verifyAccessToken } from './tokens.ts';
 import { userFromItem, userKey } from './users.ts';
 
-/** The body of a successful login, refresh or token exchange. */
-export interface TokenPair {
-  access_token: string;
-  token_type: 'Bearer';
-  expires_in: number;
-  refresh_token: string;
-  /** With `messageEncryption`: the session's 256-bit JWE key, base64url. */
-  message_key?: string;
-}
+export type { TokenPair };
 
 export interface Caller {
   /** Source IP (normalized), when known. */

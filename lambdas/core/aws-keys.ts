@@ -1,19 +1,10 @@
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { JWK } from 'jose';
 import { AppError } from './errors.ts';
 import { type KeySource, keySetSource, parseStoredKeySet, publicOnly, TOKEN_ALG } from './keys.ts';
+import { type SecretReader, secretReaderFromEnv } from './secrets.ts';
 
 /** How long a container trusts its cached keys before re-reading them, so rotations reach it. */
 const KEY_CACHE_MS = 10 * 60 * 1000;
-
-let client: SecretsManagerClient | undefined;
-
-async function readSecret(arn: string): Promise<string> {
-  client ??= new SecretsManagerClient({});
-  const out = await client.send(new GetSecretValueCommand({ SecretId: arn }));
-  if (!out.SecretString) throw new Error('the key secret is empty');
-  return out.SecretString;
-}
 
 function cached(make: () => KeySource): KeySource {
   let source = make();
@@ -49,7 +40,10 @@ const noKeys: KeySource = {
  * (the private key set, readable by them alone); every other function gets
  * `PUBLIC_KEYS_SECRET_ARN` (public keys only) and can never sign.
  */
-export function awsKeySource(env: NodeJS.ProcessEnv): KeySource {
+export function awsKeySource(
+  env: NodeJS.ProcessEnv,
+  readSecret: SecretReader = secretReaderFromEnv(env),
+): KeySource {
   const signing = env.SIGNING_KEYS_SECRET_ARN;
   if (signing) return cached(() => keySetSource(async () => parseStoredKeySet(await readSecret(signing))));
   const publicArn = env.PUBLIC_KEYS_SECRET_ARN;

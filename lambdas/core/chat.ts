@@ -48,25 +48,34 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
   const now = nowS(deps.clock);
   const window = windowAt(now, settings.rateLimitWindowS);
   const subject = { claims: { ...sender }, username: sender.username };
-  const [count, rows] = await Promise.all([
-    incrementCounter(deps, `ws#${sender.sub}`, window),
+  const read = (consistent: boolean) =>
     batchGet(
       deps.db,
       [
         { table: deps.tables.connections, key: connectionKey(sender.connectionId) },
         ...accessRefs(deps, subject),
       ],
-      {
-        consistent: true,
-      },
-    ),
+      { consistent },
+    );
+  // Every frame but a keep-alive reads its rows strongly consistent: a frame read with a stale
+  // view could act for a token revoked or a user blocked a moment ago. A `ping` reads eventually
+  // consistent (half the read units): a stale view that lets it pass gives nothing but a pong
+  // (no room, no member, no message), the revoking path closes the socket itself, and the next
+  // other frame reads strongly. A stale view that refuses it (a row written at $connect or a
+  // refresh not yet seen) is read again strongly before the socket is closed on it.
+  const keepAlive = isKeepAlive(body);
+  const [count, firstRows] = await Promise.all([
+    incrementCounter(deps, `ws#${sender.sub}`, window),
+    read(!keepAlive),
   ]);
-  const [row, ...accessRows] = rows;
-  const state = accessStateFrom(subject, accessRows, now);
-  if (!row || state.revoked) return close(deps, sender, 'token_revoked');
-  const conn = connectionFrom(row);
-  if (state.userBlock) return close(deps, sender, 'blocked');
-  if (conn.exp + settings.clockSkewS <= now) return close(deps, sender, 'token_expired');
+  let rows = firstRows;
+  let refusal = refusalOf(subject, rows, now, settings.clockSkewS);
+  if (refusal && keepAlive) {
+    rows = await read(true);
+    refusal = refusalOf(subject, rows, now, settings.clockSkewS);
+  }
+  if (refusal || !rows[0]) return close(deps, sender, refusal ?? 'token_revoked');
+  const conn = connectionFrom(rows[0]);
 
   const id = peekId(body);
   if (count > settings.rateLimitMax) {
@@ -113,6 +122,32 @@ async function handleEncrypted(deps: Deps, conn: Connection, jwe: string, now: n
     answer = errorFrame(err, id) as unknown as Record<string, unknown>;
   }
   return answer ? await encryptFrame(key, answer) : undefined;
+}
+
+/** Why a frame's rows (connection row first, then `accessRefs`) refuse its socket, if they do. */
+function refusalOf(
+  subject: Parameters<typeof accessStateFrom>[0],
+  rows: Awaited<ReturnType<typeof batchGet>>,
+  now: number,
+  clockSkewS: number,
+): 'token_revoked' | 'blocked' | 'token_expired' | undefined {
+  const [row, ...accessRows] = rows;
+  const state = accessStateFrom(subject, accessRows, now);
+  if (!row || state.revoked) return 'token_revoked';
+  if (state.userBlock) return 'blocked';
+  if (connectionFrom(row).exp + clockSkewS <= now) return 'token_expired';
+  return undefined;
+}
+
+/** A plain `{"type":"ping"}` (with or without an `id`), told apart before any read. */
+function isKeepAlive(body: string): boolean {
+  if (body.length > 256) return false;
+  try {
+    const value = JSON.parse(body) as { type?: unknown } | null;
+    return typeof value === 'object' && value !== null && !Array.isArray(value) && value.type === 'ping';
+  } catch {
+    return false;
+  }
 }
 
 /** The `id` of a frame that may not parse, so that even its error can be matched to it. */
@@ -179,7 +214,7 @@ async function dispatch(
       }
       const [joined, members, history] = await Promise.all([
         already || joinRoom(deps, conn, m.room, { maxRooms: MAX_ROOMS_PER_CONNECTION }),
-        already ? [] : roomMembers(deps, m.room),
+        roomMembers(deps, m.room),
         recentMessages(deps, m.room, m.history, now),
       ]);
       // The count read with the frame may be stale: the conditional write decides.
@@ -187,14 +222,17 @@ async function dispatch(
         throw new AppError('invalid_request', `a socket may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
       }
       const others = members.filter((x) => x.connectionId !== conn.connectionId);
-      if (others.length > 0)
+      if (others.length > 0 && !already)
         await sendToConnections(deps, others, {
           type: 'member_joined',
           room: m.room,
           username: conn.username,
         });
-      // The reply must fit API Gateway's 128 KB message limit: the oldest history goes first.
-      return fitFrame(withId({ type: 'joined', room: m.room, history }, id), 'history', {
+      // The joining socket's own row may or may not be in the Query that ran beside its write.
+      const names = [...new Set([conn.username, ...members.map((x) => x.username)])].sort();
+      // The reply must fit API Gateway's 128 KB message limit: the oldest history goes first,
+      // measured on the whole frame (members included), sealed when it will be.
+      return fitFrame(withId({ type: 'joined', room: m.room, members: names, history }, id), 'history', {
         encrypted: conn.messageKey !== undefined,
       });
     }

@@ -93,7 +93,9 @@ async function decide(deps: Deps, input: HandshakeInput): Promise<HandshakeOutco
   const subject = { claims, ip: input.ip || undefined };
   const now = nowS(deps.clock);
   const [rows, fresh] = await Promise.all([
-    batchGet(deps.db, accessRefs(deps, subject)),
+    // Strongly consistent: a stale view could admit a token revoked or a user blocked a moment
+    // ago, and no push path closes a socket that opens after it ran.
+    batchGet(deps.db, accessRefs(deps, subject), { consistent: true }),
     ticketId === undefined ? Promise.resolve(true) : spendTicket(deps, ticketId, now),
   ]);
   if (!fresh) return deny(401, 'ticket_used');

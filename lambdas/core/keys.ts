@@ -98,13 +98,18 @@ export function fileKeySource(path: string | undefined, now: () => Date = () => 
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     const set: StoredKeySet = { keys: [await generateStoredKey(now())] };
-    await mkdir(dirname(path), { recursive: true });
-    const tmp = `${path}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(set), { mode: 0o600 });
-    await chmod(tmp, 0o600);
-    await rename(tmp, path);
+    await writeKeySetFile(path, set);
     return set;
   });
+}
+
+/** Writes a local key set file whole (mode 0600, renamed into place, so no reader sees half a file). */
+export async function writeKeySetFile(path: string, set: StoredKeySet): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(set), { mode: 0o600 });
+  await chmod(tmp, 0o600);
+  await rename(tmp, path);
 }
 
 /** A source that only verifies: for functions that must never hold the private key. */

@@ -1,5 +1,5 @@
 import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { accessDenial, accessRefs, accessStateFrom, readAccessState } from './access.ts';
+import { accessDenial, accessRefs, accessStateFrom, blockedMessage, readAccessState } from './access.ts';
 import { type Caller, issueTokenPair, type TokenPair } from './auth.ts';
 import { nowS } from './clock.ts';
 import { counterId, incrementCounter, secondsLeft, windowAt } from './counters.ts';
@@ -143,7 +143,7 @@ export async function login(deps: Deps, body: Record<string, unknown>, caller: C
   }
   if (state.userBlock) {
     deps.audit('warn', 'auth.login_failed', { username, ip: caller.ip, reason: 'blocked' });
-    throw new AppError('forbidden', 'this user is blocked');
+    throw new AppError('forbidden', blockedMessage('this user is blocked', state.userBlock));
   }
 
   const forget = (id: string) =>

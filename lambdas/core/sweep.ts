@@ -31,6 +31,8 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
   for (let i = 0; i < connections.length; i += CHUNK) {
     const chunk = connections.slice(i, i + CHUNK);
     const subjects = chunk.map((c) => ({ claims: c, username: c.username }));
+    // Eventually consistent: the sweeper is the backstop for what the push path missed, and a
+    // revocation or block missed minutes ago is in every view; a stale one only defers a close by a sweep.
     const rows = await batchGet(
       deps.db,
       subjects.flatMap((s) => accessRefs(deps, s)),

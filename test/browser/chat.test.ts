@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { blockUser } from '../../lambdas/core/admin.ts';
 import { connectionsOfUser } from '../../lambdas/core/connections.ts';
 import { PASSWORD, type TestSystem } from '../support/system.ts';
 import { clientFor, closeClients, loggedIn, nodeSocket } from '../unit/web/support.ts';
@@ -123,15 +124,63 @@ describe('the demo page in Chromium', () => {
     await isVisible(alice.page.locator('#messages li.system', { hasText: 'bob left' }));
   });
 
-  it('says in plain words when the user sends too fast', async () => {
+  it("spends one frame on a join, so the rest of the limit is the user's, then says it in plain words", async () => {
     const { page, problems } = await openPage();
-    await signUp(page, 'carol'); // join and presence: 2 frames of RATE_LIMIT_MAX
-    for (let i = 1; i <= RATE_LIMIT_MAX - 1; i++) await say(page, `message ${i}`);
+    await signUp(page, 'carol'); // the join of the lobby: 1 frame of RATE_LIMIT_MAX
+    for (let i = 1; i <= RATE_LIMIT_MAX - 1; i++) {
+      await say(page, `message ${i}`);
+      await isVisible(message(page, 'carol', `message ${i}`));
+    }
+    expect(await page.locator('#notice').isHidden()).toBe(true);
+    await say(page, 'one too many');
     await containsText(page.locator('#notice'), 'You are sending too fast');
     await containsText(page.locator('#notice'), /Try again in \d+ s/);
     await hasText(page.locator('#status'), 'live');
     await page.screenshot({ path: `${ARTIFACTS}/rate-limited.png` });
     expect(problems).toEqual([]);
+  });
+
+  it('suggests a second window in an empty room, and clears its notice on logout', async () => {
+    const { page, problems } = await openPage();
+    await signUp(page, 'gina');
+    await page.getByPlaceholder('Join a room…').fill('quiet-corner');
+    await page.getByPlaceholder('Join a room…').press('Enter');
+    await hasText(page.locator('#room-title'), '#quiet-corner');
+    await containsText(page.locator('#messages'), 'Open this page in a second window');
+    await page.getByPlaceholder('Join a room…').fill('not a room!');
+    await page.getByPlaceholder('Join a room…').press('Enter');
+    await isVisible(page.locator('#notice'));
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await hasText(page.locator('#auth-error'), 'You are logged out.');
+    expect(await page.locator('#notice').isHidden()).toBe(true);
+    expect(problems).toEqual([]);
+  });
+
+  it('tells a blocked user until when and why, the same way on the socket and at login', async () => {
+    const { page, problems } = await openPage();
+    await signUp(page, 'hank');
+    await blockUser(system.deps, { username: 'admin' }, 'hank', { duration_s: 3600, reason: 'spam' });
+    const expected = /^This account is blocked until .+\. Reason: spam\.$/;
+    await hasText(page.locator('#auth-error'), expected);
+    await page.getByLabel('Username').fill('hank');
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await hasText(page.locator('#auth-error'), expected);
+    expect(problems).toEqual([]);
+  });
+
+  it("says when the page's own origin is not allowed, before anyone logs in", async () => {
+    const other = await startPageSystem({ ALLOWED_ORIGINS: 'http://localhost:5173' });
+    try {
+      const context = await browser.newContext();
+      contexts.push(context);
+      const page = await context.newPage();
+      await page.goto(`${other.httpUrl}/`);
+      await containsText(page.locator('#auth-error'), `This page's origin (${other.httpUrl}) is not allowed`);
+      await containsText(page.locator('#auth-error'), `ALLOWED_ORIGINS=${other.httpUrl}`);
+    } finally {
+      await other.close();
+    }
   });
 
   it('survives a server-side close: reconnects, rejoins and shows what came next', async () => {

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateStoredKey } from '../../lambdas/core/keys.ts';
 import { FUNCTIONS } from '../../lambdas/functions.ts';
-import { ARGON2_BINARY, ensureArgon2Arm64 } from '../../lib/argon2.ts';
+import { ARGON2_BINARY } from '../../lib/argon2.ts';
 import { REPO_ROOT } from '../../lib/paths.ts';
 
 /**
@@ -43,9 +43,8 @@ function offlineEnv(): NodeJS.ProcessEnv {
 }
 
 beforeAll(async () => {
-  // The arm64 argon2 package comes from npm once per machine (or from npm's cache), then
-  // lives in .build/; the synth below must not need the registry.
-  ensureArgon2Arm64();
+  // The arm64 argon2 package came with `npm ci` (the postinstall script) into .build/; the
+  // synth below, offline, must find it there instead of asking the registry.
   const started = Date.now();
   const { stdout, stderr } = await run('npx', ['cdk', 'synth', '-q', '--no-notices', '-o', outdir], {
     cwd: REPO_ROOT,
@@ -75,6 +74,13 @@ function files(dir: string): string[] {
     e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)],
   );
 }
+
+/**
+ * The size cap of every function bundle (minified `index.mjs`). The aim is 200 KB; the DynamoDB
+ * client alone, as bundled here, weighs about 168 KB, so the functions that also verify tokens
+ * (jose) sit at 200-220 KB. See docs/deploy.md.
+ */
+const MAX_BUNDLE_KB = 230;
 
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(0)} KB`;
 const argon2Path = (dir: string) =>
@@ -111,6 +117,29 @@ describe('cdk synth of the app', () => {
       expect(code, asset.name).not.toMatch(/from\s*["']@aws-sdk\//);
       // Minified: long lines (template literals and license comments keep a few newlines).
       expect(code.split('\n').length, asset.name).toBeLessThan(Math.max(10, code.length / 2000));
+    }
+  });
+
+  it('keeps every bundle under its size cap, without the SDK credential chain or unused SDK parts', () => {
+    for (const asset of assets) {
+      const code = readFileSync(join(asset.dir, 'index.mjs'), 'utf8');
+      expect(statSync(join(asset.dir, 'index.mjs')).size / 1024, asset.name).toBeLessThanOrEqual(
+        MAX_BUNDLE_KB,
+      );
+      // The default chain's providers: container credentials, SSO, web identity (STS), ini-file processes.
+      for (const mark of [
+        'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+        'sso_start_url',
+        'AWS_WEB_IDENTITY_TOKEN_FILE',
+        'credential_process',
+      ]) {
+        expect(code.includes(mark), `${asset.name} bundles ${mark}`).toBe(false);
+      }
+      // Event-stream serde and the API Gateway management client are not in any function.
+      expect(code.includes(':message-type'), `${asset.name} bundles event-stream serde`).toBe(false);
+      expect(code.includes('PostToConnection'), `${asset.name} bundles the management API client`).toBe(
+        false,
+      );
     }
   });
 

@@ -1,10 +1,15 @@
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { get } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
+import { join } from 'node:path';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { allConnections } from '../../lambdas/core/connections.ts';
 import { localDynamoClient } from '../../local/dynamo.ts';
 import { runTs, startProcess } from '../support/processes.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, tempDir } from '../support/system.ts';
-import { openClient } from '../support/ws-client.ts';
+import { freePort, PASSWORD, registerAndLogin, startTestSystem, tempDir } from '../support/system.ts';
+import { openClient, refusalStatus, until } from '../support/ws-client.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -62,6 +67,39 @@ describe('the local system', () => {
   });
 });
 
+/** A GET with a chosen Host header (fetch may not set one), as a page on another port would send. */
+function getWithHost(url: string, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get(url, { headers: { host } }, (res) => {
+      let body = '';
+      res.on('data', (d) => {
+        body += String(d);
+      });
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+}
+
+describe('origins that follow PORT', () => {
+  it('lets the page on PORT open a socket when ALLOWED_ORIGINS is unset, and tells the page', async () => {
+    const port = await freePort();
+    const system = await startTestSystem({ PORT: String(port) });
+    cleanups.push(() => system.close());
+    const { access_token: token } = await registerAndLogin(system, 'porter');
+    const page = `http://localhost:${port}`;
+    const socket = await openClient(system.wsUrl, { origin: page, protocols: ['jwt', token] });
+    socket.ws.close();
+    expect(
+      await refusalStatus(system.wsUrl, { origin: 'http://localhost:3000', protocols: ['jwt', token] }),
+    ).toBe(403);
+    // The demo page reads config.json from its own origin: the Host header names it.
+    const config = await fetch(`${page}/config.json`).then((r) => r.json());
+    expect(config).toMatchObject({ originAllowed: true });
+    const elsewhere = await getWithHost(`${system.httpUrl}/config.json`, 'localhost:5173');
+    expect(JSON.parse(elsewhere)).toMatchObject({ originAllowed: false });
+  });
+});
+
 describe('npm start', () => {
   it('prints its URLs, serves, and on SIGTERM stops cleanly with nothing lost', async () => {
     const dir = await tempDir();
@@ -81,6 +119,26 @@ describe('npm start', () => {
     expect(login.status).toBe(200);
     // Audit lines go to stdout as JSON.
     expect(second.output()).toMatch(/"event":"auth.login"/);
+  });
+
+  it('prints one readable line per event with LOG_FORMAT=pretty (a terminal gets this by default)', async () => {
+    const started = await startProcess({
+      DATA_DIR: ':memory:',
+      PORT: '0',
+      WS_PORT: '0',
+      LOG_FORMAT: 'pretty',
+    });
+    cleanups.push(async () => {
+      await started.stop();
+    });
+    await post(`${started.httpUrl}/auth/register`, { username: 'reader', password: PASSWORD });
+    await post(`${started.httpUrl}/auth/login`, { username: 'reader', password: 'wrong password here' });
+    await until('the login failure line', () => /auth\.login_failed/.test(started.output()));
+    expect(started.output()).toMatch(
+      /^\d\d:\d\d:\d\d +auth\.register +reader {2}sub=\S+ {2}ip=127\.0\.0\.1$/m,
+    );
+    expect(started.output()).toMatch(/^\d\d:\d\d:\d\d +WARN +auth\.login_failed +reader {2}\S+/m);
+    expect(started.output()).not.toContain('"event"');
   });
 
   it('stops at start-up on a bad setting, naming it', async () => {
@@ -142,6 +200,47 @@ describe('@connections of the running system', () => {
     }
     await client.expectNone(() => true, 200);
     expect(await client.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
+  });
+});
+
+describe('npm start: start-up problems in one line', () => {
+  const noStack = (stderr: string) => expect(stderr).not.toMatch(/^\s+at /m);
+
+  it('names the setting of a busy port', async () => {
+    const busy = createServer().listen(0, '127.0.0.1');
+    await once(busy, 'listening');
+    cleanups.push(async () => {
+      busy.close();
+    });
+    const port = String((busy.address() as AddressInfo).port);
+    const http = await runTs('local/main.ts', [], { DATA_DIR: ':memory:', PORT: port, WS_PORT: '0' });
+    expect(http.code).toBe(2);
+    expect(http.stderr).toContain(`could not start: PORT ${port} is in use`);
+    expect(http.stderr).toContain(`PORT=${Number(port) + 100}`);
+    noStack(http.stderr);
+    const ws = await runTs('local/main.ts', [], { DATA_DIR: ':memory:', PORT: '0', WS_PORT: port });
+    expect(ws.stderr).toContain(`could not start: WS_PORT ${port} is in use`);
+  });
+
+  it('names DATA_DIR when it cannot be a folder, in one line', async () => {
+    const dir = await tempDir();
+    cleanups.push(dir.remove);
+    const file = join(dir.path, 'a-file');
+    await writeFile(file, '');
+    const out = await runTs('local/main.ts', [], { DATA_DIR: file, PORT: '0', WS_PORT: '0' });
+    expect(out.code).toBe(2);
+    expect(out.stderr.trim().split('\n')).toEqual([
+      `could not start: DATA_DIR ${file} is not a usable folder: a file is in the way (it, or a folder above it, is a file) (EEXIST). Set DATA_DIR to a folder this user can write, or DATA_DIR=:memory: to keep nothing.`,
+    ]);
+  });
+
+  it('asks "did you mean" for a variable one typo away from a setting', async () => {
+    const out = await runTs('local/main.ts', [], {
+      DATA_DIR: ':memory:',
+      RATE_LIMT_MAX: '50',
+      RATE_LIMIT_MAX: 'x',
+    });
+    expect(out.stderr).toContain('warning: RATE_LIMT_MAX is not a setting; did you mean RATE_LIMIT_MAX?');
   });
 });
 

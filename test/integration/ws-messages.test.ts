@@ -50,7 +50,13 @@ describe('join', () => {
     const room = freshRoom();
     const amy = await connect('amy');
     amy.send({ type: 'join', room, id: 'j1' });
-    expect(await amy.next(is('joined'))).toEqual({ type: 'joined', room, history: [], id: 'j1' });
+    expect(await amy.next(is('joined'))).toEqual({
+      type: 'joined',
+      room,
+      members: ['amy'],
+      history: [],
+      id: 'j1',
+    });
     const ben = await connect('ben');
     expect(await ben.request({ type: 'join', room })).toMatchObject({ type: 'joined', room, history: [] });
     expect(await amy.next(is('member_joined'))).toEqual({ type: 'member_joined', room, username: 'ben' });
@@ -135,6 +141,17 @@ describe('join', () => {
     const [amy, ben] = await inRoom(room, 'amy', 'ben');
     expect(await (ben as Client).request({ type: 'join', room })).toMatchObject({ type: 'joined' });
     await (amy as Client).expectNone(is('member_joined'));
+  });
+});
+
+describe('joined members', () => {
+  it("lists the room's members, the joiner included, sorted and unique, so no presence frame is needed", async () => {
+    const room = freshRoom();
+    await inRoom(room, 'ben', 'amy', 'amy');
+    const cat = await connect('cat');
+    expect((await cat.request({ type: 'join', room })).members).toEqual(['amy', 'ben', 'cat']);
+    // Joining again answers with the members too, and tells nobody.
+    expect((await cat.request({ type: 'join', room })).members).toEqual(['amy', 'ben', 'cat']);
   });
 });
 

@@ -263,6 +263,22 @@ describe('reconnect', () => {
     expect(await connectionIds(system, readerName)).toHaveLength(1);
   });
 
+  it('reconnects at once on reconnectNow() instead of waiting out a long backoff', async () => {
+    const client = clientFor(system, { reconnectBaseMs: 60_000, reconnectMaxMs: 60_000 });
+    const name = await loggedIn(client, 'eager');
+    await client.connect();
+    const reconnecting = nextEvent(client, 'reconnecting');
+    const [id] = await connectionIds(system, name);
+    await system.deps.api?.close(id ?? '');
+    expect((await reconnecting).delayMs).toBeGreaterThanOrEqual(30_000);
+    const started = Date.now();
+    client.reconnectNow();
+    expect(await nextEvent(client, 'connected')).toEqual({ reconnected: true });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    client.reconnectNow(); // open: nothing to do
+    expect(client.state).toBe('open');
+  });
+
   it('backs off further each time a new socket is cut right after opening', async () => {
     const client = clientFor(system, { reconnectBaseMs: 20, reconnectMaxMs: 80, random: () => 1 });
     const username = await loggedIn(client);
