@@ -37,7 +37,7 @@ export interface FunctionSpec {
 }
 
 /** What closing sockets needs: find them (GSIs), read and delete their rows and memberships. */
-const CLOSE_SOCKETS = { connections: ['Query', 'DeleteItem', 'BatchWriteItem'] } as const;
+const CLOSE_SOCKETS = { connections: ['Query', 'DeleteItem', 'BatchWriteItem', 'UpdateItem'] } as const;
 
 /** What authenticating a Bearer token reads: revocations and blocks, in one BatchGetItem. */
 const AUTHENTICATE = { revoked: ['BatchGetItem'], blocklist: ['BatchGetItem'] } as const;
@@ -47,7 +47,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     name: 'http-register',
     description: 'POST /auth/register',
     httpRoutes: ['POST /auth/register'],
-    tables: { users: ['PutItem'], blocklist: ['BatchGetItem'] },
+    tables: { users: ['PutItem'], blocklist: ['BatchGetItem'], counters: ['UpdateItem'] },
     keys: 'none',
     argon2: true,
     memoryMb: 1024,
@@ -58,7 +58,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     httpRoutes: ['POST /auth/login'],
     tables: {
       users: ['BatchGetItem'],
-      counters: ['BatchGetItem', 'UpdateItem', 'DeleteItem'],
+      counters: ['BatchGetItem', 'UpdateItem', 'PutItem', 'DeleteItem'],
       blocklist: ['BatchGetItem', 'PutItem'],
       sessions: ['PutItem'],
     },
@@ -124,7 +124,10 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     name: 'ws-connect',
     description: 'WebSocket $connect',
     wsRoutes: ['$connect'],
-    tables: { connections: ['PutItem', 'Query', 'DeleteItem', 'BatchWriteItem'], sessions: ['GetItem'] },
+    tables: {
+      connections: ['PutItem', 'GetItem', 'UpdateItem', 'Query', 'DeleteItem', 'BatchWriteItem'],
+      sessions: ['GetItem'],
+    },
     keys: 'none',
     manageConnections: true,
   },
@@ -146,7 +149,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     name: 'ws-disconnect',
     description: 'WebSocket $disconnect',
     wsRoutes: ['$disconnect'],
-    tables: { connections: ['DeleteItem', 'Query', 'BatchWriteItem'] },
+    tables: { connections: ['DeleteItem', 'UpdateItem', 'Query', 'BatchWriteItem'] },
     keys: 'none',
     manageConnections: true,
   },
@@ -155,7 +158,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     description: 'Closes expired or revoked sockets the push path missed',
     schedule: 'sweep',
     tables: {
-      connections: ['Scan', 'Query', 'DeleteItem', 'BatchWriteItem'],
+      connections: ['Scan', 'Query', 'DeleteItem', 'UpdateItem', 'BatchWriteItem'],
       revoked: ['BatchGetItem'],
       blocklist: ['BatchGetItem'],
     },
@@ -216,7 +219,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     httpRoutes: ['POST /admin/rooms/{room}/messages'],
     tables: {
       ...AUTHENTICATE,
-      connections: ['Query', 'DeleteItem', 'BatchWriteItem'],
+      ...CLOSE_SOCKETS,
       messages: ['PutItem'],
     },
     keys: 'verify',
@@ -226,7 +229,12 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     name: 'http-token-exchange',
     description: 'POST /auth/token-exchange',
     httpRoutes: ['POST /auth/token-exchange'],
-    tables: { users: ['Query', 'PutItem'], sessions: ['PutItem'], blocklist: ['BatchGetItem'] },
+    tables: {
+      users: ['Query', 'PutItem'],
+      sessions: ['PutItem'],
+      blocklist: ['BatchGetItem'],
+      revoked: ['PutItem'],
+    },
     keys: 'sign',
   },
 ];

@@ -1,12 +1,8 @@
-import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { type HttpResult, httpFunction, json } from './edge/http.ts';
 
 /** `GET /health` -> `200 {"status":"ok"}`. Touches nothing, so it stays cheap for uptime checks. */
 export function makeHealthHandler() {
-  return async (): Promise<APIGatewayProxyStructuredResultV2> => ({
-    statusCode: 200,
-    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
-    body: JSON.stringify({ status: 'ok' }),
-  });
+  return httpFunction(async (): Promise<HttpResult> => json(200, { status: 'ok' }));
 }
 
 export const handler = makeHealthHandler();

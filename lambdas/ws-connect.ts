@@ -1,75 +1,60 @@
-import { type Connection, connectionsOfUser, putConnection, removeConnection } from './core/connections.ts';
+import { CONNECTION_TTL_S, type Connection, putConnection, removeConnection } from './core/connections.ts';
 import type { Deps } from './core/deps.ts';
 import { sessionMessageKey } from './core/sessions.ts';
+import { releaseSlots, type SlotHolder, slotHolders, takeSlot } from './core/socket-slots.ts';
 import { forgetConnection } from './core/sockets.ts';
 import { identityOf, offeredProtocols, sourceIp } from './edge/ws.ts';
 import type { WsProxyEvent, WsProxyResult } from './edge/ws-types.ts';
 import { lambdaEntry } from './runtime.ts';
 
-/** API Gateway's integration timeout: a younger row may belong to a handshake still in progress. */
+/** API Gateway's integration timeout: a younger socket may be a handshake still in progress. */
 const STALE_AFTER_MS = 30_000;
 
 /**
  * `$connect`: stores the socket (user, token ids, live `exp`, IP) and answers the
- * `jwt` subprotocol when the client offered it (never the token). Over
- * `maxConnectionsPerUser` the handshake is refused, after stale rows (sockets API
- * Gateway no longer knows) are checked with GetConnection and dropped.
+ * `jwt` subprotocol when the client offered it (never the token). The socket must take
+ * one of the user's `maxConnectionsPerUser` slots (a conditional write, exact under any
+ * concurrency); when all are held, the holders old enough to be stale are checked with
+ * GetConnection, those gone are dropped, and the slot is tried once more before 403.
  */
 export function makeConnectHandler(deps: Deps) {
   return async (event: WsProxyEvent): Promise<WsProxyResult> => {
     const id = identityOf(event);
-    const base = {
+    const connection: Connection = {
       ...id,
       ip: sourceIp(event),
       connectedAt: event.requestContext.connectedAt ?? deps.clock.now(),
       rooms: [],
     };
-    let connection: Connection = base;
-    let existing: Connection[];
+    const max = deps.settings.maxConnectionsPerUser;
+    let admitted: boolean;
+    let stored = false;
     if (deps.settings.messageEncryption) {
       // The socket's frames are encrypted with its session's key: read it before the row is written.
-      const [messageKey, others] = await Promise.all([
+      const [messageKey, slot] = await Promise.all([
         sessionMessageKey(deps, id.sid),
-        connectionsOfUser(deps, id.username),
+        takeSlot(deps, connection, max),
       ]);
-      connection = { ...base, messageKey };
-      existing = others;
-      await putConnection(deps, connection);
-    } else {
-      [, existing] = await Promise.all([
-        putConnection(deps, connection),
-        connectionsOfUser(deps, id.username),
-      ]);
-    }
-    // Only sockets that came before this one count, so overlapping handshakes admit
-    // at most the first N (never more), and none of them can judge another stale.
-    const mine = connection.connectedAt;
-    const earlier = existing.filter(
-      (c) =>
-        c.connectionId !== id.connectionId &&
-        (c.connectedAt < mine || (c.connectedAt === mine && c.connectionId < id.connectionId)),
-    );
-    if (earlier.length >= deps.settings.maxConnectionsPerUser) {
-      const live = await Promise.all(
-        earlier.map(async (c) => {
-          // A socket still inside its own $connect answers 410 too: only older rows can be stale.
-          if (!deps.api || mine - c.connectedAt < STALE_AFTER_MS) return true;
-          if (await deps.api.exists(c.connectionId).catch(() => true)) return true;
-          await forgetConnection(deps, c.connectionId);
-          return false;
-        }),
-      );
-      if (live.filter(Boolean).length >= deps.settings.maxConnectionsPerUser) {
-        await removeConnection(deps, id.connectionId);
-        deps.audit('warn', 'ws.denied', {
-          username: id.username,
-          sub: id.sub,
-          ip: connection.ip,
-          connectionId: id.connectionId,
-          reason: 'too_many_connections',
-        });
-        return { statusCode: 403 };
+      admitted = slot || (await reclaimStaleSlots(deps, connection, max));
+      if (admitted) {
+        await putConnection(deps, { ...connection, messageKey });
+        stored = true;
       }
+    } else {
+      const [, slot] = await Promise.all([putConnection(deps, connection), takeSlot(deps, connection, max)]);
+      stored = true;
+      admitted = slot || (await reclaimStaleSlots(deps, connection, max));
+    }
+    if (!admitted) {
+      if (stored) await removeConnection(deps, id.connectionId);
+      deps.audit('warn', 'ws.denied', {
+        username: id.username,
+        sub: id.sub,
+        ip: connection.ip,
+        connectionId: id.connectionId,
+        reason: 'too_many_connections',
+      });
+      return { statusCode: 403 };
     }
     deps.audit('info', 'ws.connect', {
       username: id.username,
@@ -80,6 +65,32 @@ export function makeConnectHandler(deps: Deps) {
     const protocol = offeredProtocols(event).includes('jwt') ? 'jwt' : undefined;
     return { statusCode: 200, ...(protocol ? { headers: { 'Sec-WebSocket-Protocol': protocol } } : {}) };
   };
+}
+
+/**
+ * Frees the slots of sockets API Gateway no longer knows ($disconnect is best effort),
+ * then tries the slot again. Racing handshakes may free the same slot: the retry is
+ * the same conditional write, so still only as many pass as there are free slots.
+ */
+async function reclaimStaleSlots(deps: Deps, me: SlotHolder, max: number): Promise<boolean> {
+  const holders = (await slotHolders(deps, me.username)).filter((h) => h.connectionId !== me.connectionId);
+  const stale = (
+    await Promise.all(
+      holders.map(async (h) => {
+        const age = me.connectedAt - h.connectedAt;
+        if (age > CONNECTION_TTL_S * 1000) return h;
+        // A socket still inside its own $connect answers 410 too: only older ones can be stale.
+        if (!deps.api || age < STALE_AFTER_MS) return undefined;
+        return (await deps.api.exists(h.connectionId).catch(() => true)) ? undefined : h;
+      }),
+    )
+  ).filter((h): h is SlotHolder => h !== undefined);
+  if (stale.length === 0) return false;
+  await Promise.all([
+    releaseSlots(deps, me.username, stale),
+    ...stale.map((h) => forgetConnection(deps, h.connectionId)),
+  ]);
+  return takeSlot(deps, me, max);
 }
 
 export const handler = lambdaEntry(makeConnectHandler);

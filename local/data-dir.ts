@@ -1,15 +1,20 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StartupError } from './config.ts';
+import type { SigningCredentials } from './sigv4.ts';
 
 /** What a running `npm start` tells other local commands (the users CLI) about itself. */
 export interface RunningSystem {
   readonly pid: number;
   readonly dynamoEndpoint: string;
+  /** What requests to the store must be signed with (the file is mode 0600). */
+  readonly dynamoCredentials?: SigningCredentials | undefined;
   readonly httpUrl: string;
   readonly wsUrl: string;
   /** The `@connections` endpoint, so the users CLI can close the sockets of a user it blocks. */
   readonly managementEndpoint?: string;
+  /** What `@connections` calls must be signed with (the gateway's secret of this run). */
+  readonly managementCredentials?: SigningCredentials | undefined;
 }
 
 export const paths = (dataDir: string) => ({

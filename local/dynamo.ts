@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   type AttributeDefinition,
@@ -9,23 +11,77 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { TABLE_KEYS, TABLES, type TableDef, type TableNames } from '../lambdas/core/tables.ts';
+import { type SigningCredentials, verifySigV4 } from './sigv4.ts';
 
 export interface LocalDynamo {
   readonly endpoint: string;
+  /** What requests must be signed with, when the store checks signatures. */
+  readonly credentials: SigningCredentials | undefined;
   close(): Promise<void>;
+}
+
+/** Credentials made up for one run: a random secret that only this process (and running.json) holds. */
+export function randomCredentials(): SigningCredentials {
+  return { accessKeyId: 'local', secretAccessKey: randomBytes(32).toString('base64url') };
 }
 
 /**
  * Starts dynalite (DynamoDB's protocol over LevelDB) in this process: on disk in
- * `path`, or in memory when `path` is undefined.
+ * `path`, or in memory when `path` is undefined. dynalite itself checks no signature;
+ * with `credentials`, every request must carry a SigV4 signature made with them (as
+ * DynamoDB requires), so another local process that finds the loopback port cannot read
+ * or change the store.
  */
 export async function startDynalite(options: {
   path?: string | undefined;
   port?: number;
   host?: string;
+  credentials?: SigningCredentials;
 }): Promise<LocalDynamo> {
   if (options.path) await mkdir(options.path, { recursive: true });
   const server = dynalite({ path: options.path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  const { credentials } = options;
+  // Operations still running when the store closes would write to a closed database, which
+  // dynalite answers by throwing out of a callback (the process dies): count them, refuse
+  // new ones once closing, and close only when they are done.
+  let running = 0;
+  let closing = false;
+  let idle = () => {};
+  const serve = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  server.removeAllListeners('request');
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const refusal = closing
+      ? { status: 503, type: 'ServiceUnavailable', message: 'the store is closing' }
+      : credentials
+        ? signatureRefusal(req, credentials)
+        : undefined;
+    if (refusal) {
+      const body = JSON.stringify({
+        __type: `com.amazon.coral.service#${refusal.type}`,
+        message: refusal.message,
+      });
+      req.resume();
+      res.writeHead(refusal.status, {
+        'content-type': 'application/x-amz-json-1.0',
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(body);
+      return;
+    }
+    running++;
+    // dynalite ends the response when its operation is done, even if the client has gone.
+    const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+    let done = false;
+    res.end = ((...args: unknown[]) => {
+      if (!done) {
+        done = true;
+        running--;
+        if (running === 0) idle();
+      }
+      return end(...args);
+    }) as ServerResponse['end'];
+    for (const listener of serve) listener.call(server, req, res);
+  });
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -34,21 +90,63 @@ export async function startDynalite(options: {
   const { port } = server.address() as AddressInfo;
   return {
     endpoint: `http://${host}:${port}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
+    credentials,
+    close: async () => {
+      closing = true;
+      if (running > 0) {
+        await Promise.race([
+          new Promise<void>((resolve) => {
+            idle = resolve;
+          }),
+          new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
+        ]);
+      }
+      await new Promise<void>((resolve, reject) => {
         server.closeIdleConnections();
         server.close((err) => (err ? reject(err) : resolve()));
-      }),
+      });
+    },
   };
 }
 
-/** A DynamoDB client for a local endpoint (dynalite checks no signature, but the SDK wants credentials). */
-export function localDynamoClient(endpoint: string): DynamoDBClient {
-  return new DynamoDBClient({
-    endpoint,
-    region: 'local',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
+/**
+ * DynamoDB's answer to an unsigned or badly signed request, or undefined for a good one.
+ * The body's hash is the signed `x-amz-content-sha256` the SDK always sends (reading the
+ * body here would take it from dynalite); only a client holding the secret can sign.
+ */
+function signatureRefusal(
+  req: IncomingMessage,
+  credentials: SigningCredentials,
+): { status: number; type: string; message: string } | undefined {
+  const claimed = req.headers['x-amz-content-sha256'];
+  const signed = /SignedHeaders=[^,]*\bx-amz-content-sha256\b/.test(req.headers.authorization ?? '');
+  if (req.headers.authorization && (typeof claimed !== 'string' || !signed)) {
+    return {
+      status: 400,
+      type: 'InvalidSignatureException',
+      message: 'x-amz-content-sha256 must be sent and signed.',
+    };
+  }
+  const verdict = verifySigV4(
+    { method: req.method ?? 'POST', url: req.url ?? '/', headers: req.headers, bodySha256: String(claimed) },
+    { credentials, region: 'local', service: 'dynamodb', now: Date.now() },
+  );
+  if (verdict.ok) return undefined;
+  if (verdict.missing)
+    return { status: 400, type: 'MissingAuthenticationTokenException', message: verdict.reason };
+  return {
+    status: 400,
+    type: /security token/.test(verdict.reason) ? 'UnrecognizedClientException' : 'InvalidSignatureException',
+    message: verdict.reason,
+  };
+}
+
+/** A DynamoDB client for a local endpoint, signing with the store's credentials. */
+export function localDynamoClient(
+  endpoint: string,
+  credentials: SigningCredentials = { accessKeyId: 'local', secretAccessKey: 'local' },
+): DynamoDBClient {
+  return new DynamoDBClient({ endpoint, region: 'local', credentials });
 }
 
 function createTableInput(def: TableDef, name: string) {

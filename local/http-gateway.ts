@@ -102,7 +102,7 @@ function toEvent(
   for (const [k, v] of url.searchParams) query[k] = k in query ? `${query[k]},${v}` : v;
   const pathParameters: Record<string, string> = {};
   route.params.forEach((name, i) => {
-    pathParameters[name] = decodeURIComponent(match[i + 1] ?? '');
+    pathParameters[name] = decodePath(match[i + 1] ?? '') ?? '';
   });
   const now = new Date();
   const contentType = req.headers['content-type'] ?? '';
@@ -140,6 +140,16 @@ function toEvent(
   };
 }
 
+/** A percent-encoded path decoded, or undefined when it does not decode (`%`, `%zz`, `%ff`). */
+function decodePath(raw: string): string | undefined {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the gateway answers on its own: no route, a bad path, an oversized body, a crash, a time-out. */
 function send(
   res: ServerResponse,
   status: number,
@@ -150,6 +160,7 @@ function send(
   res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),
+    'x-content-type-options': 'nosniff',
     ...headers,
   });
   res.end(text);
@@ -198,8 +209,16 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const cors = corsHeaders(options.cors, req.headers.origin);
+      if (decodePath(url.pathname) === undefined) {
+        // Refused before any route or handler runs: a path parameter could not be decoded.
+        req.resume();
+        send(res, 400, { error: 'invalid_request', message: 'the path is not valid percent-encoding' }, cors);
+        log({ route: '-', status: 400, ms: 0, ip: req.socket.remoteAddress ?? '' });
+        return;
+      }
       if (req.method === 'OPTIONS' && options.cors && req.headers['access-control-request-method']) {
         res.writeHead(204, {
+          'x-content-type-options': 'nosniff',
           ...cors,
           ...(Object.keys(cors).length > 0
             ? {

@@ -6,7 +6,13 @@ import { fileKeySource } from '../lambdas/core/keys.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
 import { type LocalConfig, StartupError } from './config.ts';
 import { checkDataDir, findRunning, paths, removeRunning, writeRunning } from './data-dir.ts';
-import { ensureTables, type LocalDynamo, localDynamoClient, startDynalite } from './dynamo.ts';
+import {
+  ensureTables,
+  type LocalDynamo,
+  localDynamoClient,
+  randomCredentials,
+  startDynalite,
+} from './dynamo.ts';
 import { httpRoutes, scheduledJobs, wsRoutes } from './handlers.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
 import { demoPage } from './static.ts';
@@ -86,13 +92,14 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
   try {
     const dynamo: LocalDynamo = await startDynalite({
       path: dataDir ? paths(dataDir).dynamo : undefined,
+      credentials: randomCredentials(),
     }).catch((err: unknown) => {
       throw new StartupError(
         `DATA_DIR ${dataDir}: the store in its dynamo/ folder did not open: ${(err as Error).message}`,
       );
     });
     opened.push(dynamo);
-    const db: DynamoDBClient = localDynamoClient(dynamo.endpoint);
+    const db: DynamoDBClient = localDynamoClient(dynamo.endpoint, dynamo.credentials);
     opened.push({ close: async () => db.destroy() });
     const tables = localTableNames();
     await ensureTables(db, tables);
@@ -129,8 +136,8 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       ...(options.maxConnectionMs ? { maxConnectionMs: options.maxConnectionMs } : {}),
       ...(options.managementFault ? { managementFault: options.managementFault } : {}),
     }).catch(listenProblem('WS_PORT', config.wsPort, config.host));
-    // Signed as on AWS, with the local system's credentials, over a keep-alive agent.
-    const signed = localConnectionsApi(ws.managementEndpoint);
+    // Signed as on AWS, with the gateway's secret of this run, over a keep-alive agent.
+    const signed = localConnectionsApi(ws.managementEndpoint, ws.managementCredentials, ws.region);
     opened.push({ close: async () => signed.destroy() });
     opened.push(ws);
     management = signed;
@@ -176,9 +183,11 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       await writeRunning(dataDir, {
         pid: process.pid,
         dynamoEndpoint: dynamo.endpoint,
+        dynamoCredentials: dynamo.credentials,
         httpUrl: http.url,
         wsUrl: ws.url,
         managementEndpoint: ws.managementEndpoint,
+        managementCredentials: ws.managementCredentials,
       });
       opened.push({ close: () => removeRunning(dataDir) });
     }

@@ -20,7 +20,7 @@ import { createUser, grantRole, listUsers, normalizeUsername, validateRole } fro
 import { rotateKeySet } from '../lambdas/custom-resource-keys.ts';
 import { localConfig } from './config.ts';
 import { findRunning, paths } from './data-dir.ts';
-import { ensureTables, localDynamoClient, startDynalite } from './dynamo.ts';
+import { ensureTables, localDynamoClient, randomCredentials, startDynalite } from './dynamo.ts';
 import { localConnectionsApi } from './ws-management.ts';
 
 const USAGE = `Usage:
@@ -165,8 +165,12 @@ async function openLocal(dataDir: string, settings: Settings): Promise<Store> {
   // Two processes cannot open one LevelDB folder: reach the running system's store when there is one.
   const running = await findRunning(dataDir);
   if (running) {
-    const db = localDynamoClient(running.dynamoEndpoint);
-    const client = running.managementEndpoint ? localConnectionsApi(running.managementEndpoint) : undefined;
+    const db = localDynamoClient(running.dynamoEndpoint, running.dynamoCredentials);
+    // Signed with the running gateway's secret, handed over in running.json (mode 0600).
+    const client =
+      running.managementEndpoint && running.managementCredentials
+        ? localConnectionsApi(running.managementEndpoint, running.managementCredentials)
+        : undefined;
     return {
       deps: depsOf(settings, db, tables, client),
       sockets: client ? 'sockets closed' : 'open sockets close at their next frame or sweep',
@@ -176,8 +180,8 @@ async function openLocal(dataDir: string, settings: Settings): Promise<Store> {
       },
     };
   }
-  const dynamo = await startDynalite({ path: paths(dataDir).dynamo });
-  const db = localDynamoClient(dynamo.endpoint);
+  const dynamo = await startDynalite({ path: paths(dataDir).dynamo, credentials: randomCredentials() });
+  const db = localDynamoClient(dynamo.endpoint, dynamo.credentials);
   await ensureTables(db, tables);
   return {
     // Nothing is running, so no socket is open; rows left by a crash go with the next sweep.

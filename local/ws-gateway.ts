@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -9,6 +10,7 @@ import type {
   WsProxyEvent,
   WsProxyResult,
 } from '../lambdas/edge/ws-types.ts';
+import type { SigningCredentials } from './sigv4.ts';
 import { hasIdentity, judgeAuthorizerResult, parseIdentitySources } from './ws-authorizer.ts';
 import {
   addForwardingHeaders,
@@ -71,6 +73,13 @@ export interface WsGatewayOptions {
   log?: (line: Record<string, unknown>) => void;
   /** Tests only: makes `@connections` answer 410, 429 or 500 on demand. */
   managementFault?: ManagementFault;
+  /**
+   * What `@connections` calls must be signed with (SigV4, service `execute-api`). Default: a
+   * random secret made at start, readable only from `managementCredentials` in this process.
+   */
+  managementCredentials?: SigningCredentials;
+  /** The region calls are signed for. Default `local`. */
+  region?: string;
 }
 
 export interface WsGateway {
@@ -78,6 +87,9 @@ export interface WsGateway {
   url: string;
   /** `http://host:port/<stage>`: the `endpoint` for `ApiGatewayManagementApiClient`. */
   managementEndpoint: string;
+  /** The credentials and region a management client must sign with. */
+  managementCredentials: SigningCredentials;
+  region: string;
   port: number;
   connectionCount(): number;
   /** Closes every socket with 1001 (each gets its `$disconnect`), then the server. */
@@ -116,11 +128,16 @@ const TOKEN_PATTERN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
  * Starts a local emulation of an API Gateway WebSocket API and its `@connections` management API
- * on one port. Handlers are plain async functions taking API Gateway's events.
+ * on one port (every management call SigV4-signed, as IAM requires on AWS). Handlers are plain
+ * async functions taking API Gateway's events.
  *
  * @example
  * const gw = await startWsGateway({ routes: { default: async (e) => ({ statusCode: 200 }) } });
- * const client = new ApiGatewayManagementApiClient({ endpoint: gw.managementEndpoint, region: 'local' });
+ * const client = new ApiGatewayManagementApiClient({
+ *   endpoint: gw.managementEndpoint,
+ *   region: gw.region,
+ *   credentials: gw.managementCredentials,
+ * });
  */
 export async function startWsGateway(options: WsGatewayOptions): Promise<WsGateway> {
   const host = options.host ?? '127.0.0.1';
@@ -170,9 +187,16 @@ export async function startWsGateway(options: WsGatewayOptions): Promise<WsGatew
     }
   });
 
+  const region = options.region ?? 'local';
+  const managementCredentials = options.managementCredentials ?? {
+    accessKeyId: 'local',
+    secretAccessKey: randomBytes(32).toString('base64url'),
+  };
   const management = createManagementApi({
     stage,
     maxMessageBytes,
+    credentials: managementCredentials,
+    region,
     log,
     ...(options.managementFault ? { fault: options.managementFault } : {}),
     lookup: (connectionId) => {
@@ -519,6 +543,8 @@ export async function startWsGateway(options: WsGatewayOptions): Promise<WsGatew
   return {
     url: `ws://${urlHost}:${port}`,
     managementEndpoint: `http://${urlHost}:${port}/${stage}`,
+    managementCredentials,
+    region,
     port,
     connectionCount: () => connections.size,
     close,

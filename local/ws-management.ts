@@ -1,18 +1,20 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connectionsApi, type SignedConnectionsApi } from '../lambdas/core/connections-api.ts';
 import type { WsIdentity } from '../lambdas/edge/ws-types.ts';
+import { type SigningCredentials, verifySigV4 } from './sigv4.ts';
 
 /**
  * The `@connections` client of the local system's handlers and of the users CLI: signed as on
- * AWS, over a keep-alive agent, with one set of local credentials for both.
+ * AWS, over a keep-alive agent, with the gateway's credentials of this run (see
+ * `managementCredentials`): the gateway refuses any call not signed with them.
  */
-export function localConnectionsApi(endpoint: string): SignedConnectionsApi {
-  return connectionsApi({
-    endpoint,
-    region: 'local',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
+export function localConnectionsApi(
+  endpoint: string,
+  credentials: SigningCredentials,
+  region = 'local',
+): SignedConnectionsApi {
+  return connectionsApi({ endpoint, region, credentials });
 }
 
 /** What the `@connections` API needs of a live socket. */
@@ -27,6 +29,9 @@ export interface ManagedConnection {
 export interface ManagementApiOptions {
   stage: string;
   maxMessageBytes: number;
+  /** Every call must be signed (SigV4, service `execute-api`) with these, in `region`. */
+  credentials: SigningCredentials;
+  region: string;
   /** A connection that is open and not closing, or undefined (answered with 410). */
   lookup(connectionId: string): ManagedConnection | undefined;
   log(line: Record<string, unknown>): void;
@@ -48,7 +53,10 @@ type Route = { kind: 'connection'; connectionId: string } | { kind: 'wrong-stage
 /**
  * Serves `POST|GET|DELETE /<stage>/@connections/<id>` in the restJson1 shape that
  * `@aws-sdk/client-apigatewaymanagementapi` parses: errors carry `x-amzn-ErrorType`, which the SDK
- * reads first to pick the exception class. Signatures are not checked.
+ * reads first to pick the exception class. As on AWS, where the API needs IAM, every call must
+ * carry a valid SigV4 signature: unsigned or badly signed calls get 403 `ForbiddenException`
+ * before anything else is looked at, so no one without the credentials can read, post to
+ * or close a socket.
  */
 export function createManagementApi(options: ManagementApiOptions) {
   return (req: IncomingMessage, res: ServerResponse): void => {
@@ -64,46 +72,36 @@ export function createManagementApi(options: ManagementApiOptions) {
       sendJson(res, status, body, errorType);
     };
 
-    if (route.kind === 'wrong-stage') {
+    // The whole body is read and hashed first, whatever the call: the signature covers it.
+    readBody(req, options.maxMessageBytes, (body, bodySha256) => {
+      const verdict = verifySigV4(
+        { method, url: req.url ?? '/', headers: req.headers, bodySha256 },
+        { credentials: options.credentials, region: options.region, service: 'execute-api', now: Date.now() },
+      );
+      if (!verdict.ok) return answer(403, { message: verdict.reason }, 'ForbiddenException');
+
       // API Gateway answers 403 when the endpoint lacks the stage, a common deployment mistake.
-      drain(req, () => answer(403, { message: 'Forbidden' }, 'ForbiddenException'));
-      return;
-    }
-    if (route.kind === 'none' || !['POST', 'GET', 'DELETE'].includes(method)) {
-      drain(req, () => answer(404, { message: 'Not Found' }));
-      return;
-    }
-    const { connectionId } = route;
-    const fault = options.fault?.(method, connectionId);
-    if (fault) {
-      drain(req, () => answer(fault, { message: FAULT_ERRORS[fault] }, FAULT_ERRORS[fault]));
-      return;
-    }
-
-    if (method === 'POST') {
-      readBody(req, options.maxMessageBytes, (body) => {
-        if (body === 'too-large') {
-          answer(413, { message: 'Request entity too large' }, 'PayloadTooLargeException');
-          return;
-        }
-        const connection = options.lookup(connectionId);
-        if (!connection) return answer(410, {}, 'GoneException');
-        connection.send(body);
-        answer(200);
-      });
-      return;
-    }
-
-    drain(req, () => {
-      const connection = options.lookup(connectionId);
+      if (route.kind === 'wrong-stage') return answer(403, { message: 'Forbidden' }, 'ForbiddenException');
+      if (route.kind === 'none' || !['POST', 'GET', 'DELETE'].includes(method)) {
+        return answer(404, { message: 'Not Found' });
+      }
+      const fault = options.fault?.(method, route.connectionId);
+      if (fault) return answer(fault, { message: FAULT_ERRORS[fault] }, FAULT_ERRORS[fault]);
+      if (method === 'POST' && body === 'too-large') {
+        return answer(413, { message: 'Request entity too large' }, 'PayloadTooLargeException');
+      }
+      const connection = options.lookup(route.connectionId);
       if (!connection) return answer(410, {}, 'GoneException');
+      if (method === 'POST') {
+        connection.send(body === 'too-large' ? Buffer.alloc(0) : body);
+        return answer(200);
+      }
       if (method === 'GET') {
-        answer(200, {
+        return answer(200, {
           connectedAt: new Date(connection.connectedAt).toISOString(),
           identity: connection.identity,
           lastActiveAt: new Date(connection.lastActiveAt).toISOString(),
         });
-        return;
       }
       connection.disconnect();
       answer(204);
@@ -140,19 +138,19 @@ function sendJson(res: ServerResponse, status: number, body: unknown, errorType:
   res.end(payload);
 }
 
-function readBody(req: IncomingMessage, limit: number, done: (body: Buffer | 'too-large') => void): void {
+function readBody(
+  req: IncomingMessage,
+  limit: number,
+  done: (body: Buffer | 'too-large', sha256: string) => void,
+): void {
   const chunks: Buffer[] = [];
+  const hash = createHash('sha256');
   let size = 0;
   req.on('data', (chunk: Buffer) => {
     size += chunk.length;
+    hash.update(chunk);
     if (size <= limit) chunks.push(chunk);
   });
-  req.on('end', () => done(size > limit ? 'too-large' : Buffer.concat(chunks)));
-  req.on('error', () => req.destroy());
-}
-
-function drain(req: IncomingMessage, done: () => void): void {
-  req.resume();
-  req.on('end', done);
+  req.on('end', () => done(size > limit ? 'too-large' : Buffer.concat(chunks), hash.digest('hex')));
   req.on('error', () => req.destroy());
 }

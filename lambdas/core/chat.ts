@@ -14,6 +14,7 @@ import { incrementCounter, secondsLeft, windowAt } from './counters.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { decryptFrame, encryptFrame } from './frame-crypto.ts';
+import { fitFrame } from './frame-size.ts';
 import { type ChatMessage, recentMessages, saveMessage } from './history.ts';
 import { type ClientId, type ClientMessage, clientIdOf, errorFrame, parseClientMessage } from './protocol.ts';
 import { type CloseReason, closeConnection, closeUserSockets, sendToConnections } from './sockets.ts';
@@ -108,7 +109,7 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
 async function handleEncrypted(deps: Deps, conn: Connection, jwe: string, now: number): Promise<FrameReply> {
   const key = conn.messageKey;
   if (!key) throw new AppError('invalid_request', 'message encryption is not enabled');
-  const inner = await decryptFrame(key, jwe);
+  const inner = await decryptFrame(key, jwe, deps.settings.maxMessageBytes);
   const id = peekId(inner);
   let answer: FrameReply;
   try {
@@ -236,12 +237,16 @@ async function dispatch(
         throw new AppError('invalid_request', `a socket may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
       }
       const [joined, members, history] = await Promise.all([
-        already ? true : joinRoom(deps, conn, m.room),
+        already ? 'joined' : joinRoom(deps, conn, m.room, { maxRooms: MAX_ROOMS_PER_CONNECTION }),
         roomMembers(deps, m.room),
         recentMessages(deps, m.room, m.history, now),
       ]);
       // The socket was forgotten while joining: make sure it is not left open and deaf.
-      if (!joined) return endForgotten(deps, conn.connectionId);
+      if (joined === 'gone') return endForgotten(deps, conn.connectionId);
+      // The count read with the frame may be stale: the conditional write decides.
+      if (joined === 'full') {
+        throw new AppError('invalid_request', `a socket may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
+      }
       const others = members.filter((x) => x.connectionId !== conn.connectionId);
       if (others.length > 0 && !already)
         await sendToConnections(deps, others, {
@@ -251,7 +256,11 @@ async function dispatch(
         });
       // The joining socket's own row may or may not be in the Query that ran beside its write.
       const names = [...new Set([conn.username, ...members.map((x) => x.username)])].sort();
-      return withId({ type: 'joined', room: m.room, members: names, history }, id);
+      // The reply must fit API Gateway's 128 KB message limit: the oldest history goes first,
+      // measured on the whole frame (members included), sealed when it will be.
+      return fitFrame(withId({ type: 'joined', room: m.room, members: names, history }, id), 'history', {
+        encrypted: conn.messageKey !== undefined,
+      });
     }
     case 'leave': {
       requireMember(conn, m.room);

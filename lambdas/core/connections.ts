@@ -173,16 +173,20 @@ export async function roomMembers(deps: Store, room: string): Promise<Member[]> 
 
 /**
  * Adds a socket to a room: the membership item (what fan-out reads), then the room on
- * the connection row (what $disconnect reads), on condition that the row still exists.
- * In that order, a socket forgotten meanwhile either had the room on its row (and its
- * forgetting deletes the membership) or fails the condition, and then the membership
- * just written is deleted here. Resolves false when the socket is gone.
+ * the connection row (what $disconnect reads), on condition that the row still exists and,
+ * with `maxRooms`, that its room count is under the cap (so joins racing on one socket cannot
+ * pass it together). In that order, a socket forgotten meanwhile either had the room on its
+ * row (and its forgetting deletes the membership) or fails the condition, and then the
+ * membership just written is deleted here. Resolves `gone` when the socket's row is gone and
+ * `full` when the cap is reached.
  */
 export async function joinRoom(
   deps: Store,
   c: Pick<Connection, 'connectionId' | 'username' | 'sub' | 'connectedAt' | 'messageKey'>,
   room: string,
-): Promise<boolean> {
+  options: { maxRooms?: number } = {},
+): Promise<'joined' | 'gone' | 'full'> {
+  const capped = options.maxRooms !== undefined;
   const expiresAt = Math.floor(c.connectedAt / 1000) + CONNECTION_TTL_S;
   await storeCall(
     'join',
@@ -212,18 +216,33 @@ export async function joinRoom(
             TableName: deps.tables.connections,
             Key: connectionKey(c.connectionId),
             UpdateExpression: 'ADD rooms :r',
-            ConditionExpression: 'attribute_exists(pk)',
-            ExpressionAttributeValues: { ':r': SS([room]) },
+            ConditionExpression: capped
+              ? 'attribute_exists(pk) AND (attribute_not_exists(rooms) OR size(rooms) < :max OR contains(rooms, :room))'
+              : 'attribute_exists(pk)',
+            ExpressionAttributeValues: {
+              ':r': SS([room]),
+              ...(capped ? { ':max': N(options.maxRooms ?? 0), ':room': S(room) } : {}),
+            },
           }),
         ),
       deps.db,
     );
-    return true;
+    return 'joined';
   } catch (err) {
-    // Gone (the condition) or the store failed: either way the membership must not stay half-joined.
+    // Gone or full (the condition) or the store failed: either way the membership must not stay half-joined.
     await deleteMembership(deps, room, c.connectionId).catch(() => {});
     if (!isConditionFailure(err)) throw err;
-    return false;
+    if (!capped) return 'gone';
+    // Only on a refused capped join: a consistent read tells a full socket from a gone one.
+    const [row] = await storeCall(
+      'join',
+      (db) =>
+        batchGet(db, [{ table: deps.tables.connections, key: connectionKey(c.connectionId) }], {
+          consistent: true,
+        }),
+      deps.db,
+    );
+    return row ? 'full' : 'gone';
   }
 }
 

@@ -37,10 +37,12 @@ export async function encryptFrame(key: string, frame: unknown): Promise<{ type:
 
 /**
  * The plaintext of a client's compact JWE: only `dir` + `A256GCM` under the session's key, no
- * encrypted key, a 96-bit IV and a 128-bit tag; a `zip` (compression) or `crit` header is refused,
- * as is anything that does not decrypt and authenticate.
+ * encrypted key, a 96-bit IV and a 128-bit tag; a `crit` header is refused, as is anything that
+ * does not decrypt and authenticate. A `zip` (compression) header is refused before decrypting,
+ * with its own message: a frame within the limit could otherwise inflate to any size. The
+ * plaintext is held to `maxBytes`, like a plain frame.
  */
-export async function decryptFrame(key: string, jwe: string): Promise<string> {
+export async function decryptFrame(key: string, jwe: string, maxBytes: number): Promise<string> {
   const refuse = () =>
     new AppError('invalid_request', 'the encrypted frame cannot be decrypted with this session key');
   const parts = jwe.split('.');
@@ -55,29 +57,29 @@ export async function decryptFrame(key: string, jwe: string): Promise<string> {
   } catch {
     throw refuse();
   }
-  if (
-    typeof header !== 'object' ||
-    header === null ||
-    Array.isArray(header) ||
-    header.alg !== 'dir' ||
-    header.enc !== 'A256GCM' ||
-    'zip' in header ||
-    'crit' in header ||
-    encryptedKey !== ''
-  ) {
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw refuse();
+  if ('zip' in header) {
+    throw new AppError('invalid_request', 'compressed (zip) JWE payloads are not accepted');
+  }
+  if (header.alg !== 'dir' || header.enc !== 'A256GCM' || 'crit' in header || encryptedKey !== '') {
     throw refuse();
   }
   const iv = Buffer.from(ivText, 'base64url');
   const tag = Buffer.from(tagText, 'base64url');
   if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw refuse();
+  let plaintext: Buffer;
   try {
     const decipher = createDecipheriv('aes-256-gcm', keyBytes(key), iv, { authTagLength: TAG_BYTES });
     decipher.setAAD(Buffer.from(protectedHeader, 'ascii'));
     decipher.setAuthTag(tag);
-    const plaintext = Buffer.concat([
-      decipher.update(Buffer.from(ciphertextText, 'base64url')),
-      decipher.final(),
-    ]);
+    plaintext = Buffer.concat([decipher.update(Buffer.from(ciphertextText, 'base64url')), decipher.final()]);
+  } catch {
+    throw refuse();
+  }
+  if (plaintext.byteLength > maxBytes) {
+    throw new AppError('too_large', `frames are limited to ${maxBytes} bytes, decrypted too`);
+  }
+  try {
     return new TextDecoder('utf-8', { fatal: true }).decode(plaintext);
   } catch {
     throw refuse();

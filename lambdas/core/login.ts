@@ -1,4 +1,4 @@
-import { DeleteItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { accessDenial, accessRefs, accessStateFrom, blockedMessage, readAccessState } from './access.ts';
 import { type Caller, issueTokenPair, type TokenPair } from './auth.ts';
 import { nowS } from './clock.ts';
@@ -7,7 +7,7 @@ import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { recordIpFailure } from './ip-failures.ts';
 import { hashPassword, PASSWORD_MAX, validatePassword, verifyPassword } from './passwords.ts';
-import { batchGet, isLive, num, S, storeCall } from './store.ts';
+import { batchGet, isConditionFailure, isLive, N, num, S, storeCall } from './store.ts';
 import { createUser, normalizeUsername, userFromItem, userKey } from './users.ts';
 
 // Password checks live apart from the token paths so that only register and login
@@ -23,9 +23,27 @@ export async function register(
   if (!username) throw new AppError('invalid_request', 'username must be 3-32 of a-z, 0-9, _ . -');
   const password = validatePassword(body.password);
   if (caller.ip) {
-    const state = await readAccessState(deps, { ip: caller.ip });
+    // Every registration costs an argon2 hash: count each from the IP (an atomic ADD, so a
+    // burst cannot slip past) in the same round trip as the IP's block.
+    const now = nowS(deps.clock);
+    const window = windowAt(now, deps.settings.loginFailureWindowS);
+    const [state, count] = await Promise.all([
+      readAccessState(deps, { ip: caller.ip }),
+      incrementCounter(deps, `register#ip#${caller.ip}`, window),
+    ]);
     const denial = accessDenial(state);
     if (denial) throw denial;
+    if (count > deps.settings.registerMaxPerIp) {
+      if (count === deps.settings.registerMaxPerIp + 1)
+        deps.audit('warn', 'auth.denied', {
+          route: 'POST /auth/register',
+          ip: caller.ip,
+          reason: 'rate_limited',
+        });
+      throw new AppError('rate_limited', 'too many registrations from this address; try again later', {
+        retryAfterS: secondsLeft(window, now),
+      });
+    }
   }
   const user = await createUser(deps, { username, passwordHash: await hashPassword(password) });
   deps.audit('info', 'auth.register', { username, sub: user.sub, ip: caller.ip });
@@ -34,13 +52,28 @@ export async function register(
 
 const loginScope = {
   user: (username: string) => `login#user#${username}`,
+  pair: (username: string, ip: string) => `login#pair#${username}#${ip}`,
   ip: (ip: string) => `login#ip#${ip}`,
 };
+/** Counter-table ids outside any window: the username's slowdown slot, and an address it logged in from. */
+const slowId = (username: string) => `login#slow#${username}`;
+const knownId = (username: string, ip: string) => `login#known#${username}#${ip}`;
+/** How long a username with `loginMaxFailures` failures (from all addresses) waits between password checks. */
+export const LOGIN_SLOWDOWN_S = 1;
+/** How long an address that logged in as a user stays known to it. */
+const KNOWN_ADDRESS_S = 30 * 86_400;
 
 /**
- * Checks a username and password. One round trip reads the user, both failure
- * counters and both blocks; an unknown user is checked against a dummy hash so it
- * costs the same as a wrong password and gets the same answer.
+ * Checks a username and password. One round trip reads the user, the failure counters
+ * (this username from this address, this address, this username from anywhere), whether
+ * this address has logged in as this user before, and the blocks; an unknown user is
+ * checked against a dummy hash so it costs the same as a wrong password.
+ *
+ * The lock is narrow so that no one can lock a user out from elsewhere: after
+ * `loginMaxFailures` failures a username is locked for the address they came from (even
+ * the right password waits), and an address after `loginMaxFailuresPerIp` failures. Failures
+ * of a username from all addresses only slow it down: one password check per
+ * `LOGIN_SLOWDOWN_S` (a conditional write), and addresses it has logged in from are exempt.
  */
 export async function login(deps: Deps, body: Record<string, unknown>, caller: Caller): Promise<TokenPair> {
   if (typeof body.username !== 'string' || typeof body.password !== 'string') {
@@ -50,16 +83,24 @@ export async function login(deps: Deps, body: Record<string, unknown>, caller: C
   const username = normalizeUsername(body.username) ?? '';
   const now = nowS(deps.clock);
   const window = windowAt(now, settings.loginFailureWindowS);
-  const userScope = loginScope.user(username || '-');
-  const ipScope = caller.ip ? loginScope.ip(caller.ip) : undefined;
+  const name = username || '-';
+  const ip = caller.ip ?? '-';
+  const scopes = {
+    user: loginScope.user(name),
+    pair: loginScope.pair(name, ip),
+    ip: caller.ip ? loginScope.ip(caller.ip) : undefined,
+  };
 
   const access = { username: username || undefined, ip: caller.ip };
-  const [userItem, userFailures, ipFailures, ...accessRows] = await batchGet(
+  const counter = (scope: string) => ({ table: tables.counters, key: { id: S(counterId(scope, window)) } });
+  const [userItem, userFailures, pairFailures, ipFailures, known, ...accessRows] = await batchGet(
     deps.db,
     [
-      { table: tables.users, key: userKey(username || '-') },
-      { table: tables.counters, key: { id: S(counterId(userScope, window)) } },
-      { table: tables.counters, key: { id: S(counterId(ipScope ?? 'login#ip#-', window)) } },
+      { table: tables.users, key: userKey(name) },
+      counter(scopes.user),
+      counter(scopes.pair),
+      counter(scopes.ip ?? 'login#ip#-'),
+      { table: tables.counters, key: { id: S(knownId(name, ip)) } },
       ...accessRefs(deps, access),
     ],
     { consistent: true },
@@ -71,20 +112,28 @@ export async function login(deps: Deps, body: Record<string, unknown>, caller: C
   }
   const count = (item: typeof userFailures) => (isLive(item, now) ? (num(item, 'count') ?? 0) : 0);
   if (
-    count(userFailures) >= settings.loginMaxFailures ||
-    (ipScope && count(ipFailures) >= settings.loginMaxFailuresPerIp)
+    count(pairFailures) >= settings.loginMaxFailures ||
+    (scopes.ip && count(ipFailures) >= settings.loginMaxFailuresPerIp)
   ) {
     deps.audit('warn', 'auth.login_failed', { username, ip: caller.ip, reason: 'rate_limited' });
     throw new AppError('rate_limited', 'too many failed logins; try again later', {
       retryAfterS: secondsLeft(window, now),
     });
   }
+  if (count(userFailures) >= settings.loginMaxFailures && !(caller.ip && isLive(known, now))) {
+    if (!(await takeSlowdownSlot(deps, name, now))) {
+      deps.audit('warn', 'auth.login_failed', { username, ip: caller.ip, reason: 'slowed_down' });
+      throw new AppError('rate_limited', 'too many failed logins for this user; retry in a moment', {
+        retryAfterS: LOGIN_SLOWDOWN_S,
+      });
+    }
+  }
 
   const user = userItem ? userFromItem(userItem) : undefined;
   const password = body.password.normalize('NFC');
   const ok = [...password].length <= PASSWORD_MAX && (await verifyPassword(user?.passwordHash, password));
   if (!ok || !user) {
-    await recordLoginFailure(deps, { userScope, ipScope, ip: caller.ip, window });
+    await recordLoginFailure(deps, { scopes, ip: caller.ip, window });
     deps.audit('warn', 'auth.login_failed', {
       username,
       ip: caller.ip,
@@ -97,33 +146,72 @@ export async function login(deps: Deps, body: Record<string, unknown>, caller: C
     throw new AppError('forbidden', blockedMessage('this user is blocked', state.userBlock));
   }
 
-  const [pair] = await Promise.all([
-    issueTokenPair(deps, user),
+  const forget = (id: string) =>
     storeCall(
       'reset failures',
-      (db) =>
-        db.send(
-          new DeleteItemCommand({ TableName: tables.counters, Key: { id: S(counterId(userScope, window)) } }),
-        ),
+      (db) => db.send(new DeleteItemCommand({ TableName: tables.counters, Key: { id: S(id) } })),
       deps.db,
-    ),
+    );
+  const [pair] = await Promise.all([
+    issueTokenPair(deps, user),
+    // The right password clears what failures it could have caused, and marks the address known.
+    forget(counterId(scopes.user, window)),
+    forget(counterId(scopes.pair, window)),
+    caller.ip ? markKnownAddress(deps, name, caller.ip, now) : undefined,
   ]);
   deps.audit('info', 'auth.login', { username, sub: user.sub, ip: caller.ip });
   return pair;
 }
 
+/** One password check per `LOGIN_SLOWDOWN_S` for a username: a conditional put, so racing attempts take turns. */
+async function takeSlowdownSlot(deps: Deps, username: string, now: number): Promise<boolean> {
+  try {
+    await storeCall(
+      'login slowdown',
+      (db) =>
+        db.send(
+          new PutItemCommand({
+            TableName: deps.tables.counters,
+            Item: { id: S(slowId(username)), expiresAt: N(now + LOGIN_SLOWDOWN_S) },
+            ConditionExpression: 'attribute_not_exists(id) OR expiresAt <= :now',
+            ExpressionAttributeValues: { ':now': N(now) },
+          }),
+        ),
+      deps.db,
+    );
+    return true;
+  } catch (err) {
+    if (isConditionFailure(err)) return false;
+    throw err;
+  }
+}
+
+async function markKnownAddress(deps: Deps, username: string, ip: string, now: number): Promise<void> {
+  await storeCall(
+    'known address',
+    (db) =>
+      db.send(
+        new PutItemCommand({
+          TableName: deps.tables.counters,
+          Item: { id: S(knownId(username, ip)), expiresAt: N(now + KNOWN_ADDRESS_S) },
+        }),
+      ),
+    deps.db,
+  );
+}
+
 async function recordLoginFailure(
   deps: Deps,
   f: {
-    userScope: string;
-    ipScope: string | undefined;
+    scopes: { user: string; pair: string; ip: string | undefined };
     ip: string | undefined;
     window: ReturnType<typeof windowAt>;
   },
 ): Promise<void> {
   await Promise.all([
-    incrementCounter(deps, f.userScope, f.window),
-    f.ipScope ? incrementCounter(deps, f.ipScope, f.window) : undefined,
+    incrementCounter(deps, f.scopes.user, f.window),
+    incrementCounter(deps, f.scopes.pair, f.window),
+    f.scopes.ip ? incrementCounter(deps, f.scopes.ip, f.window) : undefined,
     f.ip ? recordIpFailure(deps, f.ip, 'login_failures') : undefined,
   ]);
 }

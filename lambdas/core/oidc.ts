@@ -1,11 +1,11 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { createRemoteJWKSet, errors, type JWTPayload, jwtVerify } from 'jose';
 import { accessDenial, readAccessState } from './access.ts';
 import { issueTokenPair, type TokenPair } from './auth.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
-import { isConditionFailure, S, SS, storeCall } from './store.ts';
+import { isConditionFailure, N, S, SS, storeCall } from './store.ts';
 import { DEFAULT_ROLE, normalizeUsername, type User, userFromItem } from './users.ts';
 
 /** ID tokens are signed with the issuer's asymmetric keys; never an HMAC, never `none`. */
@@ -78,11 +78,47 @@ async function verifyIdToken(deps: Deps, idToken: unknown): Promise<JWTPayload &
     });
     if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 255)
       throw new Error('bad sub');
+    // jose only checks that iat is a number: a token "issued" in the future is refused here.
+    if (typeof payload.iat !== 'number' || payload.iat > Math.floor(deps.clock.now() / 1000) + clockSkewS)
+      throw new Error('iat in the future');
     return payload as JWTPayload & { sub: string };
   } catch (err) {
     if (err instanceof errors.JWKSTimeout)
       throw new AppError('unavailable', 'the OIDC issuer is unavailable', { cause: err });
     throw new AppError('invalid_token', 'the ID token is not valid', { cause: err });
+  }
+}
+
+/**
+ * Marks an ID token exchanged until it expires; throws `invalid_token` when it already was. Keyed by a hash of the issuer and its `jti`, or without one of its signed
+ * part (header and payload): the signature itself is left out, since a signature can be
+ * re-encoded without changing what it signs. One conditional put, so of two racing
+ * exchanges of one token exactly one wins.
+ */
+async function spendIdToken(deps: Deps, idToken: string, claims: JWTPayload): Promise<void> {
+  const signed = idToken.slice(0, idToken.lastIndexOf('.'));
+  const name = typeof claims.jti === 'string' && claims.jti !== '' ? `jti|${claims.jti}` : `jws|${signed}`;
+  const id = `idtoken#${createHash('sha256').update(`${deps.settings.oidcIssuer}|${name}`).digest('base64url')}`;
+  const now = Math.floor(deps.clock.now() / 1000);
+  try {
+    await storeCall(
+      'spend id token',
+      (db) =>
+        db.send(
+          new PutItemCommand({
+            TableName: deps.tables.revoked,
+            Item: { id: S(id), expiresAt: N((claims.exp ?? now) + deps.settings.clockSkewS + 1) },
+            // A row past its expiry (DynamoDB deletes late, dynalite never) no longer counts.
+            ConditionExpression: 'attribute_not_exists(id) OR expiresAt <= :now',
+            ExpressionAttributeValues: { ':now': N(now) },
+          }),
+        ),
+      deps.db,
+    );
+  } catch (err) {
+    if (isConditionFailure(err))
+      throw new AppError('invalid_token', 'the ID token has already been exchanged');
+    throw err;
   }
 }
 
@@ -155,6 +191,7 @@ export async function exchangeIdToken(
   ip: string | undefined,
 ): Promise<TokenPair> {
   const claims = await verifyIdToken(deps, body.id_token);
+  await spendIdToken(deps, String(body.id_token), claims);
   const externalId = `${deps.settings.oidcIssuer}|${claims.sub}`;
   let user = await userByExternalId(deps, externalId);
   if (!user) {

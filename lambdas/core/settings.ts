@@ -15,6 +15,7 @@ export interface Settings {
   readonly loginMaxFailures: number;
   readonly loginMaxFailuresPerIp: number;
   readonly loginFailureWindowS: number;
+  readonly registerMaxPerIp: number;
   readonly ipBlockAfterFailures: number;
   readonly clockSkewS: number;
   readonly messageEncryption: boolean;
@@ -163,6 +164,12 @@ export const SETTINGS: Readonly<Record<SettingName, SettingSpec>> = {
     local: '900',
     aws: '900',
     doc: 'Login failure window, seconds.',
+  },
+  registerMaxPerIp: {
+    parse: int(1, 1_000_000),
+    local: '20',
+    aws: '20',
+    doc: 'Registrations per IP per login failure window; more get 429.',
   },
   ipBlockAfterFailures: {
     parse: int(0, 1_000_000),

@@ -9,6 +9,7 @@ import {
 import type { Deps } from './deps.ts';
 import { encryptFrame } from './frame-crypto.ts';
 import { POST_RETRY, RetriesExhausted, withRetries } from './post-retry.ts';
+import { releaseSlots } from './socket-slots.ts';
 
 export type CloseReason = 'token_expired' | 'token_revoked' | 'blocked';
 
@@ -45,9 +46,10 @@ export async function forgetConnection(deps: SocketDeps, connectionId: string): 
 /** The rest of forgetting, for the one caller whose DeleteItem returned the row. */
 async function forgetRemoved(deps: SocketDeps, removed: Connection): Promise<void> {
   const { connectionId } = removed;
-  // Memberships go and each room is read in the same round trip.
-  const [, rooms] = await Promise.all([
+  // Memberships and the socket's slot go, and each room is read, in the same round trip.
+  const [, , rooms] = await Promise.all([
     deleteConnectionRows(deps, connectionId, removed.rooms, { keepConnection: true }),
+    releaseSlots(deps, removed.username, [removed]),
     Promise.all(removed.rooms.map(async (room) => ({ room, members: await roomMembers(deps, room) }))),
   ]);
   await Promise.all(

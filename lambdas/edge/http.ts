@@ -29,18 +29,65 @@ const PUBLIC_CODE: Partial<Record<ErrorCode, string>> = {
   unavailable: 'internal',
 };
 
-const BASE_HEADERS = {
-  'content-type': 'application/json; charset=utf-8',
+/** Headers every response of the API carries, whatever the route or the outcome. */
+const SECURITY_HEADERS = {
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
 };
 
 export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
-  return { statusCode, headers: { ...BASE_HEADERS, ...headers }, body: JSON.stringify(body) };
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
+    body: JSON.stringify(body),
+  };
 }
 
 export function noContent(): HttpResult {
-  return { statusCode: 204, headers: { 'cache-control': 'no-store' } };
+  return { statusCode: 204 };
+}
+
+/**
+ * Adds the security headers to a result. A route may set its own `cache-control` (the
+ * JWKS is cacheable), never drop `nosniff`.
+ */
+export function withSecurityHeaders(result: HttpResult): HttpResult {
+  const headers: Record<string, string | number | boolean> = {};
+  for (const [k, v] of Object.entries(result.headers ?? {})) headers[k.toLowerCase()] = v;
+  return {
+    ...result,
+    headers: { ...SECURITY_HEADERS, ...headers, 'x-content-type-options': 'nosniff' },
+  };
+}
+
+/**
+ * A path that does not percent-decode (`%`, `%zz`, `%ff`, a cut-off UTF-8 sequence).
+ * API Gateway may pass such a path through undecoded, so the edge refuses it itself.
+ */
+export function undecodablePath(event: HttpEvent): boolean {
+  try {
+    decodeURIComponent(event.rawPath ?? '');
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * The outer wrapper of every HTTP function: one place for the headers of every
+ * response and the refusal of undecodable paths, before the route runs.
+ */
+export function httpFunction(
+  handler: (event: HttpEvent) => Promise<HttpResult>,
+): (event: HttpEvent) => Promise<HttpResult> {
+  return async (event) => {
+    if (undecodablePath(event)) {
+      return withSecurityHeaders(
+        json(400, { error: 'invalid_request', message: 'the path is not valid percent-encoding' }),
+      );
+    }
+    return withSecurityHeaders(await handler(event));
+  };
 }
 
 /** The one place where an error becomes an HTTP status and an error body. */
@@ -123,11 +170,11 @@ export function httpRoute(
   route: string,
   run: (req: HttpRequest) => Promise<HttpResult>,
 ): (event: HttpEvent) => Promise<HttpResult> {
-  return async (event) => {
+  return httpFunction(async (event) => {
     try {
       return await run(toRequest(event));
     } catch (err) {
       return errorResult(err, audit, route, normalizeIp(event.requestContext.http.sourceIp));
     }
-  };
+  });
 }

@@ -37,6 +37,8 @@ function sdk(endpoint: string): ConnectionsApi {
 async function gatewayWith(sockets: number) {
   const ids: string[] = [];
   const gw: WsGateway = await startWsGateway({
+    // Fixed credentials, so the clients below can be built before the gateway exists.
+    managementCredentials: LOCAL,
     routes: {
       connect: async (event) => {
         ids.push(event.requestContext.connectionId);

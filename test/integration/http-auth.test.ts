@@ -158,6 +158,69 @@ describe('POST /auth/login', () => {
   });
 });
 
+describe('failed logins cannot lock a user out from elsewhere', () => {
+  const login = (sys: TestSystem, username: string, password: string, from?: string) =>
+    sys.request('POST', '/auth/login', { body: { username, password }, ...(from ? { from } : {}) });
+
+  it('locks the username only for the address the failures came from; elsewhere the right password gets in', async () => {
+    const sys = await startTestSystem({ LOGIN_MAX_FAILURES: '3' });
+    try {
+      await registerAndLogin(sys, 'victim');
+      // Five wrong passwords from one address, as in a lock-out attack.
+      for (let i = 0; i < 5; i++) await login(sys, 'victim', 'wrong password!!', '127.0.0.2');
+      const attacker = await login(sys, 'victim', PASSWORD, '127.0.0.2');
+      expect(attacker.status).toBe(429);
+      // The user, from their own address, is not locked out.
+      expect((await login(sys, 'victim', PASSWORD)).status).toBe(200);
+      expect((await login(sys, 'victim', PASSWORD, '127.0.0.3')).status).toBe(200);
+    } finally {
+      await sys.close();
+    }
+  });
+
+  it('slows a username down to one password check per second once it has failed from many addresses', async () => {
+    const sys = await startTestSystem({ LOGIN_MAX_FAILURES: '3' });
+    try {
+      await registerAndLogin(sys, 'sprayed');
+      // Failures spread over addresses, none of which reaches its own lock.
+      for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'])
+        expect((await login(sys, 'sprayed', 'wrong password!!', from)).status).toBe(401);
+      // (The fourth took the slowdown's turn already.)
+      sys.clock.advance(1);
+      // A new address gets one check per second, whatever it sends, racing or not.
+      const burst = await Promise.all(
+        Array.from({ length: 4 }, () => login(sys, 'sprayed', 'wrong password!!', '127.0.0.6')),
+      );
+      expect(burst.map((r) => r.status).sort()).toEqual([401, 429, 429, 429]);
+      const slowed = burst.find((r) => r.status === 429);
+      expect(slowed?.headers.get('retry-after')).toBe('1');
+      expect(slowed?.body.error).toBe('rate_limited');
+      sys.clock.advance(1);
+      expect((await login(sys, 'sprayed', PASSWORD, '127.0.0.7')).status).toBe(200);
+    } finally {
+      await sys.close();
+    }
+  });
+
+  it('exempts an address the user has logged in from before, and the right password clears the slowdown', async () => {
+    const sys = await startTestSystem({ LOGIN_MAX_FAILURES: '3' });
+    try {
+      await registerAndLogin(sys, 'regular');
+      for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'])
+        await login(sys, 'regular', 'wrong password!!', from);
+      // The user's usual address (127.0.0.1, where they registered and logged in) never waits.
+      for (let i = 0; i < 3; i++) expect((await login(sys, 'regular', PASSWORD)).status).toBe(200);
+      // Their success cleared the username's count: a new address is not slowed down.
+      const burst = await Promise.all(
+        Array.from({ length: 2 }, () => login(sys, 'regular', 'wrong password!!', '127.0.0.6')),
+      );
+      expect(burst.map((r) => r.status)).toEqual([401, 401]);
+    } finally {
+      await sys.close();
+    }
+  });
+});
+
 describe('per-IP login throttling', () => {
   it('throttles an IP after loginMaxFailuresPerIp failures across usernames', async () => {
     const ipSystem = await startTestSystem({ LOGIN_MAX_FAILURES: '100', LOGIN_MAX_FAILURES_PER_IP: '4' });
@@ -213,6 +276,47 @@ describe('per-IP login throttling', () => {
       ).toBe(200);
     } finally {
       await ipSystem.close();
+    }
+  });
+});
+
+describe('registration throttle per IP', () => {
+  it('admits exactly registerMaxPerIp registrations of a parallel burst from one IP, then 429 with Retry-After', async () => {
+    const regSystem = await startTestSystem({ REGISTER_MAX_PER_IP: '3', LOGIN_FAILURE_WINDOW_S: '600' });
+    try {
+      const burst = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          regSystem.request('POST', '/auth/register', {
+            body: { username: `burst_${i}`, password: PASSWORD },
+          }),
+        ),
+      );
+      const statuses = burst.map((r) => r.status).sort();
+      expect(statuses.filter((s) => s === 201)).toHaveLength(3);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(9);
+      for (const r of burst.filter((x) => x.status === 429)) {
+        expect(r.body.error).toBe('rate_limited');
+        const retryAfter = Number(r.headers.get('retry-after'));
+        expect(retryAfter).toBeGreaterThanOrEqual(1);
+        expect(retryAfter).toBeLessThanOrEqual(600);
+      }
+      // Another address is not held back by this one.
+      const other = await regSystem.request('POST', '/auth/register', {
+        body: { username: 'elsewhere', password: PASSWORD },
+        from: '127.0.0.2',
+      });
+      expect(other.status).toBe(201);
+      // The window passes: the address may register again.
+      regSystem.clock.advance(Number(burst.find((r) => r.status === 429)?.headers.get('retry-after')));
+      const later = await regSystem.request('POST', '/auth/register', {
+        body: { username: 'later_on', password: PASSWORD },
+      });
+      expect(later.status).toBe(201);
+      expect(
+        regSystem.audit.filter((l) => l.event === 'auth.denied' && l.reason === 'rate_limited'),
+      ).toHaveLength(1);
+    } finally {
+      await regSystem.close();
     }
   });
 });

@@ -27,13 +27,13 @@ async function startIssuer() {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const idToken = async (
     claims: Record<string, unknown>,
-    options: { iss?: string; aud?: string; expS?: number; key?: CryptoKey } = {},
+    options: { iss?: string; aud?: string; expS?: number; key?: CryptoKey; iat?: number } = {},
   ) =>
     new SignJWT(claims)
       .setProtectedHeader({ alg: 'ES256', kid: 'issuer-key-1' })
       .setIssuer(options.iss ?? url)
       .setAudience(options.aud ?? 'our-client-id')
-      .setIssuedAt()
+      .setIssuedAt(options.iat)
       .setExpirationTime(Math.floor(Date.now() / 1000) + (options.expS ?? 300))
       .sign(options.key ?? privateKey);
   return {
@@ -130,6 +130,59 @@ describe('POST /auth/token-exchange', () => {
       expect(res.status, name).toBe(401);
       expect(res.body.error, name).toBe('invalid_token');
     }
+  });
+
+  it('refuses an ID token issued in the future, beyond clockSkewS', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const yearAhead = await issuer.idToken(
+      { sub: 'future' },
+      { iat: now + 365 * 86_400, expS: 366 * 86_400 },
+    );
+    const res = await exchange(yearAhead);
+    expect(res.status).toBe(401);
+    expect(res.body.error).toBe('invalid_token');
+    const minuteAhead = await issuer.idToken({ sub: 'future' }, { iat: now + 60 });
+    expect((await exchange(minuteAhead)).status).toBe(401);
+    // Within the allowed skew (30 s) it passes.
+    const skewed = await issuer.idToken({ sub: 'future' }, { iat: now + 10 });
+    expect((await exchange(skewed)).status).toBe(200);
+  });
+
+  it('exchanges an ID token once: a replay, even racing, gets 401', async () => {
+    const token = await issuer.idToken({ sub: 'replayed', preferred_username: 'once_only' });
+    const first = await Promise.all(Array.from({ length: 5 }, () => exchange(token)));
+    expect(first.map((r) => r.status).sort()).toEqual([200, 401, 401, 401, 401]);
+    const again = await exchange(token);
+    expect(again.status).toBe(401);
+    expect(again.body).toMatchObject({ error: 'invalid_token', message: expect.stringMatching(/already/) });
+    // A fresh token of the same subject is fine.
+    expect((await exchange(await issuer.idToken({ sub: 'replayed' }))).status).toBe(200);
+  });
+
+  it('refuses a replay whose ECDSA signature was re-encoded (s -> n - s), which still verifies', async () => {
+    const token = await issuer.idToken({ sub: 'malleable' });
+    expect((await exchange(token)).status).toBe(200);
+    const [head, payload, sig = ''] = token.split('.');
+    const raw = Buffer.from(sig, 'base64url');
+    // The order of P-256: (r, n - s) is a second valid signature of the same bytes.
+    const n = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+    const sValue = BigInt(`0x${raw.subarray(32).toString('hex')}`);
+    const flipped = Buffer.concat([
+      raw.subarray(0, 32),
+      Buffer.from((n - sValue).toString(16).padStart(64, '0'), 'hex'),
+    ]);
+    const twin = `${head}.${payload}.${flipped.toString('base64url')}`;
+    expect(twin).not.toBe(token);
+    const res = await exchange(twin);
+    expect(res.status).toBe(401);
+    expect(res.body.message).toMatch(/already/);
+  });
+
+  it('refuses a second token carrying the jti of one already exchanged', async () => {
+    const jti = 'idp-jti-42';
+    expect((await exchange(await issuer.idToken({ sub: 'jti-user', jti }))).status).toBe(200);
+    const sameJti = await issuer.idToken({ sub: 'jti-user', jti, nonce: 'different' });
+    expect((await exchange(sameJti)).status).toBe(401);
   });
 
   it('answers 503 when the issuer cannot be reached for its keys', async () => {

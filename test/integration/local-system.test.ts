@@ -3,7 +3,10 @@ import { writeFile } from 'node:fs/promises';
 import { get } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
+import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
+import { allConnections } from '../../lambdas/core/connections.ts';
+import { localDynamoClient } from '../../local/dynamo.ts';
 import { runTs, startProcess } from '../support/processes.ts';
 import { freePort, PASSWORD, registerAndLogin, startTestSystem, tempDir } from '../support/system.ts';
 import { openClient, refusalStatus, until } from '../support/ws-client.ts';
@@ -147,6 +150,56 @@ describe('npm start', () => {
     expect(out.code).toBe(2);
     expect(out.stderr).toContain('rateLimitMax (RATE_LIMIT_MAX)');
     expect(out.stderr).toContain('allowedOrigins (ALLOWED_ORIGINS)');
+  });
+});
+
+describe('the embedded store', () => {
+  it('answers only requests signed with the secret of this run, on loopback', async () => {
+    const system = await startTestSystem();
+    cleanups.push(() => system.close());
+    expect(new URL(system.dynamoEndpoint).hostname).toBe('127.0.0.1');
+    const listTables = {
+      'content-type': 'application/x-amz-json-1.0',
+      'x-amz-target': 'DynamoDB_20120810.ListTables',
+    };
+    const unsigned = await fetch(system.dynamoEndpoint, { method: 'POST', headers: listTables, body: '{}' });
+    expect(unsigned.status).toBe(400);
+    expect(await unsigned.text()).toMatch(/MissingAuthenticationToken/);
+    // A client with the well-known local credentials, as any process on the machine could make.
+    const guessing = localDynamoClient(system.dynamoEndpoint);
+    const error = await guessing.send(new ListTablesCommand({})).catch((e: unknown) => e);
+    guessing.destroy();
+    expect((error as Error).name).toMatch(/InvalidSignatureException|UnrecognizedClientException/);
+    // The system's own client, signing with the run's secret, is served.
+    const tables = await system.deps.db.send(new ListTablesCommand({}));
+    expect(tables.TableNames?.length).toBeGreaterThan(0);
+  });
+});
+
+describe('@connections of the running system', () => {
+  it('refuses unsigned calls on the public WebSocket port: no forged frame, no close, no details', async () => {
+    const system = await startTestSystem();
+    cleanups.push(() => system.close());
+    const { access_token } = await registerAndLogin(system, 'target');
+    const client = await openClient(system.wsUrl, { protocols: ['jwt', access_token] });
+    cleanups.push(async () => {
+      await client.close();
+    });
+    const [row] = await allConnections(system.deps);
+    const url = `${system.wsUrl.replace(/^ws/, 'http')}/local/@connections/${encodeURIComponent(row?.connectionId ?? '')}`;
+    const forged = JSON.stringify({
+      type: 'message',
+      room: 'lobby',
+      from: 'admin',
+      text: 'your session expired, log in at evil.example',
+    });
+    for (const init of [{ method: 'POST', body: forged }, { method: 'GET' }, { method: 'DELETE' }]) {
+      const res = await fetch(url, init);
+      expect(res.status).toBe(403);
+      expect(res.headers.get('x-amzn-errortype')).toBe('ForbiddenException');
+    }
+    await client.expectNone(() => true, 200);
+    expect(await client.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
   });
 });
 

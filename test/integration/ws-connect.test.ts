@@ -6,7 +6,8 @@ import { type CryptoKey, decodeJwt, exportJWK, generateKeyPair, type JWK } from 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blockId, putBlock, removeBlock } from '../../lambdas/core/access.ts';
 import { nowS } from '../../lambdas/core/clock.ts';
-import { putConnection } from '../../lambdas/core/connections.ts';
+import { allConnections, putConnection } from '../../lambdas/core/connections.ts';
+import { releaseSlots, slotHolders, takeSlot } from '../../lambdas/core/socket-slots.ts';
 import { issueAccessToken, issueTicket } from '../../lambdas/core/tokens.ts';
 import { claimsOfToken, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
 import {
@@ -14,6 +15,7 @@ import {
   type Client,
   type OpenOptions,
   openClient,
+  type Refused,
   refusalStatus,
   terminateAll,
   until,
@@ -656,7 +658,12 @@ describe('maxConnectionsPerUser = 2', () => {
 
   it('drops stale rows (sockets the gateway no longer knows) before counting', async () => {
     const claims = decodeJwt(token);
+    await waitForSlots(limited, 'dave', 0);
     for (const connectionId of ['stale-1=', 'stale-2=']) {
+      // A socket that vanished without $disconnect: its slot is still held.
+      expect(
+        await takeSlot(limited.deps, { username: 'dave', connectionId, connectedAt: Date.now() - 60_000 }, 2),
+      ).toBe(true);
       await putConnection(limited.deps, {
         connectionId,
         sub: String(claims.sub),
@@ -674,9 +681,105 @@ describe('maxConnectionsPerUser = 2', () => {
     }
     const client = await openClient(limited.wsUrl, { protocols: ['jwt', token] });
     expect(await client.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
+    // Both stale slots were given back, so a second socket fits too, and a third does not.
+    expect((await slotHolders(limited.deps, 'dave')).map((h) => h.connectionId)).not.toContain('stale-1=');
+    const second = await openClient(limited.wsUrl, { protocols: ['jwt', token] });
+    expect(await refusalStatus(limited.wsUrl, { protocols: ['jwt', token] })).toBe(403);
+    await Promise.all([client.close(), second.close()]);
+  });
+
+  it('keeps the slot of a young socket that GetConnection does not know yet (a handshake in progress)', async () => {
+    const young = { username: 'dave', connectionId: 'young-1=', connectedAt: Date.now() - 1000 };
+    await waitForSlots(limited, 'dave', 0);
+    expect(await takeSlot(limited.deps, young, 2)).toBe(true);
+    const client = await openClient(limited.wsUrl, { protocols: ['jwt', token] });
+    expect(await refusalStatus(limited.wsUrl, { protocols: ['jwt', token] })).toBe(403);
+    await releaseSlots(limited.deps, 'dave', [young]);
     await client.close();
   });
 });
+
+describe('maxConnectionsPerUser = 2, racing for a stale slot', () => {
+  it('lets exactly one of five parallel handshakes take the one slot a vanished socket held', async () => {
+    const racing = await startTestSystem({ MAX_CONNECTIONS_PER_USER: '2' }, undefined, {
+      sweeperTimer: false,
+    });
+    try {
+      const token = (await registerAndLogin(racing, 'racer')).access_token;
+      tokens.push(token);
+      const live = await openClient(racing.wsUrl, { protocols: ['jwt', token] });
+      const vanished = { username: 'racer', connectionId: 'vanished=', connectedAt: Date.now() - 60_000 };
+      expect(await takeSlot(racing.deps, vanished, 2)).toBe(true);
+      const attempts = await Promise.allSettled(
+        Array.from({ length: 5 }, () => openClient(racing.wsUrl, { protocols: ['jwt', token] })),
+      );
+      const opened = attempts.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+      expect(opened).toHaveLength(1);
+      expect(
+        attempts.filter((a) => a.status === 'rejected').map((a) => (a.reason as Refused).status),
+      ).toEqual(Array(4).fill(403));
+      const holders = (await slotHolders(racing.deps, 'racer')).map((h) => h.connectionId);
+      expect(holders).toHaveLength(2);
+      expect(holders).not.toContain('vanished=');
+      await Promise.all([live.close(), ...opened.map((c) => c.close())]);
+    } finally {
+      await racing.close();
+    }
+  });
+});
+
+describe('maxConnectionsPerUser = 3 under parallel handshakes', () => {
+  it('admits exactly 3 of 12 parallel handshakes of one user, round after round; the rest get 403', async () => {
+    const capped = await startTestSystem({ MAX_CONNECTIONS_PER_USER: '3' }, undefined, {
+      sweeperTimer: false,
+    });
+    try {
+      const token = (await registerAndLogin(capped, 'para')).access_token;
+      tokens.push(token);
+      // Production latency: every store call waits a random 0-40 ms before and after, so the
+      // handshakes' writes and reads interleave in every order.
+      const jitter = () => new Promise((resolve) => setTimeout(resolve, Math.random() * 40));
+      capped.deps.db.middlewareStack.add(
+        (next) => async (args) => {
+          await jitter();
+          const out = await next(args);
+          await jitter();
+          return out;
+        },
+        { step: 'initialize', name: 'latency' },
+      );
+      for (let round = 0; round < 2; round++) {
+        const attempts = await Promise.allSettled(
+          Array.from({ length: 12 }, () => openClient(capped.wsUrl, { protocols: ['jwt', token] })),
+        );
+        const opened = attempts.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+        const refused = attempts.flatMap((a) =>
+          a.status === 'rejected' ? [(a.reason as Refused).status] : [],
+        );
+        expect({ round, opened: opened.length, refused }).toEqual({
+          round,
+          opened: 3,
+          refused: Array(9).fill(403),
+        });
+        for (const c of opened) expect(await c.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
+        expect((await allConnections(capped.deps)).filter((c) => c.username === 'para')).toHaveLength(3);
+        await Promise.all(opened.map((c) => c.close()));
+        // Each $disconnect gives its slot back.
+        await waitForSlots(capped, 'para', 0);
+      }
+    } finally {
+      await capped.close();
+    }
+  });
+});
+
+async function waitForSlots(system: TestSystem, username: string, count: number): Promise<void> {
+  const deadline = Date.now() + 3000;
+  while ((await slotHolders(system.deps, username)).length !== count) {
+    if (Date.now() > deadline) throw new Error(`${username} never came down to ${count} slots`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 describe('ipBlockAfterFailures = 3', () => {
   it('blocks an IP after three refused handshakes: then even a good token gets 403', async () => {

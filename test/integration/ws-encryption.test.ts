@@ -106,6 +106,74 @@ describe('messageEncryption on', () => {
   });
 });
 
+describe('frame sizes out, encrypted', () => {
+  it('trims a sealed joined reply so that the sealed frame fits 128 KB', async () => {
+    const a = (await registerAndLogin(system, 'big_sender')) as Pair;
+    const keyA = a.message_key ?? '';
+    const sa = await openClient(system.wsUrl, { protocols: ['jwt', a.access_token] });
+    sa.send(await seal(keyA, { type: 'join', room: 'heavy' }));
+    await sa.next(is('encrypted'));
+    // The largest text whose sealed frame stays within the 8 KiB frame limit.
+    const text = 'e'.repeat(5900);
+    for (let i = 0; i < 30; i++) {
+      const frame = await seal(keyA, {
+        type: 'message',
+        room: 'heavy',
+        text: `${String(i).padStart(2, '0')}${text}`,
+        id: `m${i}`,
+      });
+      expect(Buffer.byteLength(JSON.stringify(frame))).toBeLessThanOrEqual(8192);
+      sa.send(frame);
+      // The ack and this socket's own copy of the message.
+      await sa.next(is('encrypted'));
+      await sa.next(is('encrypted'));
+    }
+    const b = (await registerAndLogin(system, 'big_reader')) as Pair;
+    const keyB = b.message_key ?? '';
+    const sb = await openClient(system.wsUrl, { protocols: ['jwt', b.access_token] });
+    const sizes: number[] = [];
+    sb.ws.on('message', (data: Buffer) => sizes.push(data.length));
+    sb.send(await seal(keyB, { type: 'join', room: 'heavy', history: 30 }));
+    const joined = await open(keyB, await sb.next(is('encrypted')));
+    expect(sizes.at(-1)).toBeLessThanOrEqual(128 * 1024);
+    const history = joined.history as Frame[];
+    expect(history.length).toBeGreaterThanOrEqual(10);
+    expect(history.length).toBeLessThan(30);
+    expect(String(history.at(-1)?.text)).toMatch(/^29/);
+  });
+});
+
+describe('compressed JWE', () => {
+  it('refuses a zip JWE that would inflate past maxMessageBytes: nothing acknowledged, stored or served as history', async () => {
+    const a = (await registerAndLogin(system, 'zip_sender')) as Pair;
+    const b = (await registerAndLogin(system, 'zip_reader')) as Pair;
+    const keyA = a.message_key ?? '';
+    const keyB = b.message_key ?? '';
+    const sa = await openClient(system.wsUrl, { protocols: ['jwt', a.access_token] });
+    sa.send(await seal(keyA, { type: 'join', room: 'zipped', id: 'j' }));
+    expect(await open(keyA, await sa.next(is('encrypted')))).toMatchObject({ type: 'joined' });
+
+    const inner = { type: 'message', room: 'zipped', text: 'A'.repeat(200_000), id: 'z1' };
+    const jwe = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify(inner)))
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', zip: 'DEF' })
+      .encrypt(base64url.decode(keyA));
+    const frame = JSON.stringify({ type: 'encrypted', jwe });
+    expect(Buffer.byteLength(frame)).toBeLessThan(8192);
+    sa.send(frame);
+    expect(await sa.next(is('error'))).toMatchObject({
+      code: 'bad_request',
+      message: expect.stringMatching(/zip/),
+    });
+    await sa.expectNone((f) => f.type === 'encrypted', 300);
+
+    const sb = await openClient(system.wsUrl, { protocols: ['jwt', b.access_token] });
+    sb.send(await seal(keyB, { type: 'join', room: 'zipped', history: 20 }));
+    expect(await open(keyB, await sb.next(is('encrypted')))).toMatchObject({ type: 'joined', history: [] });
+    // The socket lives on.
+    expect(await sa.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
+  });
+});
+
 describe('messageEncryption off', () => {
   it('hands out no key and refuses encrypted frames', async () => {
     const plain = await startTestSystem({}, undefined, { sweeperTimer: false });

@@ -1,3 +1,4 @@
+import { createHash, createHmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { connect as tcpConnect } from 'node:net';
 import {
@@ -6,6 +7,7 @@ import {
   GetConnectionCommand,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import {
@@ -115,8 +117,8 @@ function recorder() {
 function managementClient(gw: WsGateway, endpoint = gw.managementEndpoint) {
   return new ApiGatewayManagementApiClient({
     endpoint,
-    region: 'local',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    region: gw.region,
+    credentials: gw.managementCredentials,
   });
 }
 
@@ -744,13 +746,176 @@ describe('@connections management API through the AWS SDK', () => {
     expect((error as Error).name).toBe('ForbiddenException');
   });
 
-  it('answers 404 outside the management paths', async () => {
+  it('answers 404 outside the management paths, to signed calls', async () => {
     const gw = await start({ routes: {} });
-    const res = await fetch(`http://127.0.0.1:${gw.port}/elsewhere`);
+    const res = await signedFetch(gw, { method: 'GET', path: '/elsewhere' });
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ message: 'Not Found' });
   });
 });
+
+describe('@connections needs a SigV4 signature, as IAM on AWS', () => {
+  async function live() {
+    let connectionId = '';
+    const gw = await start({
+      routes: {
+        connect: async (event) => {
+          connectionId = event.requestContext.connectionId;
+          return { statusCode: 200 };
+        },
+        default: async () => ({ statusCode: 200 }),
+      },
+    });
+    const { ws } = await open(gw.url);
+    const frames: string[] = [];
+    ws.on('message', (data) => frames.push(String(data)));
+    return { gw, ws, connectionId, frames, path: `/local/@connections/${encodeURIComponent(connectionId)}` };
+  }
+
+  async function expectForbidden(res: Response, message: RegExp) {
+    expect(res.status).toBe(403);
+    expect(res.headers.get('x-amzn-errortype')).toBe('ForbiddenException');
+    expect(((await res.json()) as { message: string }).message).toMatch(message);
+  }
+
+  it('refuses unsigned GET, POST and DELETE with 403 ForbiddenException, and the socket sees nothing', async () => {
+    const { gw, ws, frames, path } = await live();
+    const url = `http://127.0.0.1:${gw.port}${path}`;
+    const forged = JSON.stringify({ type: 'message', room: 'lobby', from: 'admin', text: 'click here' });
+    await expectForbidden(await fetch(url), /Missing Authentication Token/);
+    await expectForbidden(await fetch(url, { method: 'POST', body: forged }), /Missing Authentication Token/);
+    await expectForbidden(await fetch(url, { method: 'DELETE' }), /Missing Authentication Token/);
+    // Unsigned calls learn nothing either: not even whether a path exists.
+    await expectForbidden(
+      await fetch(`http://127.0.0.1:${gw.port}/elsewhere`),
+      /Missing Authentication Token/,
+    );
+    await sleep(50);
+    expect(frames).toEqual([]);
+    expect(ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('refuses calls signed with another secret, key id or region, or for another service', async () => {
+    const { gw, frames, path } = await live();
+    const base = { method: 'POST', path, body: '{"x":1}' };
+    const cases: [Partial<SignOptions>, RegExp][] = [
+      [{ secretAccessKey: 'local' }, /signature we calculated does not match/],
+      [{ accessKeyId: 'someone-else' }, /security token/],
+      [{ region: 'us-east-1' }, /scoped to a valid region/],
+      [{ service: 'execute-apx' }, /scoped to a valid region/],
+    ];
+    for (const [bad, message] of cases)
+      await expectForbidden(await signedFetch(gw, { ...base, ...bad }), message);
+    expect(frames).toEqual([]);
+  });
+
+  it('refuses a signed call whose body, path or method was changed, and one signed too long ago', async () => {
+    const { gw, frames, path, connectionId } = await live();
+    const mismatch = /signature we calculated does not match|does not match the body/;
+    await expectForbidden(
+      await signedFetch(gw, { method: 'POST', path, body: '{"a":1}', sendBody: '{"a":2}' }),
+      mismatch,
+    );
+    await expectForbidden(
+      await signedFetch(gw, { method: 'POST', path: '/local/@connections/other', body: 'x', sendPath: path }),
+      mismatch,
+    );
+    await expectForbidden(await signedFetch(gw, { method: 'GET', path, sendMethod: 'DELETE' }), mismatch);
+    await expectForbidden(
+      await signedFetch(gw, { method: 'POST', path, body: 'x', date: new Date(Date.now() - 10 * 60_000) }),
+      /expired/,
+    );
+    expect(frames).toEqual([]);
+    // The same call, rightly signed, goes through.
+    const ok = await signedFetch(gw, { method: 'POST', path, body: 'hello' });
+    expect(ok.status).toBe(200);
+    await sleep(50);
+    expect(frames).toEqual(['hello']);
+    expect(connectionId).toMatch(AWS_ID);
+  });
+
+  it('makes a random secret per gateway, unless one is given', async () => {
+    const a = await start({ routes: {} });
+    const b = await start({ routes: {} });
+    expect(a.managementCredentials.secretAccessKey).not.toBe(b.managementCredentials.secretAccessKey);
+    expect(a.managementCredentials.secretAccessKey.length).toBeGreaterThanOrEqual(40);
+    const given = { accessKeyId: 'AKIDLOCAL', secretAccessKey: 'a'.repeat(40) };
+    const c = await start({ routes: {}, managementCredentials: given, region: 'eu-west-1' });
+    expect(c.managementCredentials).toEqual(given);
+    expect(c.region).toBe('eu-west-1');
+  });
+});
+
+interface SignOptions {
+  method: string;
+  path: string;
+  body?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  region?: string;
+  service?: string;
+  date?: Date;
+  /** Sent instead of what was signed, to tamper with the request. */
+  sendBody?: string;
+  sendPath?: string;
+  sendMethod?: string;
+}
+
+type Data = string | ArrayBuffer | ArrayBufferView;
+const bytes = (d: Data): string | Uint8Array =>
+  typeof d === 'string'
+    ? d
+    : d instanceof ArrayBuffer
+      ? new Uint8Array(d)
+      : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+
+/** SHA-256 (keyed: HMAC) over node:crypto, in the shape SignatureV4 wants. */
+class NodeSha256 {
+  private readonly hash;
+  constructor(secret?: Data) {
+    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
+  }
+  update(data: Data): void {
+    this.hash.update(bytes(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.hash.digest());
+  }
+}
+
+/** A raw call signed by the AWS SDK's own SigV4 signer, then sent as told (possibly tampered). */
+async function signedFetch(gw: WsGateway, o: SignOptions): Promise<Response> {
+  const signer = new SignatureV4({
+    credentials: {
+      accessKeyId: o.accessKeyId ?? gw.managementCredentials.accessKeyId,
+      secretAccessKey: o.secretAccessKey ?? gw.managementCredentials.secretAccessKey,
+    },
+    region: o.region ?? gw.region,
+    service: o.service ?? 'execute-api',
+    sha256: NodeSha256,
+  });
+  const host = `127.0.0.1:${gw.port}`;
+  const signed = await signer.sign(
+    {
+      method: o.method,
+      protocol: 'http:',
+      hostname: '127.0.0.1',
+      port: gw.port,
+      path: o.path,
+      query: {},
+      headers: { host, ...(o.body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(o.body === undefined ? {} : { body: o.body }),
+    },
+    o.date ? { signingDate: o.date } : {},
+  );
+  const headers = Object.fromEntries(Object.entries(signed.headers).filter(([k]) => k !== 'host'));
+  const body = o.sendBody ?? o.body;
+  return fetch(`http://${host}${o.sendPath ?? o.path}`, {
+    method: o.sendMethod ?? o.method,
+    headers,
+    ...(body === undefined ? {} : { body }),
+  });
+}
 
 describe('robustness and shutdown', () => {
   it('survives clients that vanish mid-handshake and keeps serving', async () => {

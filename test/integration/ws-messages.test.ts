@@ -1,5 +1,6 @@
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { allConnections, roomMembers } from '../../lambdas/core/connections.ts';
 import { registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
 import { type Client, type Frame, is, openClient, terminateAll } from '../support/ws-client.ts';
 
@@ -105,6 +106,34 @@ describe('join', () => {
     expect(history).toHaveLength(50);
     expect(history[0]?.text).toBe('h5');
     expect(history[49]?.text).toBe('h54');
+  });
+
+  it('trims a joined reply from its oldest history to fit 128 KB, whatever the messages weigh', async () => {
+    const room = freshRoom();
+    const [amy] = await inRoom(room, 'amy');
+    // Text as long as an 8 KiB frame allows: 50 of them would make a 413 KB reply.
+    const filler = 'w'.repeat(
+      8192 - Buffer.byteLength(JSON.stringify({ type: 'message', room, text: '', id: 'xx' })) - 40,
+    );
+    for (let i = 0; i < 50; i++) {
+      system.clock.advance(0.001);
+      await say(amy as Client, room, `${String(i).padStart(2, '0')}${filler}`);
+    }
+    const ben = await connect('ben');
+    const sizes: number[] = [];
+    ben.ws.on('message', (data: Buffer) => sizes.push(data.length));
+    for (const n of [20, 50]) {
+      const joined = await ben.request({ type: 'join', room, history: n });
+      const history = joined.history as Frame[];
+      expect(sizes.at(-1)).toBeLessThanOrEqual(128 * 1024);
+      // The newest messages are kept, oldest first, and as many as fit.
+      expect(history.length).toBeGreaterThanOrEqual(14);
+      expect(history.length).toBeLessThan(n);
+      expect(history.at(-1)?.text).toMatch(/^49/);
+      expect(history.map((m) => Number(String(m.text).slice(0, 2)))).toEqual(
+        history.map((_, i) => 50 - history.length + i),
+      );
+    }
   });
 
   it('joining a room twice sends no second member_joined', async () => {
@@ -348,5 +377,30 @@ describe('bad frames', () => {
     amy.send(JSON.stringify({ type: 'ping', pad: 'x'.repeat(32 * 1024) }));
     expect((await amy.closed).code).toBe(1009);
     expect(await other.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
+  });
+});
+
+describe('rooms per socket', () => {
+  it('holds a socket to 50 rooms when 60 joins arrive back to back, leaving no stray membership', async () => {
+    const amy = await connect('amy');
+    const names = Array.from({ length: 60 }, (_, i) => `cap-${i}`);
+    for (const [i, room] of names.entries()) amy.send({ type: 'join', room, id: `cap${i}` });
+    const replies = await Promise.all(names.map((_, i) => amy.next((f) => f.id === `cap${i}`, 10_000)));
+    const joined = new Set(replies.filter((r) => r.type === 'joined').map((r) => String(r.room)));
+    expect(joined.size).toBe(50);
+    const refused = replies.filter((r) => r.type === 'error');
+    expect(refused).toHaveLength(10);
+    for (const r of refused)
+      expect(r).toMatchObject({ code: 'bad_request', message: expect.stringMatching(/50 rooms/) });
+
+    // The socket row (what $disconnect reads) and the membership items (what fan-out reads) agree.
+    const row = (await allConnections(system.deps)).find((c) => c.rooms.some((r) => r.startsWith('cap-')));
+    expect(new Set(row?.rooms)).toEqual(joined);
+    const withMember = await Promise.all(
+      names.map(async (room) => ((await roomMembers(system.deps, room)).length > 0 ? room : '')),
+    );
+    expect(new Set(withMember.filter(Boolean))).toEqual(joined);
+    // A room already joined may be joined again, and the socket stays open.
+    expect(await amy.request({ type: 'join', room: [...joined][0] })).toMatchObject({ type: 'joined' });
   });
 });

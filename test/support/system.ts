@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +35,8 @@ export interface RequestOptions {
   rawBody?: string;
   token?: string;
   headers?: Record<string, string>;
+  /** Sends from this loopback address (127.0.0.2, ...), which the gateway sees as the source IP. */
+  from?: string;
 }
 
 export interface JsonResponse {
@@ -58,7 +61,14 @@ export async function startTestSystem(
   clock = new TestClock(),
   options: TestSystemOptions = {},
 ): Promise<TestSystem> {
-  const config = localConfig({ DATA_DIR: ':memory:', PORT: '0', WS_PORT: '0', ...env });
+  // Tests register many users from one address; the registration throttle has its own tests.
+  const config = localConfig({
+    DATA_DIR: ':memory:',
+    PORT: '0',
+    WS_PORT: '0',
+    REGISTER_MAX_PER_IP: '100000',
+    ...env,
+  });
   const auditText: string[] = [];
   const audit: Record<string, unknown>[] = [];
   const system = await startLocal(config, {
@@ -81,7 +91,9 @@ export async function startTestSystem(
       body = JSON.stringify(options.body);
       headers['content-type'] ??= 'application/json';
     }
-    const res = await fetch(`${system.httpUrl}${path}`, { method, headers, body });
+    const res = options.from
+      ? await requestFrom(options.from, `${system.httpUrl}${path}`, method, headers, body)
+      : await fetch(`${system.httpUrl}${path}`, { method, headers, body });
     const text = await res.text();
     let parsed: Record<string, unknown> = {};
     try {
@@ -92,6 +104,32 @@ export async function startTestSystem(
     return { status: res.status, headers: res.headers, body: parsed, text };
   };
   return Object.assign(system, { audit, auditText, clock, request });
+}
+
+/** One HTTP request sent from a chosen local address (fetch cannot pick one). */
+function requestFrom(
+  localAddress: string,
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers, localAddress }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const out = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out.set(k, String(v));
+        const status = res.statusCode ?? 0;
+        const payload = status === 204 ? null : Buffer.concat(chunks);
+        resolve(new Response(payload, { status, headers: out }));
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 export async function tempDir(prefix = 'jr-test-'): Promise<{ path: string; remove(): Promise<void> }> {

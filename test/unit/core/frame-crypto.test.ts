@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { decryptFrame, encryptFrame, newMessageKey } from '../../../lambdas/core/frame-crypto.ts';
 
 const key = newMessageKey();
+/** At the default frame limit. */
+const decrypt = (k: string, jwe: string) => decryptFrame(k, jwe, 8192);
 const other = newMessageKey();
 const joseEncrypt = (
   text: string,
@@ -38,11 +40,9 @@ describe('frame encryption', () => {
   });
 
   it("reads a client's JWE written by jose, extra header members such as kid included", async () => {
-    expect(await decryptFrame(key, await joseEncrypt('{"type":"ping"}'))).toBe('{"type":"ping"}');
-    expect(await decryptFrame(key, await joseEncrypt('x', { alg: 'dir', enc: 'A256GCM', kid: 'k1' }))).toBe(
-      'x',
-    );
-    expect(await decryptFrame(key, (await encryptFrame(key, [1, 2])).jwe)).toBe('[1,2]');
+    expect(await decrypt(key, await joseEncrypt('{"type":"ping"}'))).toBe('{"type":"ping"}');
+    expect(await decrypt(key, await joseEncrypt('x', { alg: 'dir', enc: 'A256GCM', kid: 'k1' }))).toBe('x');
+    expect(await decrypt(key, (await encryptFrame(key, [1, 2])).jwe)).toBe('[1,2]');
   });
 
   const hostile: [string, () => Promise<string>][] = [
@@ -106,7 +106,25 @@ describe('frame encryption', () => {
   ];
   for (const [what, make] of hostile) {
     it(`refuses ${what} with invalid_request`, async () => {
-      await expect(decryptFrame(key, await make())).rejects.toMatchObject({ code: 'invalid_request' });
+      await expect(decrypt(key, await make())).rejects.toMatchObject({ code: 'invalid_request' });
     });
   }
+});
+
+describe('decryptFrame limits', () => {
+  it('names a zip header in its refusal, whatever its value, before decrypting', async () => {
+    for (const zip of ['DEF', 'NONE']) {
+      const jwe = withPart(await joseEncrypt('x'.repeat(1000)), 0, b64({ alg: 'dir', enc: 'A256GCM', zip }));
+      await expect(decrypt(key, jwe)).rejects.toMatchObject({
+        code: 'invalid_request',
+        message: expect.stringMatching(/zip/),
+      });
+    }
+  });
+
+  it('holds the plaintext to the frame limit', async () => {
+    const jwe = await joseEncrypt('y'.repeat(200));
+    await expect(decryptFrame(key, jwe, 199)).rejects.toMatchObject({ code: 'too_large' });
+    expect(await decryptFrame(key, jwe, 200)).toHaveLength(200);
+  });
 });
