@@ -4,7 +4,11 @@ import { listBlocks } from '../lambdas/core/access.ts';
 import { blockUser, revokeUser, unblockUser } from '../lambdas/core/admin.ts';
 import { createAudit } from '../lambdas/core/audit.ts';
 import { systemClock } from '../lambdas/core/clock.ts';
-import { connectionsApi, regionOfEndpoint } from '../lambdas/core/connections-api.ts';
+import {
+  connectionsApi,
+  regionOfEndpoint,
+  type SignedConnectionsApi,
+} from '../lambdas/core/connections-api.ts';
 import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
 import { AppError, isAppError } from '../lambdas/core/errors.ts';
 import { parseStoredKeySet, type StoredKeySet, writeKeySetFile } from '../lambdas/core/keys.ts';
@@ -150,6 +154,16 @@ async function openAws(command: string): Promise<Store> {
         credentials: await db.config.credentials(),
       })
     : undefined;
+  return storeOf(settings, db, tables, client);
+}
+
+/** A store reached over the network; with a `@connections` client, revoking and blocking close sockets at once. */
+function storeOf(
+  settings: Settings,
+  db: DynamoDBClient,
+  tables: Parameters<typeof depsOf>[2],
+  client: SignedConnectionsApi | undefined,
+): Store {
   return {
     deps: depsOf(settings, db, tables, client),
     sockets: client ? 'sockets closed' : 'open sockets close at their next frame or sweep',
@@ -171,14 +185,7 @@ async function openLocal(dataDir: string, settings: Settings): Promise<Store> {
       running.managementEndpoint && running.managementCredentials
         ? localConnectionsApi(running.managementEndpoint, running.managementCredentials)
         : undefined;
-    return {
-      deps: depsOf(settings, db, tables, client),
-      sockets: client ? 'sockets closed' : 'open sockets close at their next frame or sweep',
-      close: async () => {
-        db.destroy();
-        client?.destroy();
-      },
-    };
+    return storeOf(settings, db, tables, client);
   }
   const dynamo = await startDynalite({ path: paths(dataDir).dynamo, credentials: randomCredentials() });
   const db = localDynamoClient(dynamo.endpoint, dynamo.credentials);
