@@ -5,6 +5,7 @@ import { type BuildOptions, build, type Metafile } from 'esbuild';
 import { FUNCTIONS, type FunctionSpec } from '../lambdas/functions.ts';
 import { BUNDLE_ALIASES, RUNTIME } from '../lib/handler-function.ts';
 import { REPO_ROOT } from '../lib/paths.ts';
+import { type DbCallCost, dbCallCostMarkdown, measureDbCallCost } from './cold-start-db-cpu.ts';
 import { type ChildRun, runInChild, startColdStartWorld } from './cold-start-world.ts';
 import { fmt, median, progress, ratio, type Section, table } from './support.ts';
 
@@ -163,6 +164,8 @@ export interface ColdStartResult {
   /** Import + one event of an empty handler (`export const handler = async () => ...`). */
   readonly emptyMs: number;
   readonly argon2ImportMs: number;
+  /** CPU per DynamoDB call, the functions' client beside the SDK's. */
+  readonly dbCalls: readonly DbCallCost[];
   readonly section: Section;
 }
 
@@ -264,12 +267,14 @@ export async function measureColdStarts(runs = 5): Promise<ColdStartResult> {
       );
     }
     const missing = BEFORE.filter((v) => !extracted.includes(v)).map((v) => v.ref);
+    const dbCalls = await measureDbCallCost();
     return {
       rows,
       baselineMs: median(baseline),
       emptyMs: median(emptyMs),
       argon2ImportMs: median(argon2),
-      section: coldStartSection(rows, {
+      dbCalls,
+      section: coldStartSection(rows, dbCalls, {
         baselineMs: median(baseline),
         emptyMs: median(emptyMs),
         argon2Ms: median(argon2),
@@ -286,6 +291,7 @@ export async function measureColdStarts(runs = 5): Promise<ColdStartResult> {
 
 function coldStartSection(
   rows: readonly ColdStartRow[],
+  dbCalls: readonly DbCallCost[],
   m: {
     baselineMs: number;
     emptyMs: number;
@@ -376,6 +382,8 @@ function coldStartSection(
       `"first": at commit ${first.ref}, with ${first.label}. The empty handler is ` +
       "`export const handler = async () => ({ statusCode: 200 })`. Lambda's own init (container, runtime) is " +
       'not included and is the same for all.',
+    '',
+    dbCallCostMarkdown(dbCalls),
     ...(m.missing.length > 0
       ? ['', `⚠ git could not give the sources of ${m.missing.join(', ')}: no figures for them.`]
       : []),
