@@ -224,6 +224,28 @@ describe('its retries', () => {
     expect(down.seen).toHaveLength(4);
   });
 
+  it('tries a request again when its connection is cut before any answer', async () => {
+    let cut = 0;
+    const { url, seen } = await standIn(cleanups, (_req, _body, res, socket) => {
+      if (cut++ === 0) {
+        socket.destroy();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+      res.end('{"Item":{"pk":{"S":"k"}}}');
+    });
+    const db = leanDynamoClient({
+      endpoint: url,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'AKID', secretAccessKey: 'secret' },
+      sleep: async () => {},
+    });
+    cleanups.push(() => db.destroy());
+    const out = await db.send(new GetItemCommand({ TableName: 't', Key: { pk: { S: 'k' } } }));
+    expect(out.Item).toEqual({ pk: { S: 'k' } });
+    expect(seen).toHaveLength(2);
+  });
+
   it('does not retry a client error, and signs every try afresh for dynamodb in its region', async () => {
     const invalid = await endpoint([{ status: 400, type: 'ValidationException' }]);
     const err = (await invalid.get().catch((e: unknown) => e)) as Error;
