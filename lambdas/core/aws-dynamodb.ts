@@ -35,18 +35,24 @@ const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 const MAX_DELAY_MS = 1000;
 
 /**
- * A DynamoDB client for Lambda made of the SDK's own parts: its `Client` class, the very
- * commands of `@aws-sdk/client-dynamodb` with their schemas, its JSON 1.0 protocol and DynamoDB
- * codec, and its error classification for retries; signed and sent by aws-request.ts (SigV4 with
- * the execution role's credentials from the environment, a keep-alive agent). Left out is what
- * `new DynamoDBClient()` adds around them and no command of ours needs: the credential provider
- * chain, endpoint rule sets and partitions (the endpoint is fixed), config-file and defaults-mode
- * loading, user agent, recursion detection, endpoint discovery, the SDK's HTTP handler and its
- * adaptive retry. Errors keep the SDK's shape (`name` such as `ConditionalCheckFailedException`,
- * `$metadata`, the answer's fields), as plain `Error`s rather than the service's classes.
+ * The functions' DynamoDB client (on Lambda, and the local system's), made of the SDK's own
+ * parts: its `Client` class, the very commands of `@aws-sdk/client-dynamodb` with their schemas,
+ * its JSON 1.0 protocol and DynamoDB codec, and its error classification for retries; signed and
+ * sent by aws-request.ts (SigV4, a keep-alive agent). Left out is what `new DynamoDBClient()`
+ * adds around them and no command of ours needs: the credential provider chain (the caller
+ * passes credentials: on Lambda, the execution role's from the environment), endpoint rule sets
+ * and partitions (the endpoint is fixed), config-file and defaults-mode loading, user agent,
+ * recursion detection, endpoint discovery, the SDK's HTTP handler and its adaptive retry. Errors
+ * keep the SDK's shape (`name` such as `ConditionalCheckFailedException`, `$metadata`, `$fault`,
+ * the answer's fields), as plain `Error`s rather than the service's classes.
  *
- * It is typed as the SDK client it stands in for: every command's `send` works the same; the
- * full client's `config` is not there (nothing in `lambdas/` reads it).
+ * It is typed as the SDK client it stands in for: every command's `send` works the same, and so
+ * does middleware added to its stack; the full client's `config` is not there (nothing in
+ * `lambdas/` reads it).
+ *
+ * @example
+ * const db = leanDynamoClient({ endpoint: dynamoEndpoint(process.env, 'eu-west-1'), region: 'eu-west-1', credentials });
+ * const { Item } = await db.send(new GetItemCommand({ TableName, Key }));
  */
 export function leanDynamoClient(options: LeanDynamoOptions): DynamoDBClient {
   const url = new URL(options.endpoint);
