@@ -7,12 +7,7 @@ import { fileKeySource } from '../lambdas/core/keys.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
 import { type LocalConfig, StartupError } from './config.ts';
 import { checkDataDir, findRunning, paths, removeRunning, writeRunning } from './data-dir.ts';
-import {
-  ensureTables,
-  type LocalDynamo,
-  randomCredentials,
-  startDynalite,
-} from './dynamo.ts';
+import { ensureTables, type LocalDynamo, randomCredentials, startDynalite } from './dynamo.ts';
 import { httpRoutes, scheduledJobs, wsRoutes } from './handlers.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
 import { demoPage } from './static.ts';

@@ -7,7 +7,6 @@ import { isServerError, isThrottlingError, isTransientError } from '@smithy/core
 import { getSchemaSerdePlugin } from '@smithy/core/schema';
 import { fromBase64, fromUtf8, toBase64, toUtf8 } from '@smithy/core/serde';
 import { type HttpRequest, HttpResponse } from '@smithy/core/transport';
-import type { FinalizeHandler, FinalizeHandlerArguments, MetadataBearer } from '@smithy/types';
 import { type AwsCredentials, signedHttp } from './aws-request.ts';
 
 export interface LeanDynamoOptions {
@@ -144,8 +143,8 @@ function retryMiddleware(options: LeanDynamoOptions) {
   const attempts = options.maxAttempts ?? 4;
   const base = options.baseDelayMs ?? 25;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  return <Output extends MetadataBearer>(next: FinalizeHandler<object, Output>) =>
-    async (args: FinalizeHandlerArguments<object>) => {
+  return <Args, Result>(next: (args: Args) => Promise<Result>) =>
+    async (args: Args): Promise<Result> => {
       for (let attempt = 1; ; attempt++) {
         try {
           return await next(args);
