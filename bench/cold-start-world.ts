@@ -221,10 +221,13 @@ export async function startColdStartWorld(prefix = 'cold-'): Promise<ColdStartWo
         case 'ws-disconnect':
           return disconnectEvent(connectionInfo(), socketPair.claims);
         default:
-          // Any other function of the manifest: its first route, authenticated, or a scheduled event.
+          // Any other function of the manifest: its first route, authenticated; a scheduled event
+          // for a scheduled one; else an empty SQS-shaped batch (a queue's worker).
           if (spec.httpRoutes?.[0])
             return httpEvent(spec.httpRoutes[0], { token: socketPair.access_token, body: {} });
-          return { version: '0', 'detail-type': 'Scheduled Event', source: 'aws.events', detail: {} };
+          if (spec.schedule)
+            return { version: '0', 'detail-type': 'Scheduled Event', source: 'aws.events', detail: {} };
+          return { Records: [] };
       }
     };
     return {

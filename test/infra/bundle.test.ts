@@ -247,8 +247,7 @@ describe('every built bundle, run as Lambda runs it', () => {
       const expected = EXPECTED_OUTCOMES[spec.name];
       // A function the world has no expectation for still starts and answers without a server error.
       if (expected) expect(answers[spec.name], spec.name).toBe(expected);
-      else
-        expect(Number(answers[spec.name]), `${spec.name} answered ${answers[spec.name]}`).toBeLessThan(500);
+      else expect(answers[spec.name], spec.name).toMatch(/^(ok|none|Allow|[1-4]\d\d)$/);
     }
   }, 180_000);
 });
