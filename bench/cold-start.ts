@@ -18,7 +18,7 @@ const ESM_REQUIRE_BANNER =
 
 /**
  * The esbuild options `HandlerFunction` (lib/handler-function.ts) gives NodejsFunction, which
- * CDK turns into `esbuild --bundle <entry> --target=node24 --platform=node --format=esm --minify
+ * CDK turns into `esbuild --bundle <entry> --target=node22 --platform=node --format=esm --minify
  * --sourcemap --sources-content=false --external:@node-rs/argon2 --banner:js=… --main-fields=module,main`.
  * Checked against that file's text below, so a change there is noticed here.
  */

@@ -120,11 +120,11 @@ describe('functions', () => {
     for (const spec of FUNCTIONS) expect(() => functionId(s.template, spec.name)).not.toThrow();
   });
 
-  it('runs every function on Node.js 24, arm64, ESM with source maps, in its own log group kept 30 days', () => {
+  it('runs every function on Node.js 22, arm64, ESM with source maps, in its own log group kept 30 days', () => {
     const groups = resources(s.template, 'AWS::Logs::LogGroup');
     for (const [id, fn] of Object.entries(resources(s.template, 'AWS::Lambda::Function'))) {
       const p = props(fn);
-      expect(p.Runtime, id).toBe('nodejs24.x');
+      expect(p.Runtime, id).toBe('nodejs22.x');
       expect(p.Architectures, id).toEqual(['arm64']);
       expect(p.Handler, id).toBe('index.handler');
       expect((p.Environment as { Variables: Record<string, unknown> }).Variables.NODE_OPTIONS).toBe(
@@ -795,6 +795,7 @@ describe('synth-time checks', () => {
       'AwsSolutions-DDB3',
       'AwsSolutions-IAM4',
       'AwsSolutions-IAM5',
+      'AwsSolutions-L1',
       'AwsSolutions-SMG4',
       'AwsSolutions-SQS3',
     ];
