@@ -190,7 +190,7 @@ function renderEntry(entry: Entry): HTMLLIElement {
   return item;
 }
 
-/** How a room shows in the list and its title: `@bob` for a direct message, a lock for a private room. */
+/** How a room shows in the list and its title: `@bob` for a direct message, its kind after a private or broadcast room. */
 function roomLabel(name: string): string {
   switch (roomKind(name)) {
     case 'dm': {
@@ -201,11 +201,11 @@ function roomLabel(name: string): string {
       return `@${other ?? client.username}`;
     }
     case 'private':
-      return `🔒 ${name.slice('private:'.length)}`;
+      return `#${name.slice('private:'.length)} · private`;
     case 'broadcast':
-      return `📢 ${name.slice('broadcast:'.length)}`;
+      return `#${name.slice('broadcast:'.length)} · broadcast`;
     case 'user':
-      return `👤 ${name.slice('user:'.length)}`;
+      return `@${name.slice('user:'.length)} · you`;
     default:
       return `#${name}`;
   }
@@ -247,7 +247,15 @@ function renderMembers(): void {
 }
 
 /** What an empty room says, so a first visitor knows how to see messages arrive. */
-function emptyRoomHint(): HTMLLIElement {
+function emptyRoomHint(name: string): HTMLLIElement {
+  if (roomKind(name) === 'dm') {
+    const other = roomLabel(name).slice(1);
+    return el(
+      'li',
+      'system hint-empty',
+      `Only you and ${other} can read this room. ${other} sees your messages once they open a message to you too.`,
+    );
+  }
   return el(
     'li',
     'system hint-empty',
@@ -265,7 +273,9 @@ function show(name: string | undefined): void {
   ui.text.disabled = !name || readOnly !== undefined;
   ui.text.placeholder = readOnly ?? 'Write a message…';
   const alone = r !== undefined && r.entries.length === 0 && r.members.size <= 1;
-  ui.messages.replaceChildren(...(alone ? [emptyRoomHint()] : (r?.entries.map(renderEntry) ?? [])));
+  ui.messages.replaceChildren(
+    ...(alone && name ? [emptyRoomHint(name)] : (r?.entries.map(renderEntry) ?? [])),
+  );
   renderMembers();
   renderRoomList();
   scrollToEnd();
