@@ -170,6 +170,9 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   #openedAt = 0;
   #everOpened = false;
   readonly #rooms = new Map<string, number>();
+  /** Counts `removed` frames; each room's last one, so a join can tell one that overtook its reply. */
+  #removals = 0;
+  readonly #removedAt = new Map<string, number>();
   readonly #pending = new Map<RequestId, Pending>();
   readonly #seen = new Set<string>();
   #nextId = 0;
@@ -329,7 +332,11 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   /** Joins a room; the reply carries up to `history` (≤ 50) of its latest messages, oldest first. */
   async join(room: string, options: { history?: number } = {}): Promise<JoinedFrame> {
     checkRoom(room);
+    const before = this.#removals;
     const joined = await this.request({ type: 'join', room, history: options.history ?? 0 });
+    // A `removed` may overtake the `joined` of a join that raced the revocation: it is final.
+    if ((this.#removedAt.get(room) ?? 0) > before)
+      throw new RealtimeError('forbidden', `removed from ${room}: access revoked`);
     this.#rooms.set(room, options.history ?? 0);
     for (const m of joined.history) this.#markSeen(m.messageId);
     return joined;
@@ -669,6 +676,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       case 'removed':
         // Out for good: a rejoin after a reconnect would be refused.
         this.#rooms.delete(frame.room);
+        this.#removedAt.set(frame.room, ++this.#removals);
         this.emit('removed', frame);
         return;
       case 'access_changed':
