@@ -1,7 +1,9 @@
 import type { Deps } from '../lambdas/core/deps.ts';
 import { FUNCTIONS } from '../lambdas/functions.ts';
+import { makeBlocksHandler } from '../lambdas/http-admin-blocks.ts';
 import { makeConnectionsHandler } from '../lambdas/http-admin-connections.ts';
 import { makeIpBlockHandler } from '../lambdas/http-admin-ip-block.ts';
+import { makeRoomGrantsHandler } from '../lambdas/http-admin-room-grants.ts';
 import { makeRoomMessagesHandler } from '../lambdas/http-admin-room-messages.ts';
 import { makeUserBlockHandler } from '../lambdas/http-admin-user-block.ts';
 import { makeUserRevokeHandler } from '../lambdas/http-admin-user-revoke.ts';
@@ -38,6 +40,8 @@ const HTTP_FACTORIES: Record<string, (deps: Deps) => HttpHandler> = {
   'http-admin-user-revoke': makeUserRevokeHandler,
   'http-admin-connections': makeConnectionsHandler,
   'http-admin-room-messages': makeRoomMessagesHandler,
+  'http-admin-room-grants': makeRoomGrantsHandler,
+  'http-admin-blocks': makeBlocksHandler,
 };
 
 const WS_FACTORIES: Record<string, (deps: Deps) => (event: never) => Promise<unknown>> = {

@@ -740,6 +740,7 @@ describe('observability', () => {
     expect(named('/who was blocked and why')?.QueryString).toMatch(
       /fields .*username, ip, reason[\s\S]*user\.blocked/,
     );
+    expect(named('/room access')?.QueryString).toMatch(/fields .*room, reason[\s\S]*room\.denied/);
     expect(named('/top senders')?.QueryString).toMatch(/\$default[\s\S]*by username, principal/);
     expect(named('/delivery failures')?.QueryString).toMatch(/delivery\.failed[\s\S]*sum\(failed\)/);
     expect(named('/top senders')?.LogGroupNames).toEqual([
