@@ -13,6 +13,7 @@ import {
 import { incrementCounter, secondsLeft, windowAt } from './counters.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
+import { readRoomForFanout, storeAndDeliver } from './fanout.ts';
 import { decryptFrame, encryptFrame } from './frame-crypto.ts';
 import { fitFrame } from './frame-size.ts';
 import { type ChatMessage, recentMessages, saveMessage } from './history.ts';
@@ -283,7 +284,11 @@ async function dispatch(
     }
     case 'message': {
       requireMember(conn, m.room);
-      const [members, stopped] = await Promise.all([roomMembers(deps, m.room), stopReason(deps, conn, now)]);
+      // The room's first page only: a big room is not read here, its workers read it in ranges.
+      const [first, stopped] = await Promise.all([
+        readRoomForFanout(deps, m.room),
+        stopReason(deps, conn, now),
+      ]);
       if (stopped) {
         await closeConnection(deps, conn, stopped);
         return undefined;
@@ -296,7 +301,7 @@ async function dispatch(
         ts: deps.clock.now(),
         messageId: randomUUID(),
       };
-      await Promise.all([sendToConnections(deps, members, message), saveMessage(deps, message)]);
+      await storeAndDeliver(deps, m.room, first, message, () => saveMessage(deps, message));
       return withId({ type: 'ack', messageId: message.messageId }, id);
     }
     case 'refresh_token': {
