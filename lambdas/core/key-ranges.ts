@@ -11,45 +11,57 @@ export interface KeyRange {
   readonly to?: string | undefined;
 }
 
-/** The characters of connection ids (base64 and base64url, with padding), in byte order. */
+/**
+ * The characters of connection ids in byte order, with their weights: each of base64 (`+`, `/`)
+ * and base64url (`-`, `_`) uses 64 of them, so the four that only one uses weigh half, and `=`
+ * (padding, never first) nothing. Equal weights then hold about equal shares of either kind.
+ */
 const ALPHABET = '+-/0123456789=ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz';
-const BASE = ALPHABET.length;
-/** Digits of a boundary: 67^8 positions, within a double's exact integers. */
+const WEIGHTS = [...ALPHABET].map((c) => ('+-/_'.includes(c) ? 0.5 : c === '=' ? 0 : 1));
+const TOTAL = WEIGHTS.reduce((a, b) => a + b, 0);
+/** Where each character's share of the key space starts. */
+const STARTS = WEIGHTS.map((_, i) => WEIGHTS.slice(0, i).reduce((a, b) => a + b, 0));
+/** Characters of a boundary: 64^8 positions, finer than any room. */
 const DIGITS = 8;
 
-/** Rank of a character: how many alphabet characters sort before it (monotone in byte order). */
-function rank(code: number): number {
-  let lo = 0;
-  let hi = BASE;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (ALPHABET.charCodeAt(mid) < code) lo = mid + 1;
-    else hi = mid;
+/** A character's share of the key space, [start, start + weight) out of TOTAL; others sit at the start of the next. */
+function shareOf(code: number): { start: number; weight: number } {
+  let i = 0;
+  while (i < ALPHABET.length && ALPHABET.charCodeAt(i) < code) i++;
+  if (i < ALPHABET.length && ALPHABET.charCodeAt(i) === code) {
+    return { start: STARTS[i] as number, weight: WEIGHTS[i] as number };
   }
-  // A character of the alphabet is its own digit; one between two of them sorts just after the lower.
-  return lo < BASE && ALPHABET.charCodeAt(lo) === code ? lo : Math.max(0, lo - 0.5);
+  return { start: i < ALPHABET.length ? (STARTS[i] as number) : TOTAL, weight: 0 };
 }
 
-/** Where a key sits in [0, 1): monotone (never decreasing) in the keys' byte order. */
+/** Where a key sits in [0, 1]: monotone (never decreasing) in the keys' byte order. */
 export function keyPosition(key: string): number {
   let position = 0;
   let scale = 1;
-  for (let i = 0; i < Math.min(DIGITS, key.length); i++) {
-    scale /= BASE;
-    position += rank(key.charCodeAt(i)) * scale;
+  for (let i = 0; i < Math.min(DIGITS, key.length) && scale > 0; i++) {
+    const { start, weight } = shareOf(key.charCodeAt(i));
+    position += (start / TOTAL) * scale;
+    scale *= weight / TOTAL;
   }
   return Math.min(position, 1);
 }
 
-/** The boundary string at a position in (0, 1): `DIGITS` characters, increasing with the position. */
+/** The boundary string at a position in [0, 1): `DIGITS` characters, never decreasing with the position. */
 export function boundaryAt(position: number): string {
-  let rest = Math.floor(Math.min(Math.max(position, 0), 1 - 1e-15) * BASE ** DIGITS);
-  const out: string[] = [];
-  for (let i = 0; i < DIGITS; i++) {
-    out.unshift(ALPHABET[rest % BASE] as string);
-    rest = Math.floor(rest / BASE);
+  let rest = Math.min(Math.max(position, 0), 1 - 1e-12) * TOTAL;
+  let out = '';
+  for (let d = 0; d < DIGITS; d++) {
+    let i = 0;
+    while (
+      i < ALPHABET.length - 1 &&
+      ((WEIGHTS[i] as number) === 0 || rest >= (STARTS[i] as number) + (WEIGHTS[i] as number))
+    )
+      i++;
+    out += ALPHABET[i];
+    const weight = WEIGHTS[i] as number;
+    rest = Math.min(Math.max((rest - (STARTS[i] as number)) / weight, 0), 1 - 1e-12) * TOTAL;
   }
-  return out.join('');
+  return out;
 }
 
 /**
