@@ -39,6 +39,9 @@ export interface LocalQueue extends MessageQueue {
   readonly invocations: number;
   /** Resolves once nothing is waiting, delayed or in flight. */
   drained(): Promise<void>;
+  /** Tests only: holds every record back (a worker pool not yet scaled up) until `resume()`. */
+  pause(): void;
+  resume(): void;
   close(): Promise<void>;
 }
 
@@ -63,6 +66,7 @@ export function localQueue(options: LocalQueueOptions): LocalQueue {
   let invocations = 0;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
+  let paused = false;
   let idle: (() => void)[] = [];
 
   const recordOf = (held: Held): SqsRecord => ({
@@ -119,7 +123,7 @@ export function localQueue(options: LocalQueueOptions): LocalQueue {
   };
 
   const pump = () => {
-    if (closed) return;
+    if (closed || paused) return;
     const now = Date.now();
     while (inFlight < maxConcurrency) {
       const ready = waiting.filter((h) => h.availableAt <= now);
@@ -176,6 +180,13 @@ export function localQueue(options: LocalQueueOptions): LocalQueue {
     deadLetters,
     get invocations() {
       return invocations;
+    },
+    pause: () => {
+      paused = true;
+    },
+    resume: () => {
+      paused = false;
+      setImmediate(pump);
     },
     drained: () =>
       new Promise<void>((resolve) => {

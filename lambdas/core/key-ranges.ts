@@ -17,7 +17,7 @@ export interface KeyRange {
  * (padding, never first) nothing. Equal weights then hold about equal shares of either kind.
  */
 const ALPHABET = '+-/0123456789=ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz';
-const WEIGHTS = [...ALPHABET].map((c) => ('+-/_'.includes(c) ? 0.5 : c === '=' ? 0 : 1));
+const WEIGHTS: number[] = [...ALPHABET].map((c) => ('+-/_'.includes(c) ? 0.5 : c === '=' ? 0 : 1));
 const TOTAL = WEIGHTS.reduce((a, b) => a + b, 0);
 /** Where each character's share of the key space starts. */
 const STARTS = WEIGHTS.map((_, i) => WEIGHTS.slice(0, i).reduce((a, b) => a + b, 0));
