@@ -1,4 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -334,6 +335,24 @@ export async function measureColdStarts(runs = 5): Promise<ColdStartResult> {
           return messageEvent(socket, socketPair.claims, { type: 'ping', id: 1 });
         case 'ws-disconnect':
           return disconnectEvent(connectionInfo(), socketPair.claims);
+        case 'fanout-worker':
+          // One job of a big room's message: its range read, claimed, posted (an empty room here).
+          return {
+            Records: [
+              {
+                messageId: randomUUID(),
+                body: JSON.stringify({
+                  v: 1,
+                  id: randomUUID(),
+                  room: 'cold-hall',
+                  range: {},
+                  frame: { type: 'message', room: 'cold-hall', messageId: randomUUID() },
+                }),
+                attributes: { ApproximateReceiveCount: '1' },
+                eventSource: 'aws:sqs',
+              },
+            ],
+          };
         default:
           // A function added to the manifest since this bench was written: its first route, authenticated.
           if (spec.httpRoutes?.[0])
