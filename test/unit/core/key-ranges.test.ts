@@ -1,6 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { boundaryAt, inRange, type KeyRange, keyPosition, splitRange } from '../../../lambdas/core/key-ranges.ts';
+import {
+  boundaryAt,
+  inRange,
+  type KeyRange,
+  keyPosition,
+  splitRange,
+} from '../../../lambdas/core/key-ranges.ts';
 
 /** Connection ids as API Gateway (base64) and the local gateway (base64url) make them. */
 const awsId = () => `${randomBytes(11).toString('base64')}=`.slice(0, 16);

@@ -53,7 +53,9 @@ describe('the lean SQS client', () => {
   it('sends SendMessageBatch, signed as sqs, 10 entries a request, with the queue URL and delays', async () => {
     const { seen, queueUrl } = await standIn(() => ({ status: 200, body: { Successful: [], Failed: [] } }));
     const queue = sqsQueue({ queueUrl, region: 'eu-west-1', credentials });
-    await queue.send(Array.from({ length: 23 }, (_, i) => ({ body: `job-${i}`, ...(i === 0 ? { delayS: 4 } : {}) })));
+    await queue.send(
+      Array.from({ length: 23 }, (_, i) => ({ body: `job-${i}`, ...(i === 0 ? { delayS: 4 } : {}) })),
+    );
     queue.destroy();
     expect(seen).toHaveLength(3);
     expect(seen.every((s) => s.signed && s.target === 'AmazonSQS.SendMessageBatch')).toBe(true);
@@ -67,7 +69,8 @@ describe('the lean SQS client', () => {
   it('sends again only the entries SQS reported failed, until they are taken', async () => {
     const { seen, queueUrl } = await standIn((s, n) => ({
       status: 200,
-      body: n === 1 ? { Failed: [{ Id: s.body.Entries[1]?.Id, Code: 'InternalError', SenderFault: false }] } : {},
+      body:
+        n === 1 ? { Failed: [{ Id: s.body.Entries[1]?.Id, Code: 'InternalError', SenderFault: false }] } : {},
     }));
     const queue = sqsQueue({ queueUrl, region: 'eu-west-1', credentials });
     await queue.send([{ body: 'a' }, { body: 'b' }, { body: 'c' }]);

@@ -35,7 +35,9 @@ describe('the local SQS queue and event source', () => {
       handler: async (event): Promise<SqsBatchResponse> => {
         for (const r of event.Records)
           seen.push({ body: r.body, count: r.attributes.ApproximateReceiveCount, at: Date.now() });
-        const fail = event.Records.filter((r) => r.body === 'b' && r.attributes.ApproximateReceiveCount === '1');
+        const fail = event.Records.filter(
+          (r) => r.body === 'b' && r.attributes.ApproximateReceiveCount === '1',
+        );
         return { batchItemFailures: fail.map((r) => ({ itemIdentifier: r.messageId })) };
       },
     });
@@ -103,7 +105,10 @@ describe('the local SQS queue and event source', () => {
       },
     });
     const start = Date.now();
-    await queue.send([{ body: 'late', delayS: 0.3 }, ...Array.from({ length: 6 }, (_, i) => ({ body: `n${i}` }))]);
+    await queue.send([
+      { body: 'late', delayS: 0.3 },
+      ...Array.from({ length: 6 }, (_, i) => ({ body: `n${i}` })),
+    ]);
     await queue.drained();
     expect(peak).toBe(2);
     expect((at.late ?? 0) - start).toBeGreaterThanOrEqual(290);
