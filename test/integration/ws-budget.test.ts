@@ -1,11 +1,13 @@
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blockId, putBlock } from '../../lambdas/core/access.ts';
-import { connectionsOfUser, joinRoom } from '../../lambdas/core/connections.ts';
+import { type Connection, connectionsOfUser, joinRoom } from '../../lambdas/core/connections.ts';
 import type { ConnectionsApi } from '../../lambdas/core/deps.ts';
+import { hashPassword } from '../../lambdas/core/passwords.ts';
 import { issueTicket } from '../../lambdas/core/tokens.ts';
+import { createUser } from '../../lambdas/core/users.ts';
 import { type ProbeCall, RoundTripProbe } from '../support/round-trips.ts';
-import { registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
+import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
 import { type Client, is, openClient, refusalStatus, terminateAll } from '../support/ws-client.ts';
 
 let system: TestSystem;
@@ -167,25 +169,39 @@ describe('fan-out is proportional to the room', () => {
 describe('the ack of a message to a big room', () => {
   let big: TestSystem;
   const bigProbe = new RoundTripProbe();
-  /** Each socket with its connection id, found as it opened. */
-  const sockets: { client: Client; id: string }[] = [];
   const DIRECT_MAX = 3;
+  let ivyToken = '';
+
+  /** Opens `n` sockets of one user, each with its connection id, found as it opened (closed after each test). */
+  async function openSockets(n: number): Promise<{ client: Client; id: string }[]> {
+    const out: { client: Client; id: string }[] = [];
+    const known = new Set((await connectionsOfUser(big.deps, 'ivy')).map((c) => c.connectionId));
+    for (let i = 0; i < n; i++) {
+      const client = await openClient(big.wsUrl, { protocols: ['jwt', ivyToken] });
+      const fresh = (await connectionsOfUser(big.deps, 'ivy')).filter((c) => !known.has(c.connectionId));
+      expect(fresh).toHaveLength(1);
+      const row = fresh[0] as Connection;
+      known.add(row.connectionId);
+      out.push({ client, id: row.connectionId });
+    }
+    return out;
+  }
+
+  async function joinAll(sockets: readonly { id: string }[], room: string): Promise<void> {
+    const rows = await connectionsOfUser(big.deps, 'ivy');
+    for (const s of sockets) {
+      const row = rows.find((r) => r.connectionId === s.id);
+      if (!row) throw new Error('no row for a socket');
+      expect(await joinRoom(big.deps, row, room)).toBe('joined');
+    }
+  }
 
   beforeAll(async () => {
     big = await startTestSystem({ RATE_LIMIT_MAX: '100000', MAX_CONNECTIONS_PER_USER: '100' }, undefined, {
       sweeperTimer: false,
       fanout: { directMax: DIRECT_MAX, membersPerJob: 4, jobMax: 8 },
     });
-    const { access_token } = await registerAndLogin(big, 'ivy');
-    const known = new Set<string>();
-    for (let i = 0; i < 40; i++) {
-      const client = await openClient(big.wsUrl, { protocols: ['jwt', access_token] });
-      const fresh = (await connectionsOfUser(big.deps, 'ivy')).filter((c) => !known.has(c.connectionId));
-      expect(fresh).toHaveLength(1);
-      const id = (fresh[0] as { connectionId: string }).connectionId;
-      known.add(id);
-      sockets.push({ client, id });
-    }
+    ivyToken = (await registerAndLogin(big, 'ivy')).access_token;
     bigProbe.attach(big.deps.db);
     const bigApi = big.deps.api as ConnectionsApi;
     bigApi.post = bigProbe.wrapApi({
@@ -195,21 +211,16 @@ describe('the ack of a message to a big room', () => {
     }).post;
   }, 120_000);
   afterAll(async () => {
-    for (const s of sockets) s.client.ws.terminate();
     await big.close();
   });
 
   it('spends two round trips before the store, reads at most directMax + 1 members and posts nothing before the ack, at any room size', async () => {
-    const rows = await connectionsOfUser(big.deps, 'ivy');
+    const sockets = await openSockets(40);
     const signatures: string[][] = [];
     for (const size of [12, 40]) {
       const room = `hall-${size}`;
       const inside = sockets.slice(0, size);
-      for (const s of inside) {
-        const row = rows.find((r) => r.connectionId === s.id);
-        if (!row) throw new Error('no row for a socket');
-        await joinRoom(big.deps, row, room);
-      }
+      await joinAll(inside, room);
       await waitQuiet(bigProbe);
       big.queue.pause();
       const ack = await (inside[0] as { client: Client }).client.request({
@@ -240,6 +251,30 @@ describe('the ack of a message to a big room', () => {
     }
     expect(signatures[1]).toEqual(signatures[0]);
   }, 120_000);
+
+  it('answers an HTTP publish to a big room with 202 queued, then the workers deliver it to each member once', async () => {
+    await createUser(big.deps, {
+      username: 'herald',
+      passwordHash: await hashPassword(PASSWORD),
+      roles: ['publisher'],
+    });
+    const login = await big.request('POST', '/auth/login', {
+      body: { username: 'herald', password: PASSWORD },
+    });
+    const room = 'hall-http';
+    const inside = await openSockets(20);
+    await joinAll(inside, room);
+    const res = await big.request('POST', `/admin/rooms/${room}/messages`, {
+      token: login.body.access_token as string,
+      body: { text: 'to the hall' },
+    });
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ messageId: expect.any(String), queued: true });
+    const mine = is('message', { messageId: res.body.messageId as string, from: 'herald' });
+    await Promise.all(inside.map((s) => s.client.next(mine, 10_000)));
+    await big.queue.drained();
+    expect(inside.map((s) => s.client.count(mine))).toEqual(inside.map(() => 1));
+  }, 60_000);
 });
 
 /** Waits until a probe's store has been idle for 50 ms, then resets it. */

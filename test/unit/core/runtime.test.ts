@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { awsKeySource } from '../../../lambdas/core/aws-keys.ts';
 import { envName, SETTING_NAMES } from '../../../lambdas/core/settings.ts';
 import { TABLE_KEYS, tableEnvName } from '../../../lambdas/core/tables.ts';
@@ -19,6 +19,23 @@ describe('the Lambda runtime', () => {
     await expect(deps.keys.signingKey()).rejects.toMatchObject({ code: 'internal' });
     await expect(deps.keys.publicKeys()).rejects.toMatchObject({ code: 'internal' });
     expect(SETTING_NAMES.map(envName)).toContain('ALLOWED_ORIGINS');
+  });
+
+  it('gives a function whose environment names the fan-out queue a queue to send to, and others none', () => {
+    const env: NodeJS.ProcessEnv = {
+      AWS_REGION: 'eu-west-1',
+      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'not-a-real-secret',
+      TOKEN_ISSUER: 'https://x.example',
+      TOKEN_AUDIENCE: 'urn:x',
+      ALLOWED_ORIGINS: 'https://app.example.com',
+      FANOUT_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/000000000000/jobs',
+    };
+    for (const key of TABLE_KEYS) env[tableEnvName(key)] = `t-${key}`;
+    vi.resetModules();
+    return import('../../../lambdas/runtime.ts').then(({ runtime: fresh }) => {
+      expect(typeof fresh(env).queue?.send).toBe('function');
+    });
   });
 
   it('gives a verifying function public keys only: it can never sign', async () => {
