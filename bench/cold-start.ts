@@ -491,12 +491,13 @@ function coldStartSection(
         ...rows.map((r) => [
           r.name,
           fmt(r.oursKb),
-          fmt(r.beforeKb),
-          ratio(r.oursKb, r.beforeKb),
+          // A function that did not exist at the "before" commit has no before.
+          ...(Number.isFinite(r.beforeKb)
+            ? [fmt(r.beforeKb), ratio(r.oursKb, r.beforeKb)]
+            : ['—', '—']),
           fmt(r.oursMs),
-          fmt(r.beforeMs),
-          ratio(r.oursMs, r.beforeMs),
-          `${fmt(r.oursWallMs)} / ${fmt(r.beforeWallMs)}`,
+          ...(Number.isFinite(r.beforeMs) ? [fmt(r.beforeMs), ratio(r.oursMs, r.beforeMs)] : ['—', '—']),
+          `${fmt(r.oursWallMs)} / ${Number.isFinite(r.beforeWallMs) ? fmt(r.beforeWallMs) : '—'}`,
           r.argon2 ? 'yes' : '—',
           r.heaviest,
           r.outcome,
@@ -505,8 +506,8 @@ function coldStartSection(
     ),
     '',
     `Bundles average **${fmt(avg(sized.map((r) => r.oursKb)))} KB** (largest ${fmt(Math.max(...sized.map((r) => r.oursKb)))} KB, ` +
-      `cap ${BUNDLE_CAP_KB} KB, aim 200 KB) against ${fmt(avg(sized.map((r) => r.beforeKb)))} KB before; import + first event ` +
-      `**${fmt(avg(sized.map((r) => r.oursMs)))} ms** on average against ${fmt(avg(sized.map((r) => r.beforeMs)))} ms before ` +
+      `cap ${BUNDLE_CAP_KB} KB, aim 200 KB) against ${fmt(avg(sized.map((r) => r.beforeKb).filter(Number.isFinite)))} KB before; import + first event ` +
+      `**${fmt(avg(sized.map((r) => r.oursMs)))} ms** on average against ${fmt(avg(sized.map((r) => r.beforeMs).filter(Number.isFinite)))} ms before ` +
       `and ${fmt(emptyMs)} ms for an empty handler.`,
     '',
     `"ms": median of ${runs} fresh \`node\` processes of the time to import the bundle and handle one event ` +

@@ -80,8 +80,8 @@ const headline = [
       `${fmt((e2e1000.ours.deliveriesPerS / e2e1000.bare.deliveriesPerS) * 100, 2)}% of a bare \`ws\` broadcast on the same machine.`
     : '',
   `- Bundles: **${fmt(avg(coldRows.map((r) => r.oursKb)))} KB** on average (largest ${fmt(Math.max(...coldRows.map((r) => r.oursKb)))} KB), ` +
-    `${fmt(avg(coldRows.map((r) => r.beforeKb)))} KB before; cold start (import + one event, median) ` +
-    `**${fmt(avg(coldRows.map((r) => r.oursMs)))} ms**, ${fmt(avg(coldRows.map((r) => r.beforeMs)))} ms before, ` +
+    `${fmt(avg(coldRows.map((r) => r.beforeKb).filter(Number.isFinite)))} KB before; cold start (import + one event, median) ` +
+    `**${fmt(avg(coldRows.map((r) => r.oursMs)))} ms**, ${fmt(avg(coldRows.map((r) => r.beforeMs).filter(Number.isFinite)))} ms before, ` +
     `${fmt(cold.emptyMs)} ms for an empty handler.`,
   `- Posting: one \`PostToConnection\` costs **${fmt(e2e.post.leanUs)} µs of CPU** through ours, ` +
     `${fmt(e2e.post.sdkUs)} µs through the AWS SDK client: **${fmt(e2e.post.leanUs / e2e.post.sdkUs, 2)}×** (budget ≤ 0.4).`,
