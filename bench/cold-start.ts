@@ -492,9 +492,7 @@ function coldStartSection(
           r.name,
           fmt(r.oursKb),
           // A function that did not exist at the "before" commit has no before.
-          ...(Number.isFinite(r.beforeKb)
-            ? [fmt(r.beforeKb), ratio(r.oursKb, r.beforeKb)]
-            : ['—', '—']),
+          ...(Number.isFinite(r.beforeKb) ? [fmt(r.beforeKb), ratio(r.oursKb, r.beforeKb)] : ['—', '—']),
           fmt(r.oursMs),
           ...(Number.isFinite(r.beforeMs) ? [fmt(r.beforeMs), ratio(r.oursMs, r.beforeMs)] : ['—', '—']),
           `${fmt(r.oursWallMs)} / ${Number.isFinite(r.beforeWallMs) ? fmt(r.beforeWallMs) : '—'}`,
