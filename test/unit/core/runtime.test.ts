@@ -8,6 +8,8 @@ describe('the Lambda runtime', () => {
   it('starts a function that holds no keys (no secret ARN in its environment) and refuses to sign or verify there', async () => {
     const env: NodeJS.ProcessEnv = {
       AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'ASIAROLE',
+      AWS_SECRET_ACCESS_KEY: 'role-secret',
       TOKEN_ISSUER: 'https://x.example',
       TOKEN_AUDIENCE: 'urn:x',
       ALLOWED_ORIGINS: 'https://app.example.com',
@@ -36,6 +38,26 @@ describe('the Lambda runtime', () => {
     return import('../../../lambdas/runtime.ts').then(({ runtime: fresh }) => {
       expect(typeof fresh(env).queue?.send).toBe('function');
     });
+  });
+
+  it('fails the cold start, naming what is missing, without the credentials or region Lambda sets', async () => {
+    const env: NodeJS.ProcessEnv = {
+      TOKEN_ISSUER: 'https://x.example',
+      TOKEN_AUDIENCE: 'urn:x',
+      ALLOWED_ORIGINS: 'https://app.example.com',
+    };
+    for (const key of TABLE_KEYS) env[tableEnvName(key)] = `t-${key}`;
+    // runtime() builds once per container: a fresh copy of the module for each cold start.
+    const fresh = async () => {
+      vi.resetModules();
+      return (await import('../../../lambdas/runtime.ts')).runtime;
+    };
+    expect(
+      (await fresh()).bind(null, { ...env, AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 's' }),
+    ).toThrow(/AWS_REGION/);
+    expect((await fresh()).bind(null, { ...env, AWS_REGION: 'us-east-1' })).toThrow(
+      /AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/,
+    );
   });
 
   it('gives a verifying function public keys only: it can never sign', async () => {
