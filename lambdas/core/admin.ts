@@ -1,12 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import { blockId, putBlock, removeBlock, revokeUserTokens } from './access.ts';
-import { allConnections, roomMembers } from './connections.ts';
+import { allConnections } from './connections.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
-import { type ChatMessage, saveMessage } from './history.ts';
 import { normalizeIp } from './ip.ts';
-import { ROOM_PATTERN } from './protocol.ts';
-import { closeUserSockets, sendToConnections } from './sockets.ts';
+import { idempotencyKeyOf, ROOM_PATTERN } from './protocol.ts';
+import { publishedReply, publishMessage } from './publish.ts';
+import { closeUserSockets } from './sockets.ts';
 import type { AccessClaims } from './tokens.ts';
 import { getUser, normalizeUsername, type User } from './users.ts';
 
@@ -132,13 +131,16 @@ export async function listConnections(deps: Deps): Promise<ConnectionView[]> {
     .sort((a, b) => a.connectedAt - b.connectedAt);
 }
 
-/** Delivers a message to a room's members as a message `from` the caller, and keeps it in history. */
+/**
+ * Delivers a message to a room's members as a message `from` the caller, and keeps it in
+ * history; a repeated `idempotencyKey` is answered with the first one's reference.
+ */
 export async function publishToRoom(
   deps: Deps,
   caller: AccessClaims,
   room: string | undefined,
   body: Record<string, unknown>,
-): Promise<{ messageId: string; delivered: number }> {
+): Promise<Record<string, unknown>> {
   if (room === undefined || !ROOM_PATTERN.test(room))
     throw new AppError('invalid_request', 'room must be 1-64 of A-Z, a-z, 0-9, _ . -');
   const text = body.text;
@@ -147,19 +149,19 @@ export async function publishToRoom(
   if (Buffer.byteLength(text) > deps.settings.maxMessageBytes) {
     throw new AppError('invalid_request', `text is limited to ${deps.settings.maxMessageBytes} bytes`);
   }
-  const message: ChatMessage = {
-    type: 'message',
+  const idempotencyKey = idempotencyKeyOf(body.idempotencyKey);
+  const published = await publishMessage(deps, {
     room,
     from: caller.username,
-    text,
-    ts: deps.clock.now(),
-    messageId: randomUUID(),
-  };
-  const members = await roomMembers(deps, room);
-  const [delivery] = await Promise.all([
-    sendToConnections(deps, members, message),
-    saveMessage(deps, message),
-  ]);
-  deps.audit('info', 'admin.publish', { username: caller.username, room, count: delivery.delivered });
-  return { messageId: message.messageId, delivered: delivery.delivered };
+    content: { text },
+    ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+  });
+  if ('stopped' in published) throw new AppError('internal', 'publishing stopped');
+  deps.audit('info', 'admin.publish', {
+    username: caller.username,
+    room,
+    count: published.delivered,
+    ...(published.duplicate ? { reason: 'duplicate' } : {}),
+  });
+  return { ...publishedReply(published), delivered: published.delivered };
 }

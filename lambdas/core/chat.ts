@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { accessDenial, accessRefs, accessStateFrom, blockId, putBlock, readAccessState } from './access.ts';
 import { nowS } from './clock.ts';
 import {
@@ -15,8 +14,9 @@ import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { decryptFrame, encryptFrame } from './frame-crypto.ts';
 import { fitFrame } from './frame-size.ts';
-import { type ChatMessage, recentMessages, saveMessage } from './history.ts';
 import { type ClientId, type ClientMessage, clientIdOf, errorFrame, parseClientMessage } from './protocol.ts';
+import { publishedReply, publishMessage } from './publish.ts';
+import { joinHistory } from './recovery.ts';
 import { type CloseReason, closeConnection, closeUserSockets, sendToConnections } from './sockets.ts';
 import { batchGet } from './store.ts';
 import { verifyAccessToken } from './tokens.ts';
@@ -41,7 +41,8 @@ export type FrameReply = Record<string, unknown> | undefined;
  * Handles one client frame. Round trip 1, in parallel: the user's rate-limit counter
  * (one atomic ADD shared by all of the user's sockets) and one BatchGetItem for the
  * live connection row, the token's revocations and the user's block. A chat message
- * then needs one more (the room's members, a Query) before fan-out.
+ * then needs one more before fan-out (the room's members, a Query, beside its `seq` update
+ * and the sender's re-read), two with an `idempotencyKey` (its conditional write).
  */
 export async function handleFrame(deps: Deps, sender: FrameSender, body: string): Promise<FrameReply> {
   const { settings } = deps;
@@ -236,10 +237,10 @@ async function dispatch(
       if (!already && conn.rooms.length >= MAX_ROOMS_PER_CONNECTION) {
         throw new AppError('invalid_request', `a socket may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
       }
-      const [joined, members, history] = await Promise.all([
+      const [joined, members, { position, history, recovered }] = await Promise.all([
         already ? 'joined' : joinRoom(deps, conn, m.room, { maxRooms: MAX_ROOMS_PER_CONNECTION }),
         roomMembers(deps, m.room),
-        recentMessages(deps, m.room, m.history, now),
+        joinHistory(deps, m.room, m, deps.clock.now()),
       ]);
       // The socket was forgotten while joining: make sure it is not left open and deaf.
       if (joined === 'gone') return endForgotten(deps, conn.connectionId);
@@ -256,10 +257,22 @@ async function dispatch(
         });
       // The joining socket's own row may or may not be in the Query that ran beside its write.
       const names = [...new Set([conn.username, ...members.map((x) => x.username)])].sort();
-      // The reply must fit API Gateway's 128 KB message limit: the oldest history goes first,
-      // measured on the whole frame (members included), sealed when it will be.
-      return fitFrame(withId({ type: 'joined', room: m.room, members: names, history }, id), 'history', {
+      // The reply must fit API Gateway's 128 KB message limit, measured on the whole frame
+      // (members included), sealed when it will be. The oldest history goes first; a recovered
+      // history keeps its oldest instead, so it stays gapless: its end short of `seq` tells the
+      // client to join again from there.
+      const reply = {
+        type: 'joined',
+        room: m.room,
+        epoch: position.epoch,
+        seq: position.seq,
+        members: names,
+        history,
+        ...(recovered === undefined ? {} : { recovered }),
+      };
+      return fitFrame(withId(reply, id), 'history', {
         encrypted: conn.messageKey !== undefined,
+        drop: recovered ? 'newest' : 'oldest',
       });
     }
     case 'leave': {
@@ -283,21 +296,16 @@ async function dispatch(
     }
     case 'message': {
       requireMember(conn, m.room);
-      const [members, stopped] = await Promise.all([roomMembers(deps, m.room), stopReason(deps, conn, now)]);
-      if (stopped) {
-        await closeConnection(deps, conn, stopped);
+      const published = await publishMessage(
+        deps,
+        { room: m.room, from: conn.username, content: { text: m.text }, idempotencyKey: m.idempotencyKey },
+        () => stopReason(deps, conn, now),
+      );
+      if ('stopped' in published) {
+        await closeConnection(deps, conn, published.stopped);
         return undefined;
       }
-      const message: ChatMessage = {
-        type: 'message',
-        room: m.room,
-        from: conn.username,
-        text: m.text,
-        ts: deps.clock.now(),
-        messageId: randomUUID(),
-      };
-      await Promise.all([sendToConnections(deps, members, message), saveMessage(deps, message)]);
-      return withId({ type: 'ack', messageId: message.messageId }, id);
+      return withId({ type: 'ack', ...publishedReply(published) }, id);
     }
     case 'refresh_token': {
       const claims = await verifyAccessToken(deps, m.token);
