@@ -68,7 +68,8 @@ export async function claimIdempotencyKey(
     const messageId = str(first, 'messageId');
     const epoch = str(first, 'epoch');
     const seq = num(first, 'seq');
-    if (isLive(first, nowSeconds) && messageId && epoch && seq !== undefined) return { messageId, epoch, seq };
+    if (isLive(first, nowSeconds) && messageId && epoch && seq !== undefined)
+      return { messageId, epoch, seq };
     // The record expired between the write and the read: claim it again.
   }
   throw new AppError('unavailable', 'the store is unavailable (idempotency contention)');

@@ -62,7 +62,8 @@ export function sinceOf(value: unknown): Since {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw bad('since must be {"epoch", "seq"}');
   const { epoch, seq } = value as Record<string, unknown>;
-  if (typeof epoch !== 'string' || !EPOCH_PATTERN.test(epoch)) throw bad('since.epoch must be an epoch string');
+  if (typeof epoch !== 'string' || !EPOCH_PATTERN.test(epoch))
+    throw bad('since.epoch must be an epoch string');
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0)
     throw bad('since.seq must be a whole number');
   return { epoch, seq };

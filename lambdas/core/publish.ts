@@ -52,7 +52,10 @@ export async function publishMessage(
     const first = await claimIdempotencyKey(deps, p.room, p.from, p.idempotencyKey, message, now);
     if (first) return { ...first, duplicate: true, delivered: 0 };
   }
-  const [delivery] = await Promise.all([sendToConnections(deps, members, message), saveMessage(deps, message)]);
+  const [delivery] = await Promise.all([
+    sendToConnections(deps, members, message),
+    saveMessage(deps, message),
+  ]);
   return {
     messageId: message.messageId,
     epoch: message.epoch,

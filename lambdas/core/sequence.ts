@@ -142,7 +142,11 @@ export async function roomPosition(deps: Store, room: string, nowMs: number): Pr
       'sequence',
       (db) =>
         db.send(
-          new GetItemCommand({ TableName: deps.tables.messages, Key: counterKey(room), ConsistentRead: true }),
+          new GetItemCommand({
+            TableName: deps.tables.messages,
+            Key: counterKey(room),
+            ConsistentRead: true,
+          }),
         ),
       deps.db,
     );

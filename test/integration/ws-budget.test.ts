@@ -157,10 +157,20 @@ describe('chat message budget', () => {
   it('answers a repeated key without any post: neither stored nor delivered again', async () => {
     const room = freshRoom();
     const [bea, cy] = await inRoom(room, ['bea', 'cyd']);
-    const first = await (bea as Client).request({ type: 'message', room, text: 'once', idempotencyKey: 'k1' });
+    const first = await (bea as Client).request({
+      type: 'message',
+      room,
+      text: 'once',
+      idempotencyKey: 'k1',
+    });
     await (cy as Client).next(is('message', { text: 'once' }));
     await quiet();
-    const again = await (bea as Client).request({ type: 'message', room, text: 'once', idempotencyKey: 'k1' });
+    const again = await (bea as Client).request({
+      type: 'message',
+      room,
+      text: 'once',
+      idempotencyKey: 'k1',
+    });
     expect(again).toMatchObject({ messageId: first.messageId, seq: first.seq, duplicate: true });
     expect(probe.calls.filter((c) => c.kind === 'post')).toHaveLength(0);
     expect(probe.db().filter((c) => c.name === 'PutItemCommand')).toHaveLength(1); // the refused claim
