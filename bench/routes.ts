@@ -95,13 +95,34 @@ export async function measureRoutes(): Promise<RoutesResult> {
       },
     );
     await measure('$connect', () => connect(connectEvent(info, claims)));
-    await measure(`$default join (room of ${ROOM_SIZE})`, () =>
-      frame(messageEvent(info, claims, { type: 'join', room, id: 1 })),
-    );
+    let joinedEpoch = '';
+    const epochOf = () => joinedEpoch;
+    await measure(`$default join (room of ${ROOM_SIZE})`, async () => {
+      const reply = await frame(messageEvent(info, claims, { type: 'join', room, id: 1 }));
+      joinedEpoch = String((JSON.parse(String(reply.body ?? '{}')) as { epoch?: unknown }).epoch ?? '');
+      return reply;
+    });
     await measure(
       `$default chat message (room of ${ROOM_SIZE})`,
       () => frame(messageEvent(info, claims, { type: 'message', room, text: 'hello', id: 2 })),
       { max: 2, of: 'beforeFanOut' },
+    );
+    await measure(
+      `$default chat message with idempotencyKey (room of ${ROOM_SIZE})`,
+      () =>
+        frame(
+          messageEvent(info, claims, {
+            type: 'message',
+            room,
+            text: 'hello',
+            idempotencyKey: 'bench-1',
+            id: 4,
+          }),
+        ),
+      { max: 3, of: 'beforeFanOut' },
+    );
+    await measure(`$default join with since, 2 missed (room of ${ROOM_SIZE})`, () =>
+      frame(messageEvent(info, claims, { type: 'join', room, since: { epoch: epochOf(), seq: 0 }, id: 5 })),
     );
     await measure('$default ping (keep-alive)', () =>
       frame(messageEvent(info, claims, { type: 'ping', id: 3 })),

@@ -56,7 +56,7 @@ beforeAll(async () => {
         },
       }),
     };
-    peer.client.useTokens(pair);
+    peer.client.useTokens({ ...pair, token_type: 'Bearer' });
     peer.client.on('message', (m) => peer.got.push(m));
     peer.client.on('reset', () => peer.resets++);
     peer.client.on('rejoined', (r) => {
