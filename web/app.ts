@@ -326,9 +326,26 @@ function wire(c: RealtimeClient): void {
     startCountdown(Date.now() + delayMs);
     activity(`Connection lost; reconnect attempt ${attempt} in ${(delayMs / 1000).toFixed(1)} s`);
   });
+  // Counted per reconnect: the rooms are rejoined (and their missed messages emitted) before `connected`.
+  let restored = 0;
+  const missed = (n: number) => `${n} missed message${n === 1 ? '' : 's'} restored`;
+  c.on('rejoined', ({ room: name, recovered, restored: n }) => {
+    restored += n;
+    if (recovered && n > 0) add(name, { kind: 'system', text: missed(n), ts: Date.now() });
+  });
+  c.on('reset', ({ room: name }) =>
+    add(name, {
+      kind: 'system',
+      text: 'Messages from while you were away may be missing: the room no longer holds them all',
+      ts: Date.now(),
+    }),
+  );
   c.on('connected', ({ reconnected }) => {
-    activity(reconnected ? `Reconnected; rejoined ${c.rooms.length} room(s)` : 'Connected');
-    if (reconnected) notice('Reconnected.', 'info');
+    activity(
+      reconnected ? `Reconnected; rejoined ${c.rooms.length} room(s), ${missed(restored)}` : 'Connected',
+    );
+    if (reconnected) notice(restored > 0 ? `Reconnected; ${missed(restored)}.` : 'Reconnected.', 'info');
+    restored = 0;
   });
   c.on('closing', ({ reason }) => {
     activity(`The server is closing the socket: ${reason.replace('_', ' ')}`);

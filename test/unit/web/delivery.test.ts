@@ -53,7 +53,12 @@ describe('DeliveryTracker', () => {
     const t = trackerAt(0);
     t.receive(msg(1));
     t.receive(msg(4)); // 2 and 3 missing
-    const out = t.joined(ROOM, joined(6, [msg(3), msg(4), msg(6)], { recovered: true }), { epoch: 'e1', seq: 1 }, 4);
+    const out = t.joined(
+      ROOM,
+      joined(6, [msg(3), msg(4), msg(6)], { recovered: true }),
+      { epoch: 'e1', seq: 1 },
+      4,
+    );
     // 2 was skipped (never stored); 6 waits, as 5 may still be on its way.
     expect(seqs(out.emit)).toEqual([3, 4]);
     expect(t.waiting(ROOM)).toBe(true);
