@@ -326,12 +326,12 @@ function wire(c: RealtimeClient): void {
     startCountdown(Date.now() + delayMs);
     activity(`Connection lost; reconnect attempt ${attempt} in ${(delayMs / 1000).toFixed(1)} s`);
   });
-  // Counted per reconnect: the rooms are rejoined (and their missed messages emitted) before `connected`.
-  let restored = 0;
-  const missed = (n: number) => `${n} missed message${n === 1 ? '' : 's'} restored`;
-  c.on('rejoined', ({ room: name, recovered, restored: n }) => {
-    restored += n;
-    if (recovered && n > 0) add(name, { kind: 'system', text: missed(n), ts: Date.now() });
+  c.on('rejoined', ({ room: name, recovered, restored }) => {
+    if (!recovered || restored === 0) return;
+    const text = `${restored} missed message${restored === 1 ? '' : 's'} restored`;
+    add(name, { kind: 'system', text, ts: Date.now() });
+    activity(`#${name}: ${text}`);
+    notice(`${text} in #${name}.`, 'info');
   });
   c.on('reset', ({ room: name }) =>
     add(name, {
@@ -341,11 +341,8 @@ function wire(c: RealtimeClient): void {
     }),
   );
   c.on('connected', ({ reconnected }) => {
-    activity(
-      reconnected ? `Reconnected; rejoined ${c.rooms.length} room(s), ${missed(restored)}` : 'Connected',
-    );
-    if (reconnected) notice(restored > 0 ? `Reconnected; ${missed(restored)}.` : 'Reconnected.', 'info');
-    restored = 0;
+    activity(reconnected ? `Reconnected; rejoined ${c.rooms.length} room(s)` : 'Connected');
+    if (reconnected) notice('Reconnected.', 'info');
   });
   c.on('closing', ({ reason }) => {
     activity(`The server is closing the socket: ${reason.replace('_', ' ')}`);

@@ -380,8 +380,9 @@ export class RealtimeClient extends Emitter<ClientEvents> {
    * Sends a chat message under an idempotency key (a fresh one unless given) and resolves
    * on the server's `ack`; the message itself arrives as a `message` event. Until it is
    * acknowledged it is sent again, with the same key, after every reconnect (and after a
-   * timeout or `rate_limited`), so the room gets it once. Sent while reconnecting, it waits
-   * for the socket. Rejects on any other error frame, and on `disconnect()` or a session's end.
+   * timeout), so the room gets it once. Sent while reconnecting, it waits for the socket.
+   * Rejects on an error frame (`rate_limited` with `retryAfterS`), and on `disconnect()` or a
+   * session's end.
    */
   send(room: string, text: string, options: { idempotencyKey?: string } = {}): Promise<SendResult> {
     checkRoom(room);
@@ -732,8 +733,19 @@ export class RealtimeClient extends Emitter<ClientEvents> {
             history: this.#o.rejoinHistory,
             ...(since ? { since } : {}),
           });
+          const recovered = joined.recovered === true;
           const restored = this.#applyJoin(room, joined, since, this.#dropTargets.get(room) ?? 0);
-          this.emit('rejoined', { room, recovered: joined.recovered === true, restored });
+          if (!recovered || !this.#delivery.waiting(room)) {
+            this.emit('rejoined', { room, recovered, restored });
+            return;
+          }
+          // Messages numbered by the time of the join but not in its history may still be on
+          // their way into the store: the room is asked again once they have had time.
+          this.#stopGapTimer(room);
+          const cutoff = this.#delivery.target(room);
+          void new Promise((resolve) => setTimeout(resolve, this.#o.gapWaitMs))
+            .then(() => this.#catchUp(room, cutoff))
+            .then((more) => this.emit('rejoined', { room, recovered, restored: restored + more }));
         } catch (err) {
           const e = asRealtimeError(err);
           this.emit(
@@ -780,21 +792,23 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     this.#gapTimers.delete(room);
   }
 
-  async #catchUp(room: string, cutoff: number): Promise<void> {
+  /** Asks the room for what follows the last message held; returns how many messages that emitted. */
+  async #catchUp(room: string, cutoff: number): Promise<number> {
     const since = this.#delivery.position(room);
     // While the socket is down, the rejoin after the reconnect does this.
-    if (!since || !this.#rooms.has(room) || this.#state !== 'open') return;
+    if (!since || !this.#rooms.has(room) || this.#state !== 'open') return 0;
     try {
       const joined = await this.request({ type: 'join', room, since, history: this.#o.rejoinHistory });
-      if (this.#rooms.has(room)) this.#applyJoin(room, joined, since, cutoff);
+      return this.#rooms.has(room) ? this.#applyJoin(room, joined, since, cutoff) : 0;
     } catch (err) {
       const e = asRealtimeError(err);
-      if (e.code === 'disconnected' || e.code === 'not_connected') return;
+      if (e.code === 'disconnected' || e.code === 'not_connected') return 0;
       if (e.code === 'rate_limited') {
         setTimeout(() => this.#watchGap(room), (e.retryAfterS ?? 1) * 1000);
-        return;
+        return 0;
       }
       this.emit('error', new RealtimeError(e.code, `could not catch up in ${room}: ${e.message}`, e.status));
+      return 0;
     }
   }
 
@@ -821,10 +835,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
         // Sent again, under the same key, once there is a socket: the server keeps it to one.
         if (e.code === 'disconnected' || e.code === 'not_connected') return;
         if (e.code === 'timeout') return this.#transmit(entry);
-        if (e.code === 'rate_limited') {
-          setTimeout(() => this.#transmit(entry), (e.retryAfterS ?? 1) * 1000);
-          return;
-        }
+        // Any error frame (`rate_limited` included: the person decides whether to wait) ends it.
         this.#outbox.delete(key);
         entry.reject(e);
       },

@@ -101,7 +101,7 @@ describe('chaos: sockets killed at random while several users send', () => {
     await chaos;
 
     const expected = USERS.flatMap((u) => Array.from({ length: PER_USER }, (_, i) => `${u}-${i}`)).sort();
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 30_000;
     while (peers.some((p) => p.got.length < expected.length) && Date.now() < deadline) await sleep(100);
 
     expect(kills).toBeGreaterThanOrEqual(10);
@@ -118,5 +118,6 @@ describe('chaos: sockets killed at random while several users send', () => {
     }
     // The kills did cost messages that recovery then restored.
     expect(peers.reduce((n, p) => n + p.restored, 0)).toBeGreaterThan(0);
-  }, 60_000);
+    // About 15 s on a quiet machine; a busy one (tests in parallel, other work) can double it.
+  }, 120_000);
 });
