@@ -204,7 +204,7 @@ describe('the demo page in Chromium', () => {
 
   it('restores the messages sent while its socket was down, and says how many', async () => {
     const { page, problems } = await openPage();
-    await signUp(page, 'ivy');
+    await signUp(page, 'jade');
     const hal = clientFor(system, { createSocket: nodeSocket(new URL(system.httpUrl).origin) });
     await loggedIn(hal, 'hal');
     await hal.connect();
@@ -217,7 +217,7 @@ describe('the demo page in Chromium', () => {
       await hal.send('lobby', 'Missed two.');
       await route.continue();
     });
-    const [row] = await connectionsOfUser(system.deps, 'ivy');
+    const [row] = await connectionsOfUser(system.deps, 'jade');
     await system.deps.api?.close(row?.connectionId ?? '');
     await containsText(page.locator('#messages'), '2 missed messages restored');
     await isVisible(message(page, hal.username, 'Missed one.'));
