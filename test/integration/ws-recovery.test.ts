@@ -20,6 +20,7 @@ beforeAll(async () => {
       HISTORY_TTL_S: String(HISTORY_TTL_S),
       MAX_RECOVERY_MESSAGES: String(MAX_RECOVERY),
       MAX_CONNECTIONS_PER_USER: '100',
+      MAX_MESSAGE_BYTES: '32768',
       // Some tests move the clock past historyTtlS: the tokens must outlive that.
       ACCESS_TOKEN_TTL_S: '86400',
     },
@@ -190,6 +191,38 @@ describe('join with since', () => {
     expect(fresh.epoch).not.toBe(held.epoch);
     expect(fresh.seq).toBe(0);
     expect(await say(ida, room, 'again')).toMatchObject({ epoch: fresh.epoch, seq: 1 });
+  });
+
+  it('keeps the oldest of a recovered history that would not fit in one frame, so it stays gapless', async () => {
+    const room = freshRoom();
+    const { client: ida } = await joined('ida', room);
+    const held = await say(ida, room, 'held');
+    const big = (i: number) => `${i}`.padEnd(30_000, '.');
+    for (let i = 0; i < MAX_RECOVERY; i++) await say(ida, room, big(i));
+    const { client: jon, reply } = await joined('jon', room, { since: { epoch: held.epoch, seq: held.seq } });
+    expect(reply).toMatchObject({ recovered: true, seq: MAX_RECOVERY + 1 });
+    const first = seqs(reply.history);
+    expect(first.length).toBeGreaterThan(0);
+    expect(first.length).toBeLessThan(MAX_RECOVERY);
+    expect(first).toEqual(first.map((_, i) => i + 2));
+    // The rest: join again from the last one received.
+    const rest = await jon.request({ type: 'join', room, since: { epoch: held.epoch, seq: first.at(-1) } });
+    expect(rest).toMatchObject({ recovered: true });
+    expect([...first, ...seqs(rest.history)].slice(0, MAX_RECOVERY)).toEqual([2, 3, 4, 5, 6]);
+  });
+
+  it('starts one new epoch, not several, when senders race on an expired counter', async () => {
+    const room = freshRoom();
+    const senders = await Promise.all(USERS.map(async (u) => (await joined(u, room)).client));
+    const old = await say(senders[0] as Client, room, 'old');
+    system.clock.advance(HISTORY_TTL_S + 1);
+    const acks = await Promise.all(
+      senders.flatMap((c, i) => [say(c, room, `n${i}a`), say(c, room, `n${i}b`)]),
+    );
+    const epochs = new Set(acks.map((a) => a.epoch));
+    expect(epochs.size).toBe(1);
+    expect(epochs.has(old.epoch)).toBe(false);
+    expect(acks.map((a) => a.seq as number).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
   it('refuses a malformed since with bad_request and keeps the socket open', async () => {
