@@ -18,11 +18,12 @@ const ESM_REQUIRE_BANNER =
   "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
 /**
- * Packages the functions import but never need, replaced in every bundle by a small module of
- * lambdas/bundle/ (paths from the project root, where esbuild runs): the SDK's default
- * credential chain (SSO, STS, ini files, instance metadata: most of a bundle) by the
- * environment's credentials, which Lambda sets, and two SDK parts no DynamoDB or Secrets
- * Manager call reaches. See docs/deploy.md.
+ * Packages that SDK modules left in a bundle still import but no function calls, replaced in
+ * every bundle by a small module of lambdas/bundle/ (paths from the project root, where esbuild
+ * runs): the SDK's default credential chain (SSO, STS, ini files, instance metadata) by the
+ * environment's credentials, which Lambda sets, and two SDK parts no DynamoDB call reaches.
+ * The functions' DynamoDB client (lambdas/core/aws-dynamodb.ts) signs with the environment's
+ * credentials itself. See docs/deploy.md.
  */
 export const BUNDLE_ALIASES: Readonly<Record<string, string>> = {
   '@aws-sdk/credential-provider-node': './lambdas/bundle/env-credentials.ts',
