@@ -189,27 +189,85 @@ describe('private: room budget', () => {
 });
 
 describe('chat message budget', () => {
-  it('makes at most two DynamoDB round trips before the first PostToConnection: UpdateItem + BatchGetItem, then one Query beside the re-read of the sender', async () => {
+  /** The calls before the first PostToConnection of a message `bea` sends to `cyd`'s room. */
+  async function beforeFanOut(frame: Record<string, unknown>): Promise<ProbeCall[]> {
     const room = freshRoom();
     const [bea, cy] = await inRoom(room, ['bea', 'cyd']);
     await quiet();
-    (bea as Client).send({ type: 'message', room, text: 'budget', id: 'b' });
+    (bea as Client).send({ type: 'message', room, text: 'budget', id: 'b', ...frame });
     await (bea as Client).next(is('ack'));
     await (cy as Client).next(is('message', { text: 'budget' }));
-
     const firstPost = probe.calls.findIndex((c) => c.kind === 'post');
     expect(firstPost).toBeGreaterThan(-1);
-    const before = probe.calls.slice(0, firstPost);
+    expect(probe.db().some((c) => c.name === 'ScanCommand')).toBe(false);
+    return probe.calls.slice(0, firstPost);
+  }
+  const messages = () => system.deps.tables.messages;
+
+  it('makes at most two DynamoDB round trips before the first PostToConnection: UpdateItem + BatchGetItem, then the Query beside the seq update and the re-read of the sender', async () => {
+    const before = await beforeFanOut({});
     expect(before.map((c) => c.name).sort()).toEqual([
       'BatchGetItemCommand',
       'BatchGetItemCommand',
       'QueryCommand',
       'UpdateItemCommand',
+      'UpdateItemCommand',
     ]);
     expect(Math.max(...before.map((c) => c.depth))).toBeLessThanOrEqual(2);
-    expect(probe.calls[firstPost]?.depth).toBeLessThanOrEqual(3);
+    // The seq update runs beside the members Query, not after it.
+    const seqUpdate = before.find((c) => c.name === 'UpdateItemCommand' && c.tables.includes(messages()));
+    const members = before.find((c) => c.name === 'QueryCommand');
+    expect(seqUpdate?.depth).toBe(2);
+    expect(members?.depth).toBe(2);
+  });
+
+  it('makes at most three with an idempotencyKey: its conditional PutItem comes after the seq update', async () => {
+    const before = await beforeFanOut({ idempotencyKey: 'budget-key' });
+    expect(Math.max(...before.map((c) => c.depth))).toBeLessThanOrEqual(3);
+    const claim = before.find((c) => c.name === 'PutItemCommand' && c.tables.includes(messages()));
+    expect(claim?.depth).toBe(3);
+    expect(before.find((c) => c.name === 'QueryCommand')?.depth).toBe(2);
+  });
+
+  it('answers a repeated key without any post: neither stored nor delivered again', async () => {
+    const room = freshRoom();
+    const [bea, cy] = await inRoom(room, ['bea', 'cyd']);
+    const first = await (bea as Client).request({
+      type: 'message',
+      room,
+      text: 'once',
+      idempotencyKey: 'k1',
+    });
+    await (cy as Client).next(is('message', { text: 'once' }));
+    await quiet();
+    const again = await (bea as Client).request({
+      type: 'message',
+      room,
+      text: 'once',
+      idempotencyKey: 'k1',
+    });
+    expect(again).toMatchObject({ messageId: first.messageId, seq: first.seq, duplicate: true });
+    expect(probe.calls.filter((c) => c.kind === 'post')).toHaveLength(0);
+    expect(probe.db().filter((c) => c.name === 'PutItemCommand')).toHaveLength(1); // the refused claim
+  });
+});
+
+describe('join budget', () => {
+  it('recovers with one Query on the history, never a Scan, in one round trip beside the join', async () => {
+    const room = freshRoom();
+    const [bea] = await inRoom(room, ['bea']);
+    const first = await (bea as Client).request({ type: 'message', room, text: 'r1' });
+    await (bea as Client).request({ type: 'message', room, text: 'r2' });
+    const cy = await connect('cyd');
+    await quiet();
+    const joined = await cy.request({ type: 'join', room, since: { epoch: first.epoch, seq: first.seq } });
+    expect(joined).toMatchObject({ recovered: true, history: [{ text: 'r2' }] });
+    const history = probe.db().filter((c) => c.tables.includes(messages()));
+    expect(history.map((c) => c.name).sort()).toEqual(['GetItemCommand', 'QueryCommand']);
+    expect(new Set(history.map((c) => c.depth)).size).toBe(1);
     expect(probe.db().some((c) => c.name === 'ScanCommand')).toBe(false);
   });
+  const messages = () => system.deps.tables.messages;
 });
 
 describe('fan-out is proportional to the room', () => {
