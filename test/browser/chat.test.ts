@@ -144,7 +144,7 @@ describe('the demo page in Chromium', () => {
 
   it('suggests a second window in an empty room, and clears its notice on logout', async () => {
     const { page, problems } = await openPage();
-    await signUp(page, 'ivy');
+    await signUp(page, 'ida');
     await page.getByPlaceholder('Join a room…').fill('quiet-corner');
     await page.getByPlaceholder('Join a room…').press('Enter');
     await hasText(page.locator('#room-title'), '#quiet-corner');
