@@ -1,52 +1,11 @@
 import type { Deps } from '../lambdas/core/deps.ts';
-import { FUNCTIONS } from '../lambdas/functions.ts';
-import { makeConnectionsHandler } from '../lambdas/http-admin-connections.ts';
-import { makeIpBlockHandler } from '../lambdas/http-admin-ip-block.ts';
-import { makeRoomMessagesHandler } from '../lambdas/http-admin-room-messages.ts';
-import { makeUserBlockHandler } from '../lambdas/http-admin-user-block.ts';
-import { makeUserRevokeHandler } from '../lambdas/http-admin-user-revoke.ts';
-import { makeHealthHandler } from '../lambdas/http-health.ts';
-import { makeJwksHandler } from '../lambdas/http-jwks.ts';
-import { makeLoginHandler } from '../lambdas/http-login.ts';
-import { makeLogoutHandler } from '../lambdas/http-logout.ts';
-import { makeMeHandler } from '../lambdas/http-me.ts';
-import { makeRefreshHandler } from '../lambdas/http-refresh.ts';
-import { makeRegisterHandler } from '../lambdas/http-register.ts';
-import { makeTokenExchangeHandler } from '../lambdas/http-token-exchange.ts';
-import { makeWsTicketHandler } from '../lambdas/http-ws-ticket.ts';
-import { makeSweeperHandler } from '../lambdas/sweeper.ts';
-import { makeAuthorizerHandler } from '../lambdas/ws-authorizer.ts';
-import { makeConnectHandler } from '../lambdas/ws-connect.ts';
-import { makeDefaultHandler } from '../lambdas/ws-default.ts';
-import { makeDisconnectHandler } from '../lambdas/ws-disconnect.ts';
+import { FUNCTIONS, type FunctionSpec } from '../lambdas/functions.ts';
 import type { HttpHandler, HttpRoute } from './http-gateway.ts';
 import type { WsRouteHandlers } from './ws-gateway.ts';
 
-/** The factory of each function of the manifest: the same code the Lambda `handler` exports run. */
-const HTTP_FACTORIES: Record<string, (deps: Deps) => HttpHandler> = {
-  'http-register': makeRegisterHandler,
-  'http-login': makeLoginHandler,
-  'http-refresh': makeRefreshHandler,
-  'http-logout': makeLogoutHandler,
-  'http-me': makeMeHandler,
-  'http-jwks': makeJwksHandler,
-  'http-health': () => makeHealthHandler(),
-  'http-ws-ticket': makeWsTicketHandler,
-  'http-token-exchange': makeTokenExchangeHandler,
-  'http-admin-user-block': makeUserBlockHandler,
-  'http-admin-ip-block': makeIpBlockHandler,
-  'http-admin-user-revoke': makeUserRevokeHandler,
-  'http-admin-connections': makeConnectionsHandler,
-  'http-admin-room-messages': makeRoomMessagesHandler,
-};
+type Factory = (deps: Deps) => (event: never) => Promise<unknown>;
 
-const WS_FACTORIES: Record<string, (deps: Deps) => (event: never) => Promise<unknown>> = {
-  'ws-authorizer': makeAuthorizerHandler,
-  'ws-connect': makeConnectHandler,
-  'ws-default': makeDefaultHandler,
-  'ws-disconnect': makeDisconnectHandler,
-};
-
+/** The gateway's name of each WebSocket route of the manifest. */
 const WS_ROUTE_NAMES = {
   authorizer: 'authorizer',
   $connect: 'connect',
@@ -54,35 +13,51 @@ const WS_ROUTE_NAMES = {
   $disconnect: 'disconnect',
 } as const;
 
-function factory<T>(table: Record<string, T>, name: string): T {
-  const make = table[name];
-  if (!make) throw new Error(`the local system has no handler for function ${name}`);
-  return make;
+/**
+ * The factory of a function of the manifest: the one `make…Handler` its entry file
+ * (`lambdas/<name>.ts`) exports, the same code its Lambda `handler` runs. Loading the
+ * module does not build the Lambda's own runtime: `lambdaEntry` builds it on first use.
+ */
+export async function loadFactory(fn: FunctionSpec): Promise<Factory> {
+  const module = (await import(`../lambdas/${fn.name}.ts`)) as Record<string, unknown>;
+  const found = Object.entries(module).filter(
+    ([key, value]) => /^make\w*Handler$/.test(key) && typeof value === 'function',
+  );
+  const [first] = found;
+  if (!first || found.length > 1) {
+    throw new Error(
+      `lambdas/${fn.name}.ts must export exactly one make…Handler(deps), found ${found.length}`,
+    );
+  }
+  return first[1] as Factory;
 }
 
-/** Every HTTP route of the manifest, bound to its handler; fails if a function has no factory here. */
-export function httpRoutes(deps: Deps): HttpRoute[] {
-  return FUNCTIONS.flatMap((fn) => {
-    if (!fn.httpRoutes?.length) return [];
-    const handler = factory(HTTP_FACTORIES, fn.name)(deps);
-    return fn.httpRoutes.map((routeKey) => ({ routeKey, handler }));
-  });
+/** Each function of the manifest that `pick` selects, with its handler built on `deps`. */
+async function load(deps: Deps, pick: (fn: FunctionSpec) => boolean) {
+  const picked = FUNCTIONS.filter(pick);
+  const factories = await Promise.all(picked.map(loadFactory));
+  return picked.map((fn, i) => ({ fn, handler: (factories[i] as Factory)(deps) }));
+}
+
+/** Every HTTP route of the manifest, bound to its handler. */
+export async function httpRoutes(deps: Deps): Promise<HttpRoute[]> {
+  const loaded = await load(deps, (fn) => Boolean(fn.httpRoutes?.length));
+  return loaded.flatMap(({ fn, handler }) =>
+    (fn.httpRoutes ?? []).map((routeKey) => ({ routeKey, handler: handler as HttpHandler })),
+  );
 }
 
 /** The WebSocket routes of the manifest, bound to their handlers. */
-export function wsRoutes(deps: Deps): WsRouteHandlers {
+export async function wsRoutes(deps: Deps): Promise<WsRouteHandlers> {
   const routes: Record<string, unknown> = {};
-  for (const fn of FUNCTIONS) {
-    if (!fn.wsRoutes?.length) continue;
-    const handler = factory(WS_FACTORIES, fn.name)(deps);
-    for (const route of fn.wsRoutes) routes[WS_ROUTE_NAMES[route]] = handler;
+  for (const { fn, handler } of await load(deps, (fn) => Boolean(fn.wsRoutes?.length))) {
+    for (const route of fn.wsRoutes ?? []) routes[WS_ROUTE_NAMES[route]] = handler;
   }
   return routes as WsRouteHandlers;
 }
 
 /** The scheduled functions of the manifest, for the local timer. */
-export function scheduledJobs(deps: Deps): (() => Promise<unknown>)[] {
-  return FUNCTIONS.filter((fn) => fn.schedule).map((fn) =>
-    factory({ sweeper: makeSweeperHandler }, fn.name)(deps),
-  );
+export async function scheduledJobs(deps: Deps): Promise<(() => Promise<unknown>)[]> {
+  const loaded = await load(deps, (fn) => fn.schedule !== undefined);
+  return loaded.map(({ handler }) => handler as () => Promise<unknown>);
 }

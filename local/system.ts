@@ -128,7 +128,7 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
     };
 
     const ws: WsGateway = await startWsGateway({
-      routes: wsRoutes(deps),
+      routes: await wsRoutes(deps),
       host: config.host,
       port: config.wsPort,
       returnResponseRoutes: ['$default'],
@@ -142,7 +142,7 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
     opened.push(ws);
     management = signed;
 
-    const jobs = scheduledJobs(deps);
+    const jobs = await scheduledJobs(deps);
     const sweepNow = async () => {
       for (const job of jobs) await job();
     };
@@ -167,7 +167,7 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
     }
 
     const http: HttpGateway = await startHttpGateway({
-      routes: httpRoutes(deps),
+      routes: await httpRoutes(deps),
       host: config.host,
       port: config.port,
       cors: {
