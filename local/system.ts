@@ -4,6 +4,7 @@ import { type Clock, systemClock } from '../lambdas/core/clock.ts';
 import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
 import { fileKeySource } from '../lambdas/core/keys.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
+import { CORS } from '../lambdas/edge/cors.ts';
 import { type LocalConfig, StartupError } from './config.ts';
 import { checkDataDir, findRunning, paths, removeRunning, writeRunning } from './data-dir.ts';
 import {
@@ -170,12 +171,7 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       routes: await httpRoutes(deps),
       host: config.host,
       port: config.port,
-      cors: {
-        allowOrigins: config.settings.allowedOrigins,
-        allowHeaders: ['authorization', 'content-type'],
-        allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
-        maxAgeS: 600,
-      },
+      cors: { ...CORS, allowOrigins: config.settings.allowedOrigins },
       fallback: demoPage({ wsUrl: ws.url, allowedOrigins: config.settings.allowedOrigins }),
     }).catch(listenProblem('PORT', config.port, config.host));
     opened.push(http);
