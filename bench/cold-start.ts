@@ -15,7 +15,7 @@ import { runtime } from '../lambdas/runtime.ts';
 import { BUNDLE_ALIASES, RUNTIME } from '../lib/handler-function.ts';
 import { REPO_ROOT } from '../lib/paths.ts';
 import { ensureTables, startDynalite } from '../local/dynamo.ts';
-import { claimsOfToken } from '../test/support/system.ts';
+import { claimsOfToken } from '../test/kit/system.ts';
 import {
   authorizerEvent,
   connectEvent,

@@ -3,8 +3,8 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blockUser } from '../../lambdas/core/admin.ts';
 import { connectionsOfUser } from '../../lambdas/core/connections.ts';
-import { PASSWORD, type TestSystem } from '../support/system.ts';
-import { clientFor, closeClients, loggedIn, nodeSocket } from '../unit/web/support.ts';
+import { PASSWORD, type TestSystem } from '../kit/system.ts';
+import { clientFor, closeClients, loggedIn, nodeSocket } from '../kit/web-client.ts';
 import {
   containsText,
   hasCount,

@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../lambdas/core/passwords.ts';
 import { createUser } from '../../lambdas/core/users.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { is, openClient, refusalStatus, terminateAll } from '../support/ws-client.ts';
+import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
+import { is, openClient, refusalStatus, terminateAll } from '../kit/ws-client.ts';
 
 let system: TestSystem;
 let admin: string;

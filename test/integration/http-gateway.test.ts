@@ -5,7 +5,7 @@ import { CORS } from '../../lambdas/edge/cors.ts';
 import { FUNCTIONS } from '../../lambdas/functions.ts';
 import { makeUserBlockHandler } from '../../lambdas/http-admin-user-block.ts';
 import { startHttpGateway } from '../../local/http-gateway.ts';
-import { PASSWORD, startTestSystem, type TestSystem } from '../support/system.ts';
+import { PASSWORD, startTestSystem, type TestSystem } from '../kit/system.ts';
 
 let system: TestSystem;
 let admin: string;

@@ -3,22 +3,20 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blockId, putBlock } from '../../lambdas/core/access.ts';
 import type { ConnectionsApi } from '../../lambdas/core/deps.ts';
 import { issueTicket } from '../../lambdas/core/tokens.ts';
-import { type ProbeCall, RoundTripProbe } from '../support/round-trips.ts';
-import { registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { type Client, is, openClient, refusalStatus, terminateAll } from '../support/ws-client.ts';
+import { type ProbeCall, RoundTripProbe } from '../kit/round-trips.ts';
+import { accessTokens, registerAndLogin, startWsTestSystem, type TestSystem } from '../kit/system.ts';
+import { type Client, is, openClient, refusalStatus, terminateAll } from '../kit/ws-client.ts';
 
 let system: TestSystem;
 const probe = new RoundTripProbe();
-const tokens: Record<string, string> = {};
+let tokens: Record<string, string> = {};
 let api: ConnectionsApi;
 let originalPost: ConnectionsApi['post'] | undefined;
 let detach: (() => void) | undefined;
 
 beforeAll(async () => {
-  system = await startTestSystem({ RATE_LIMIT_MAX: '100000' }, undefined, { sweeperTimer: false });
-  for (const u of ['bea', 'cyd', 'dot', 'eve', 'fay', 'gus', 'hal']) {
-    tokens[u] = (await registerAndLogin(system, u)).access_token;
-  }
+  system = await startWsTestSystem();
+  tokens = await accessTokens(system, ['bea', 'cyd', 'dot', 'eve', 'fay', 'gus', 'hal']);
   detach = probe.attach(system.deps.db);
   if (!system.deps.api) throw new Error('the local system has no @connections API');
   api = system.deps.api;

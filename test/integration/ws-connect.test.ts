@@ -9,7 +9,14 @@ import { nowS } from '../../lambdas/core/clock.ts';
 import { allConnections, putConnection } from '../../lambdas/core/connections.ts';
 import { releaseSlots, slotHolders, takeSlot } from '../../lambdas/core/socket-slots.ts';
 import { issueAccessToken, issueTicket } from '../../lambdas/core/tokens.ts';
-import { claimsOfToken, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
+import {
+  claimsOfToken,
+  registerAndLogin,
+  startTestSystem,
+  startWsTestSystem,
+  type TestSystem,
+} from '../kit/system.ts';
+import { until } from '../kit/wait.ts';
 import {
   ALLOWED_ORIGIN,
   type Client,
@@ -18,8 +25,7 @@ import {
   type Refused,
   refusalStatus,
   terminateAll,
-  until,
-} from '../support/ws-client.ts';
+} from '../kit/ws-client.ts';
 
 let system: TestSystem;
 let alice: { token: string; sub: string; username: string; sid: string };
@@ -28,7 +34,7 @@ const tokens: string[] = [];
 
 beforeAll(async () => {
   // Many sockets of one user here: the per-user frame limit is not what this file tests.
-  system = await startTestSystem({ RATE_LIMIT_MAX: '100000' }, undefined, { sweeperTimer: false });
+  system = await startWsTestSystem();
   const pair = await registerAndLogin(system, 'alice');
   const claims = decodeJwt(pair.access_token);
   alice = {

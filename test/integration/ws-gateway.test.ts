@@ -1,4 +1,3 @@
-import { createHash, createHmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { connect as tcpConnect } from 'node:net';
 import {
@@ -7,7 +6,6 @@ import {
   GetConnectionCommand,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import {
@@ -18,6 +16,8 @@ import {
   type WsGatewayOptions,
   type WsProxyEvent,
 } from '../../local/ws-gateway.ts';
+import { sdkSigner } from '../kit/sigv4.ts';
+import { sleep } from '../kit/wait.ts';
 
 const gateways: WsGateway[] = [];
 const clients: WebSocket[] = [];
@@ -122,7 +122,6 @@ function managementClient(gw: WsGateway, endpoint = gw.managementEndpoint) {
   });
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const AWS_ID = /^[A-Za-z0-9_-]{15}=$/;
 
 describe('handshake events', () => {
@@ -861,38 +860,15 @@ interface SignOptions {
   sendMethod?: string;
 }
 
-type Data = string | ArrayBuffer | ArrayBufferView;
-const bytes = (d: Data): string | Uint8Array =>
-  typeof d === 'string'
-    ? d
-    : d instanceof ArrayBuffer
-      ? new Uint8Array(d)
-      : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-
-/** SHA-256 (keyed: HMAC) over node:crypto, in the shape SignatureV4 wants. */
-class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: Data) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
-  }
-  update(data: Data): void {
-    this.hash.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-}
-
 /** A raw call signed by the AWS SDK's own SigV4 signer, then sent as told (possibly tampered). */
 async function signedFetch(gw: WsGateway, o: SignOptions): Promise<Response> {
-  const signer = new SignatureV4({
+  const signer = sdkSigner({
     credentials: {
       accessKeyId: o.accessKeyId ?? gw.managementCredentials.accessKeyId,
       secretAccessKey: o.secretAccessKey ?? gw.managementCredentials.secretAccessKey,
     },
     region: o.region ?? gw.region,
     service: o.service ?? 'execute-api',
-    sha256: NodeSha256,
   });
   const host = `127.0.0.1:${gw.port}`;
   const signed = await signer.sign(

@@ -1,8 +1,15 @@
 import { decodeJwt } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { revokeAccessToken, revokeUserTokens } from '../../lambdas/core/access.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { type Client, is, openClient, refusalStatus, terminateAll, until } from '../support/ws-client.ts';
+import {
+  PASSWORD,
+  registerAndLogin,
+  startTestSystem,
+  startWsTestSystem,
+  type TestSystem,
+} from '../kit/system.ts';
+import { until } from '../kit/wait.ts';
+import { type Client, is, openClient, refusalStatus, terminateAll } from '../kit/ws-client.ts';
 
 const TTL_S = 300;
 const SKEW_S = 30;
@@ -11,11 +18,7 @@ let system: TestSystem;
 
 // Every test moves the clock, so each gets a system of its own.
 beforeEach(async () => {
-  system = await startTestSystem(
-    { ACCESS_TOKEN_TTL_S: String(TTL_S), CLOCK_SKEW_S: String(SKEW_S), RATE_LIMIT_MAX: '100000' },
-    undefined,
-    { sweeperTimer: false },
-  );
+  system = await startWsTestSystem({ ACCESS_TOKEN_TTL_S: String(TTL_S), CLOCK_SKEW_S: String(SKEW_S) });
 });
 afterEach(async () => {
   terminateAll();
