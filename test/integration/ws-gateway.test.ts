@@ -114,6 +114,30 @@ function recorder() {
   };
 }
 
+/**
+ * Opens a socket on a gateway that records `$default` and `$disconnect`, lets `send` write to
+ * it, and reports how it ended: the client's close code, the one `$disconnect` saw, and how
+ * many frames reached `$default`.
+ */
+async function closeAfter(send: (ws: WebSocket) => void, options: Partial<WsGatewayOptions> = {}) {
+  const messages = recorder();
+  const disconnects = recorder();
+  const gw = await start({
+    ...options,
+    routes: { default: messages.handler, disconnect: disconnects.handler },
+  });
+  const { ws } = await open(gw.url);
+  const close = closed(ws);
+  send(ws);
+  const { code } = await close;
+  const [event] = await disconnects.count(1);
+  return {
+    code,
+    disconnectCode: event?.requestContext.disconnectStatusCode,
+    messages: messages.events.length,
+  };
+}
+
 function managementClient(gw: WsGateway, endpoint = gw.managementEndpoint) {
   return new ApiGatewayManagementApiClient({
     endpoint,
@@ -251,26 +275,13 @@ describe('handshake events', () => {
   });
 
   it('closes with 1003 on a binary frame, as API Gateway does, and $default never sees it', async () => {
-    const messages = recorder();
-    const disconnects = recorder();
-    const gw = await start({ routes: { default: messages.handler, disconnect: disconnects.handler } });
-    const { ws } = await open(gw.url);
-    const close = closed(ws);
-    ws.send(Buffer.from([0, 1, 2, 255]));
-    expect((await close).code).toBe(1003);
-    const [event] = await disconnects.count(1);
-    expect(event?.requestContext.disconnectStatusCode).toBe(1003);
-    expect(messages.events).toHaveLength(0);
+    const ended = await closeAfter((ws) => ws.send(Buffer.from([0, 1, 2, 255])));
+    expect(ended).toEqual({ code: 1003, disconnectCode: 1003, messages: 0 });
   });
 
   it('closes with 1003 on the first fragment of a binary message', async () => {
-    const messages = recorder();
-    const gw = await start({ routes: { default: messages.handler } });
-    const { ws } = await open(gw.url);
-    const close = closed(ws);
-    ws.send(Buffer.from('first'), { binary: true, fin: false });
-    expect((await close).code).toBe(1003);
-    expect(messages.events).toHaveLength(0);
+    const ended = await closeAfter((ws) => ws.send(Buffer.from('first'), { binary: true, fin: false }));
+    expect(ended).toEqual({ code: 1003, disconnectCode: 1003, messages: 0 });
   });
 });
 
@@ -565,16 +576,8 @@ describe('$default route', () => {
 
 describe('limits', () => {
   it('closes with 1009 on a frame over 32 KB, even when the message limit is not reached', async () => {
-    const messages = recorder();
-    const disconnects = recorder();
-    const gw = await start({ routes: { default: messages.handler, disconnect: disconnects.handler } });
-    const { ws } = await open(gw.url);
-    const close = closed(ws);
-    ws.send('x'.repeat(32 * 1024 + 1));
-    expect((await close).code).toBe(1009);
-    const [event] = await disconnects.count(1);
-    expect(event?.requestContext.disconnectStatusCode).toBe(1009);
-    expect(messages.events).toHaveLength(0);
+    const ended = await closeAfter((ws) => ws.send('x'.repeat(32 * 1024 + 1)));
+    expect(ended).toEqual({ code: 1009, disconnectCode: 1009, messages: 0 });
   });
 
   it('accepts a frame of exactly 32 KB', async () => {
@@ -587,19 +590,15 @@ describe('limits', () => {
   });
 
   it('closes with 1009 on a fragmented message over the message limit', async () => {
-    const messages = recorder();
-    const gw = await start({
-      maxFrameBytes: 600,
-      maxMessageBytes: 1000,
-      routes: { default: messages.handler },
-    });
-    const { ws } = await open(gw.url);
-    const close = closed(ws);
-    ws.send('a'.repeat(500), { fin: false });
-    ws.send('b'.repeat(500), { fin: false });
-    ws.send('c'.repeat(500), { fin: true });
-    expect((await close).code).toBe(1009);
-    expect(messages.events).toHaveLength(0);
+    const ended = await closeAfter(
+      (ws) => {
+        ws.send('a'.repeat(500), { fin: false });
+        ws.send('b'.repeat(500), { fin: false });
+        ws.send('c'.repeat(500), { fin: true });
+      },
+      { maxFrameBytes: 600, maxMessageBytes: 1000 },
+    );
+    expect(ended).toEqual({ code: 1009, disconnectCode: 1009, messages: 0 });
   });
 
   it('closes an idle connection with 1001 Going away', async () => {
