@@ -17,6 +17,11 @@ export function encodeJson(value: unknown): string {
   return base64url.encode(JSON.stringify(value));
 }
 
+/** One part of a compact JWS or JWE: a string as its own text, anything else as JSON. */
+export function encodePart(value: unknown): string {
+  return typeof value === 'string' ? base64url.encode(value) : encodeJson(value);
+}
+
 export function decodeJson(part: string): Record<string, unknown> {
   return JSON.parse(new TextDecoder().decode(base64url.decode(part))) as Record<string, unknown>;
 }
