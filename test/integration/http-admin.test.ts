@@ -48,6 +48,23 @@ describe('admin authorization', () => {
       expect(res.body.error).toBe('forbidden');
     });
   }
+
+  it('labels each denial with the route key that was called, method included', async () => {
+    const user = await registerAndLogin(system, 'plain_labels');
+    for (const method of ['POST', 'DELETE']) {
+      await system.request(method, '/admin/users/someone/block', {
+        body: { duration_s: 60 },
+        token: user.access_token,
+      });
+      expect(system.audit).toContainEqual(
+        expect.objectContaining({
+          event: 'auth.denied',
+          route: `${method} /admin/users/{username}/block`,
+          reason: 'forbidden',
+        }),
+      );
+    }
+  });
 });
 
 describe('POST/DELETE /admin/users/{username}/block', () => {
