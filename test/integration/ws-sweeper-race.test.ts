@@ -13,6 +13,7 @@ import {
   registerAndLogin,
   startWsTestSystem,
   type TestSystem,
+  untilDisconnectsHandled,
 } from '../kit/system.ts';
 import { until } from '../kit/wait.ts';
 import { type Client, is, openClient, terminateAll } from '../kit/ws-client.ts';
@@ -26,7 +27,12 @@ beforeAll(async () => {
   system = await startWsTestSystem();
   tokens = await accessTokens(system, USERS);
 });
-afterEach(() => terminateAll());
+afterEach(async () => {
+  terminateAll();
+  // The first test's 60 sockets leave a 60-member room: their $disconnects and member_left
+  // posts must be done before the next test's handshakes, or those wait behind them.
+  await untilDisconnectsHandled(system);
+});
 afterAll(async () => {
   await system.close();
 });

@@ -8,6 +8,7 @@ import type { AccessClaims } from '../../lambdas/core/tokens.ts';
 import { localConfig } from '../../local/config.ts';
 import { type LocalSystem, type StartOptions, startLocal } from '../../local/system.ts';
 import { TestClock } from './clock.ts';
+import { untilRead } from './wait.ts';
 
 export interface TestSystem extends LocalSystem {
   /** Every audit line written, parsed. */
@@ -118,6 +119,21 @@ export async function accessTokens(
   const tokens: Record<string, string> = {};
   for (const u of usernames) tokens[u] = (await registerAndLogin(system, u)).access_token;
   return tokens;
+}
+
+/**
+ * Resolves once every socket that connected has had its `$disconnect` handled (one
+ * `ws.disconnect` audit line per `ws.connect`), so that a test does not start while the
+ * last one's disconnects and their `member_left` fan-out still hold the system busy.
+ */
+export async function untilDisconnectsHandled(system: TestSystem, timeoutMs = 30_000): Promise<void> {
+  const count = (event: string) => system.audit.filter((line) => line.event === event).length;
+  await untilRead(
+    'every $disconnect handled',
+    async () => ({ connects: count('ws.connect'), disconnects: count('ws.disconnect') }),
+    (n) => n.disconnects >= n.connects,
+    timeoutMs,
+  );
 }
 
 /** One HTTP request sent from a chosen local address (fetch cannot pick one). */
