@@ -1,5 +1,6 @@
 import { joinRoom, putConnection } from '../lambdas/core/connections.ts';
 import type { Deps } from '../lambdas/core/deps.ts';
+import { putGrant } from '../lambdas/core/grants.ts';
 import { issueAccessToken } from '../lambdas/core/tokens.ts';
 import { makeLoginHandler } from '../lambdas/http-login.ts';
 import { makeRefreshHandler } from '../lambdas/http-refresh.ts';
@@ -94,9 +95,27 @@ export async function measureRoutes(): Promise<RoutesResult> {
         of: 'all',
       },
     );
-    await measure('$connect', () => connect(connectEvent(info, claims)));
-    await measure(`$default join (room of ${ROOM_SIZE})`, () =>
-      frame(messageEvent(info, claims, { type: 'join', room, id: 1 })),
+    await measure('$connect (with its user: room)', () => connect(connectEvent(info, claims)), {
+      max: 1,
+      of: 'all',
+    });
+    await measure(
+      `$default join (room of ${ROOM_SIZE})`,
+      () => frame(messageEvent(info, claims, { type: 'join', room, id: 1 })),
+      { max: 3, of: 'all' },
+    );
+    // A private: room: the grant is read in the first round trip, and again beside the row's update.
+    const team = 'private:team';
+    await putGrant(deps, { username: 'bench' }, team, 'alice', { access: 'member' });
+    await measure(
+      '$default join (private: room, with grant)',
+      () => frame(messageEvent(info, claims, { type: 'join', room: team, id: 4 })),
+      { max: 3, of: 'all' },
+    );
+    await measure(
+      '$default chat message (private: room)',
+      () => frame(messageEvent(info, claims, { type: 'message', room: team, text: 'hi', id: 5 })),
+      { max: 2, of: 'beforeFanOut' },
     );
     await measure(
       `$default chat message (room of ${ROOM_SIZE})`,

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../lib/paths.ts';
 import { measureAuth } from './auth.ts';
-import { measureColdStarts } from './cold-start.ts';
+import { BUNDLE_CAP_KB, measureColdStarts } from './cold-start.ts';
 import { costModel } from './cost.ts';
 import { measureE2e } from './e2e.ts';
 import { measureFanout } from './fanout.ts';
@@ -66,10 +66,13 @@ const headline = [
       `(p50 ${fmt(e2e1000.ours.p50Ms)} ms, p99 ${fmt(e2e1000.ours.p99Ms)} ms), ` +
       `${fmt((e2e1000.ours.deliveriesPerS / e2e1000.bare.deliveriesPerS) * 100, 2)}% of a bare \`ws\` broadcast on the same machine.`
     : '',
-  `- Bundles: **${fmt(avg(coldRows.map((r) => r.oursKb)))} KB** on average (largest ${fmt(Math.max(...coldRows.map((r) => r.oursKb)))} KB), ` +
-    `${fmt(avg(coldRows.map((r) => r.beforeKb)))} KB before; cold start (import + one event, median) ` +
-    `**${fmt(avg(coldRows.map((r) => r.oursMs)))} ms**, ${fmt(avg(coldRows.map((r) => r.beforeMs)))} ms before, ` +
-    `${fmt(cold.emptyMs)} ms for an empty handler.`,
+  `- Bundles: **${fmt(avg(coldRows.map((r) => r.oursKb)))} KB** on average (largest ${fmt(Math.max(...coldRows.map((r) => r.oursKb)))} KB, cap ${BUNDLE_CAP_KB} KB), ` +
+    `${fmt(avg(coldRows.map((r) => r.beforeKb)))} KB with the SDK's DynamoDB client (largest ${fmt(Math.max(...coldRows.map((r) => r.beforeKb)))} KB), ` +
+    `${fmt(avg(coldRows.map((r) => r.firstKb)))} KB first; cold start (import + one event, median) ` +
+    `**${fmt(avg(coldRows.map((r) => r.oursMs)))} ms**, ${fmt(avg(coldRows.map((r) => r.beforeMs)))} ms with the SDK client, ` +
+    `${fmt(cold.emptyMs)} ms for an empty handler; a DynamoDB call costs ` +
+    cold.dbCalls.map((d) => `${fmt(d.leanUs / d.sdkUs, 2)}× the SDK client's CPU (${d.call})`).join(', ') +
+    '.',
   `- Posting: one \`PostToConnection\` costs **${fmt(e2e.post.leanUs)} µs of CPU** through ours, ` +
     `${fmt(e2e.post.sdkUs)} µs through the AWS SDK client: **${fmt(e2e.post.leanUs / e2e.post.sdkUs, 2)}×** (budget ≤ 0.4).`,
   `- Token verification: ${fmt(auth.oursVerifyPerS)}/s (EdDSA, ours) vs ${fmt(auth.hs256VerifyPerS)}/s (jsonwebtoken HS256); ` +

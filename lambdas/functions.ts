@@ -141,6 +141,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
       revoked: ['BatchGetItem'],
       blocklist: ['BatchGetItem', 'PutItem'],
       messages: ['PutItem', 'Query'],
+      grants: ['BatchGetItem'],
     },
     keys: 'verify',
     manageConnections: true,
@@ -224,6 +225,30 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     },
     keys: 'verify',
     manageConnections: true,
+  },
+  {
+    name: 'http-admin-room-grants',
+    description: 'PUT, DELETE and GET of /admin/rooms/{room}/grants',
+    httpRoutes: [
+      'PUT /admin/rooms/{room}/grants/{username}',
+      'DELETE /admin/rooms/{room}/grants/{username}',
+      'GET /admin/rooms/{room}/grants',
+    ],
+    tables: {
+      ...AUTHENTICATE,
+      ...CLOSE_SOCKETS,
+      users: ['GetItem'],
+      grants: ['PutItem', 'DeleteItem', 'Query'],
+    },
+    keys: 'verify',
+    manageConnections: true,
+  },
+  {
+    name: 'http-admin-blocks',
+    description: 'GET /admin/blocks',
+    httpRoutes: ['GET /admin/blocks'],
+    tables: { revoked: ['BatchGetItem'], blocklist: ['BatchGetItem', 'Scan'] },
+    keys: 'verify',
   },
   {
     name: 'http-token-exchange',

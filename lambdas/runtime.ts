@@ -1,5 +1,5 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { stdoutAudit } from './core/audit.ts';
+import { dynamoEndpoint, leanDynamoClient } from './core/aws-dynamodb.ts';
 import { awsKeySource } from './core/aws-keys.ts';
 import { systemClock } from './core/clock.ts';
 import { connectionsApi, credentialsFromEnv, regionOfEndpoint } from './core/connections-api.ts';
@@ -11,12 +11,20 @@ let built: Deps | undefined;
 
 /**
  * The real dependencies of a Lambda container, built once: settings parsed and
- * checked, one DynamoDB client, the key source, the clock and the audit log.
+ * checked, one DynamoDB client, the key source, the clock and the audit log. Every AWS
+ * call is signed with the execution role's credentials, which Lambda puts in the
+ * environment, in the function's region.
  */
 export function runtime(env: NodeJS.ProcessEnv = process.env): Deps {
   if (built) return built;
   const settings = settingsFromEnv(env, 'aws');
-  const db = new DynamoDBClient(env.DYNAMODB_ENDPOINT ? { endpoint: env.DYNAMODB_ENDPOINT } : {});
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
+  if (!region) throw new Error('AWS_REGION must be set to reach DynamoDB');
+  const db = leanDynamoClient({
+    endpoint: dynamoEndpoint(env, region),
+    region,
+    credentials: credentialsFromEnv(env),
+  });
   built = {
     settings,
     db,

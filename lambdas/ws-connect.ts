@@ -1,5 +1,13 @@
-import { CONNECTION_TTL_S, type Connection, putConnection, removeConnection } from './core/connections.ts';
+import {
+  CONNECTION_TTL_S,
+  type Connection,
+  deleteMembership,
+  putConnection,
+  putMembership,
+  removeConnection,
+} from './core/connections.ts';
 import type { Deps } from './core/deps.ts';
+import { userRoom } from './core/rooms.ts';
 import { sessionMessageKey } from './core/sessions.ts';
 import { releaseSlots, type SlotHolder, slotHolders, takeSlot } from './core/socket-slots.ts';
 import { forgetConnection } from './core/sockets.ts';
@@ -16,15 +24,18 @@ const STALE_AFTER_MS = 30_000;
  * one of the user's `maxConnectionsPerUser` slots (a conditional write, exact under any
  * concurrency); when all are held, the holders old enough to be stale are checked with
  * GetConnection, those gone are dropped, and the slot is tried once more before 403.
+ * The socket is in its user's `user:` room from the start: the membership is written
+ * beside the row that lists it, in the same round trip.
  */
 export function makeConnectHandler(deps: Deps) {
   return async (event: WsProxyEvent): Promise<WsProxyResult> => {
     const id = identityOf(event);
+    const personal = userRoom(id.username);
     const connection: Connection = {
       ...id,
       ip: sourceIp(event),
       connectedAt: event.requestContext.connectedAt ?? deps.clock.now(),
-      rooms: [],
+      rooms: [personal],
     };
     const max = deps.settings.maxConnectionsPerUser;
     let admitted: boolean;
@@ -37,16 +48,27 @@ export function makeConnectHandler(deps: Deps) {
       ]);
       admitted = slot || (await reclaimStaleSlots(deps, connection, max));
       if (admitted) {
-        await putConnection(deps, { ...connection, messageKey });
+        await Promise.all([
+          putConnection(deps, { ...connection, messageKey }),
+          putMembership(deps, { ...connection, messageKey }, personal),
+        ]);
         stored = true;
       }
     } else {
-      const [, slot] = await Promise.all([putConnection(deps, connection), takeSlot(deps, connection, max)]);
+      const [, , slot] = await Promise.all([
+        putConnection(deps, connection),
+        putMembership(deps, connection, personal),
+        takeSlot(deps, connection, max),
+      ]);
       stored = true;
       admitted = slot || (await reclaimStaleSlots(deps, connection, max));
     }
     if (!admitted) {
-      if (stored) await removeConnection(deps, id.connectionId);
+      if (stored)
+        await Promise.all([
+          removeConnection(deps, id.connectionId),
+          deleteMembership(deps, personal, id.connectionId),
+        ]);
       deps.audit('warn', 'ws.denied', {
         username: id.username,
         sub: id.sub,

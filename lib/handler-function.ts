@@ -7,8 +7,8 @@ import type { Construct } from 'constructs';
 import { copyArgon2Commands, ensureArgon2Arm64 } from './argon2.ts';
 import { REPO_ROOT } from './paths.ts';
 
-/** The newest Node.js LTS that aws-cdk-lib 2.276 offers. */
-export const RUNTIME = lambda.Runtime.NODEJS_24_X;
+/** Node.js 22 LTS: the runtime the product is built and tested for (its bundles target it). */
+export const RUNTIME = lambda.Runtime.NODEJS_22_X;
 
 /**
  * ESM bundles still contain CommonJS dependencies that call `require`; esbuild's shim
@@ -18,11 +18,12 @@ const ESM_REQUIRE_BANNER =
   "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
 /**
- * Packages the functions import but never need, replaced in every bundle by a small module of
- * lambdas/bundle/ (paths from the project root, where esbuild runs): the SDK's default
- * credential chain (SSO, STS, ini files, instance metadata: most of a bundle) by the
- * environment's credentials, which Lambda sets, and two SDK parts no DynamoDB or Secrets
- * Manager call reaches. See docs/deploy.md.
+ * Packages that SDK modules left in a bundle still import but no function calls, replaced in
+ * every bundle by a small module of lambdas/bundle/ (paths from the project root, where esbuild
+ * runs): the SDK's default credential chain (SSO, STS, ini files, instance metadata) by the
+ * environment's credentials, which Lambda sets, and two SDK parts no DynamoDB call reaches.
+ * The functions' DynamoDB client (lambdas/core/aws-dynamodb.ts) signs with the environment's
+ * credentials itself. See docs/deploy.md.
  */
 export const BUNDLE_ALIASES: Readonly<Record<string, string>> = {
   '@aws-sdk/credential-provider-node': './lambdas/bundle/env-credentials.ts',
@@ -43,7 +44,7 @@ export interface HandlerFunctionProps {
 }
 
 /**
- * Every Lambda of the product, with every default set here once: Node.js 24 on arm64, a
+ * Every Lambda of the product, with every default set here once: Node.js 22 on arm64, a
  * minified ESM bundle with source maps built by the local esbuild (never Docker), its own
  * log group with retention, and its own role that may write to that log group and nothing
  * else until the stack grants exactly what the function manifest lists.

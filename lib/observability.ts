@@ -285,6 +285,17 @@ export class Observability extends Construct {
         }),
       ),
       query(
+        'RoomAccess',
+        'room access',
+        logGroups,
+        new logs.QueryString({
+          fields: ['time', 'event', 'username', 'room', 'reason', 'access', 'by', 'count'],
+          filterStatements: ['event in ["room.denied", "room.granted", "room.grant_revoked"]'],
+          sort: 'time desc',
+          limit: 200,
+        }),
+      ),
+      query(
         'TopSenders',
         'top senders',
         [props.webSocketAccessLogs],

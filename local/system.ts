@@ -1,5 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createAudit } from '../lambdas/core/audit.ts';
+import { leanDynamoClient } from '../lambdas/core/aws-dynamodb.ts';
 import { type Clock, systemClock } from '../lambdas/core/clock.ts';
 import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
 import { fileKeySource } from '../lambdas/core/keys.ts';
@@ -7,13 +8,7 @@ import { localTableNames } from '../lambdas/core/tables.ts';
 import { CORS } from '../lambdas/edge/cors.ts';
 import { type LocalConfig, StartupError } from './config.ts';
 import { checkDataDir, findRunning, paths, removeRunning, writeRunning } from './data-dir.ts';
-import {
-  ensureTables,
-  type LocalDynamo,
-  localDynamoClient,
-  randomCredentials,
-  startDynalite,
-} from './dynamo.ts';
+import { ensureTables, type LocalDynamo, randomCredentials, startDynalite } from './dynamo.ts';
 import { httpRoutes, scheduledJobs, wsRoutes } from './handlers.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
 import { demoPage } from './static.ts';
@@ -91,16 +86,22 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
     for (const part of opened.splice(0).reverse()) await part.close().catch(() => {});
   };
   try {
+    const storeCredentials = randomCredentials();
     const dynamo: LocalDynamo = await startDynalite({
       path: dataDir ? paths(dataDir).dynamo : undefined,
-      credentials: randomCredentials(),
+      credentials: storeCredentials,
     }).catch((err: unknown) => {
       throw new StartupError(
         `DATA_DIR ${dataDir}: the store in its dynamo/ folder did not open: ${(err as Error).message}`,
       );
     });
     opened.push(dynamo);
-    const db: DynamoDBClient = localDynamoClient(dynamo.endpoint, dynamo.credentials);
+    // The very client the functions use on Lambda (lambdas/core/aws-dynamodb.ts), signed with the store's credentials.
+    const db: DynamoDBClient = leanDynamoClient({
+      endpoint: dynamo.endpoint,
+      region: 'local',
+      credentials: storeCredentials,
+    });
     opened.push({ close: async () => db.destroy() });
     const tables = localTableNames();
     await ensureTables(db, tables);

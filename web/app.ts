@@ -3,7 +3,14 @@
  * countdown and refreshes, reconnects, the server's refusals in plain words). It learns the
  * API URLs from `config.json` next to it.
  */
-import { type ChatMessage, RealtimeClient, RealtimeError, type SessionEndReason } from './client.ts';
+import {
+  type Access,
+  type ChatMessage,
+  RealtimeClient,
+  RealtimeError,
+  roomKind,
+  type SessionEndReason,
+} from './client.ts';
 import { plainWords } from './words.ts';
 
 interface PageConfig {
@@ -19,6 +26,10 @@ interface Room {
   entries: Entry[];
   members: Set<string>;
   unread: number;
+  /** In a `private:` room, what the grant allows. */
+  access?: Access;
+  /** Out of the room for good (its grant was deleted): kept to read, no longer joined. */
+  removed?: boolean;
 }
 
 const DEFAULT_ROOM = 'lobby';
@@ -50,6 +61,8 @@ const ui = {
   chatView: $('chat-view'),
   joinForm: $<HTMLFormElement>('join-form'),
   roomName: $<HTMLInputElement>('room-name'),
+  dmForm: $<HTMLFormElement>('dm-form'),
+  dmName: $<HTMLInputElement>('dm-name'),
   roomList: $('room-list'),
   roomTitle: $('room-title'),
   members: $('members'),
@@ -171,8 +184,40 @@ function renderEntry(entry: Entry): HTMLLIElement {
   const time = el('time', undefined, clock(m.ts));
   time.dateTime = new Date(m.ts).toISOString();
   head.append(time);
-  item.append(head, el('p', 'text', m.text));
+  if (m.text !== undefined) item.append(head, el('p', 'text', m.text));
+  else item.append(head);
+  if (m.data !== undefined) item.append(el('pre', 'data', JSON.stringify(m.data, null, 2)));
   return item;
+}
+
+/** How a room shows in the list and its title: `@bob` for a direct message, its kind after a private or broadcast room. */
+function roomLabel(name: string): string {
+  switch (roomKind(name)) {
+    case 'dm': {
+      const other = name
+        .slice(3)
+        .split('+')
+        .find((u) => u !== client.username);
+      return `@${other ?? client.username}`;
+    }
+    case 'private':
+      return `#${name.slice('private:'.length)} · private`;
+    case 'broadcast':
+      return `#${name.slice('broadcast:'.length)} · broadcast`;
+    case 'user':
+      return `@${name.slice('user:'.length)} · you`;
+    default:
+      return `#${name}`;
+  }
+}
+
+/** Why the composer of a room is read-only, or undefined when the user may post in it. */
+function readOnlyReason(name: string, r: Room | undefined): string | undefined {
+  if (r?.removed) return 'You were removed from this room';
+  if (roomKind(name) === 'broadcast' && !client.roles.some((x) => x === 'admin' || x === 'publisher'))
+    return 'Read-only: only publishers post here';
+  if (r?.access === 'reader') return 'Read-only: your access to this room is reader';
+  return undefined;
 }
 
 function scrollToEnd(): void {
@@ -183,7 +228,8 @@ function renderRoomList(): void {
   ui.roomList.replaceChildren(
     ...[...rooms].map(([name, r]) => {
       const item = el('li');
-      const button = el('button', name === current ? 'room-chip active' : 'room-chip', `#${name}`);
+      const button = el('button', name === current ? 'room-chip active' : 'room-chip', roomLabel(name));
+      button.dataset.kind = roomKind(name);
       button.type = 'button';
       button.setAttribute('aria-current', String(name === current));
       if (r.unread > 0) button.append(el('span', 'badge', String(r.unread)));
@@ -201,7 +247,15 @@ function renderMembers(): void {
 }
 
 /** What an empty room says, so a first visitor knows how to see messages arrive. */
-function emptyRoomHint(): HTMLLIElement {
+function emptyRoomHint(name: string): HTMLLIElement {
+  if (roomKind(name) === 'dm') {
+    const other = roomLabel(name).slice(1);
+    return el(
+      'li',
+      'system hint-empty',
+      `Only you and ${other} can read this room. ${other} sees your messages once they open a message to you too.`,
+    );
+  }
   return el(
     'li',
     'system hint-empty',
@@ -213,11 +267,15 @@ function show(name: string | undefined): void {
   current = name;
   const r = name ? rooms.get(name) : undefined;
   if (r) r.unread = 0;
-  ui.roomTitle.textContent = name ? `#${name}` : 'No room';
+  ui.roomTitle.textContent = name ? roomLabel(name) : 'No room';
   ui.leave.hidden = !name;
-  ui.text.disabled = !name;
+  const readOnly = name ? readOnlyReason(name, r) : undefined;
+  ui.text.disabled = !name || readOnly !== undefined;
+  ui.text.placeholder = readOnly ?? 'Write a message…';
   const alone = r !== undefined && r.entries.length === 0 && r.members.size <= 1;
-  ui.messages.replaceChildren(...(alone ? [emptyRoomHint()] : (r?.entries.map(renderEntry) ?? [])));
+  ui.messages.replaceChildren(
+    ...(alone && name ? [emptyRoomHint(name)] : (r?.entries.map(renderEntry) ?? [])),
+  );
   renderMembers();
   renderRoomList();
   scrollToEnd();
@@ -227,9 +285,15 @@ function show(name: string | undefined): void {
  * Joins a room with one frame: `joined` carries the history and the members, so nothing
  * else is asked (every frame counts against the rate limit, 10 a minute by default).
  */
-async function join(name: string): Promise<void> {
-  const joined = await client.join(name, { history: HISTORY });
+async function join(name: string, how: 'join' | 'dm' = 'join'): Promise<void> {
+  const joined =
+    how === 'dm'
+      ? await client.dm(name, { history: HISTORY })
+      : await client.join(name, { history: HISTORY });
+  name = joined.room;
   const r = room(name);
+  r.removed = false;
+  if (joined.access) r.access = joined.access;
   const known = new Set(r.entries.flatMap((e) => (e.kind === 'message' ? [e.message.messageId] : [])));
   for (const m of joined.history)
     if (!known.has(m.messageId)) r.entries.push({ kind: 'message', message: m });
@@ -307,6 +371,21 @@ function wire(c: RealtimeClient): void {
     room(name).members.delete(username);
     add(name, { kind: 'system', text: `${username} left`, ts: Date.now() });
     if (name === current) renderMembers();
+  });
+  c.on('removed', ({ room: name }) => {
+    room(name).removed = true;
+    room(name).members.clear();
+    add(name, {
+      kind: 'system',
+      text: 'Your access to this room was revoked: you are no longer in it',
+      ts: Date.now(),
+    });
+    if (name === current) show(name);
+  });
+  c.on('access_changed', ({ room: name, access }) => {
+    room(name).access = access;
+    add(name, { kind: 'system', text: `Your access to this room is now ${access}`, ts: Date.now() });
+    if (name === current) show(name);
   });
   c.on('error', (err) => notice(words(err)));
   c.on('token', ({ expiresAt, refreshed }) => {
@@ -430,10 +509,22 @@ async function main(): Promise<void> {
       (err: unknown) => notice(words(err)),
     );
   });
+  ui.dmForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = ui.dmName.value.trim().replace(/^@/, '').toLowerCase();
+    if (!name) return;
+    join(name, 'dm').then(
+      () => {
+        ui.dmName.value = '';
+      },
+      (err: unknown) => notice(words(err)),
+    );
+  });
   ui.leave.addEventListener('click', () => {
     const name = current;
     if (!name) return;
-    client.leave(name).then(
+    // A room the server took the user out of is only forgotten here.
+    (rooms.get(name)?.removed ? Promise.resolve() : client.leave(name)).then(
       () => {
         rooms.delete(name);
         show(rooms.keys().next().value);

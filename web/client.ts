@@ -4,19 +4,23 @@ import { isRealtimeError, RealtimeError } from './errors.ts';
 import { type FetchLike, HttpApi, type TokenPair } from './http.ts';
 import type { FrameCipher } from './jwe.ts';
 import {
+  type AccessChangedFrame,
   type ChatMessage,
   type ClientFrame,
   type ClosingReason,
+  dmRoom,
   type ErrorFrame,
   type JoinedFrame,
   type MemberJoinedFrame,
   type MemberLeftFrame,
   type PresenceFrame,
   parseServerFrame,
+  type RemovedFrame,
   type ReplyOf,
   type RequestId,
   ROOM_PATTERN,
   type ServerFrame,
+  userRoom,
 } from './protocol.ts';
 
 export type { RealtimeErrorCode } from './errors.ts';
@@ -94,6 +98,10 @@ export interface ClientEvents {
   message: ChatMessage;
   member_joined: MemberJoinedFrame;
   member_left: MemberLeftFrame;
+  /** The socket is out of a `private:` room (its grant was deleted); it is not rejoined. */
+  removed: RemovedFrame;
+  /** The user's grant to a `private:` room changed (`reader`: it may no longer post). */
+  access_changed: AccessChangedFrame;
   /** Failures nobody awaits: unmatched error frames, a failed rejoin or background refresh. */
   error: RealtimeError;
   state: { state: ConnectionState; previous: ConnectionState };
@@ -162,6 +170,9 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   #openedAt = 0;
   #everOpened = false;
   readonly #rooms = new Map<string, number>();
+  /** Counts `removed` frames; each room's last one, so a join can tell one that overtook its reply. */
+  #removals = 0;
+  readonly #removedAt = new Map<string, number>();
   readonly #pending = new Map<RequestId, Pending>();
   readonly #seen = new Set<string>();
   #nextId = 0;
@@ -210,6 +221,17 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   /** The logged-in user's name, or `''`. */
   get username(): string {
     return this.#username;
+  }
+
+  /** The logged-in user's roles, from its access token (`[]` when logged out). */
+  get roles(): string[] {
+    const roles = this.#tokens ? claimsOf(this.#tokens.access_token).roles : undefined;
+    return Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : [];
+  }
+
+  /** The room that every socket of the logged-in user is in without joining (`user:<username>`). */
+  get userRoom(): string {
+    return this.#username ? userRoom(this.#username) : '';
   }
 
   /** When the access token expires, in ms on this machine's clock (0 when logged out). */
@@ -310,7 +332,11 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   /** Joins a room; the reply carries up to `history` (≤ 50) of its latest messages, oldest first. */
   async join(room: string, options: { history?: number } = {}): Promise<JoinedFrame> {
     checkRoom(room);
+    const before = this.#removals;
     const joined = await this.request({ type: 'join', room, history: options.history ?? 0 });
+    // A `removed` may overtake the `joined` of a join that raced the revocation: it is final.
+    if ((this.#removedAt.get(room) ?? 0) > before)
+      throw new RealtimeError('forbidden', `removed from ${room}: access revoked`);
     this.#rooms.set(room, options.history ?? 0);
     for (const m of joined.history) this.#markSeen(m.messageId);
     return joined;
@@ -329,10 +355,27 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     return reply.members;
   }
 
-  /** Sends a chat message; resolves on the server's `ack` (the message itself arrives as a `message` event). */
-  async send(room: string, text: string): Promise<{ messageId?: string }> {
+  /**
+   * Joins the direct-message room with `username` (`dm:<a>+<b>`, only the two of you may join).
+   *
+   * @example const dm = await client.dm('bob'); await client.send(dm.room, 'hi bob');
+   */
+  dm(username: string, options: { history?: number } = {}): Promise<JoinedFrame> {
+    if (!this.#username) throw new RealtimeError('not_logged_in', 'log in first');
+    return this.join(dmRoom(this.#username, username.toLowerCase()), options);
+  }
+
+  /**
+   * Sends a chat message: a text, or `{ text?, data? }` where `data` is any JSON value.
+   * Resolves on the server's `ack` (the message itself arrives as a `message` event).
+   */
+  async send(
+    room: string,
+    content: string | { text?: string; data?: unknown },
+  ): Promise<{ messageId?: string }> {
     checkRoom(room);
-    const ack = await this.request({ type: 'message', room, text });
+    const body = typeof content === 'string' ? { text: content } : content;
+    const ack = await this.request({ type: 'message', room, ...body });
     return ack.messageId === undefined ? {} : { messageId: ack.messageId };
   }
 
@@ -630,6 +673,15 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       case 'member_left':
         this.emit('member_left', frame);
         return;
+      case 'removed':
+        // Out for good: a rejoin after a reconnect would be refused.
+        this.#rooms.delete(frame.room);
+        this.#removedAt.set(frame.room, ++this.#removals);
+        this.emit('removed', frame);
+        return;
+      case 'access_changed':
+        this.emit('access_changed', frame);
+        return;
       case 'closing':
         this.#closingReason = frame.reason;
         this.emit('closing', { reason: frame.reason });
@@ -799,7 +851,10 @@ function claimsOf(token: string): Record<string, unknown> {
 
 function checkRoom(room: string): void {
   if (!ROOM_PATTERN.test(room)) {
-    throw new RealtimeError('bad_request', 'room names are 1-64 of A-Z, a-z, 0-9, _ . -');
+    throw new RealtimeError(
+      'bad_request',
+      'room names are [kind:]name, the name 1-64 of A-Z, a-z, 0-9, _ . -',
+    );
   }
 }
 

@@ -14,7 +14,7 @@ export type ClientFrame =
   | { type: 'join'; room: string; history?: number; id?: RequestId }
   | { type: 'leave'; room: string; id?: RequestId }
   | { type: 'presence'; room: string; id?: RequestId }
-  | { type: 'message'; room: string; text: string; id?: RequestId }
+  | { type: 'message'; room: string; text?: string; data?: unknown; id?: RequestId }
   | { type: 'refresh_token'; token: string; id?: RequestId }
   | { type: 'whoami'; id?: RequestId }
   | { type: 'ping'; id?: RequestId };
@@ -24,7 +24,10 @@ export interface ChatMessage {
   type: 'message';
   room: string;
   from: string;
-  text: string;
+  /** The message's text, when it has one. */
+  text?: string;
+  /** Any JSON value the sender attached, when it did. */
+  data?: unknown;
   /** Server time, milliseconds. */
   ts: number;
   messageId: string;
@@ -37,7 +40,23 @@ export interface JoinedFrame {
   history: ChatMessage[];
   /** The room's members, the joining user included (sorted, unique). */
   members?: string[];
+  /** In a `private:` room, what the user's grant allows: `reader`s may not post. */
+  access?: Access;
   id?: RequestId;
+}
+/** What a grant to a `private:` room allows: `member` joins and posts, `reader` only joins and reads. */
+export type Access = 'member' | 'reader';
+/** The socket is out of a `private:` room: its user's grant was deleted. */
+export interface RemovedFrame {
+  type: 'removed';
+  room: string;
+  reason: 'access_revoked';
+}
+/** The user's grant to a `private:` room changed while the socket is in it. */
+export interface AccessChangedFrame {
+  type: 'access_changed';
+  room: string;
+  access: Access;
 }
 export interface MemberJoinedFrame {
   type: 'member_joined';
@@ -101,6 +120,8 @@ export type ServerFrame =
   | JoinedFrame
   | MemberJoinedFrame
   | MemberLeftFrame
+  | RemovedFrame
+  | AccessChangedFrame
   | PresenceFrame
   | LeftFrame
   | AckFrame
@@ -126,6 +147,8 @@ const SERVER_TYPES = new Set([
   'joined',
   'member_joined',
   'member_left',
+  'removed',
+  'access_changed',
   'presence',
   'left',
   'ack',
@@ -137,8 +160,30 @@ const SERVER_TYPES = new Set([
   'encrypted',
 ]);
 
-/** Room names: 1-64 of `[A-Za-z0-9_.-]`. */
-export const ROOM_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+/**
+ * Room names: `[kind:]name`, the name 1-64 of `[A-Za-z0-9_.-]`; a `dm:` room names two
+ * usernames (`dm:<a>+<b>`, sorted). The server holds the full rules (docs/protocol.md).
+ */
+export const ROOM_PATTERN =
+  /^(?:(?:user|private|broadcast):)?[A-Za-z0-9_.-]{1,64}$|^dm:[a-z0-9_.-]{3,32}\+[a-z0-9_.-]{3,32}$/;
+
+/** The kind of a room, from its name: `open` for a name without a kind. */
+export type RoomKind = 'open' | 'user' | 'dm' | 'private' | 'broadcast';
+
+export function roomKind(room: string): RoomKind {
+  const kind = room.slice(0, Math.max(0, room.indexOf(':')));
+  return kind === 'user' || kind === 'dm' || kind === 'private' || kind === 'broadcast' ? kind : 'open';
+}
+
+/** The direct-message room of two users: `dm:<a>+<b>`, the names sorted. */
+export function dmRoom(a: string, b: string): string {
+  return a < b ? `dm:${a}+${b}` : `dm:${b}+${a}`;
+}
+
+/** The room every socket of `username` is in from the moment it opens. */
+export function userRoom(username: string): string {
+  return `user:${username}`;
+}
 
 /**
  * Reads one text frame. Returns undefined for anything that is not a JSON object with

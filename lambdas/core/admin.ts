@@ -5,7 +5,8 @@ import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { type ChatMessage, saveMessage } from './history.ts';
 import { normalizeIp } from './ip.ts';
-import { ROOM_PATTERN } from './protocol.ts';
+import { messageContent } from './protocol.ts';
+import { parseRoom } from './rooms.ts';
 import { closeUserSockets, sendToConnections } from './sockets.ts';
 import type { AccessClaims } from './tokens.ts';
 import { getUser, normalizeUsername, type User } from './users.ts';
@@ -132,26 +133,35 @@ export async function listConnections(deps: Deps): Promise<ConnectionView[]> {
     .sort((a, b) => a.connectedAt - b.connectedAt);
 }
 
+/** Bytes of a message's content: its text (UTF-8) and its data (as JSON). */
+export function contentBytes(content: { text?: string; data?: unknown }): number {
+  return (
+    (content.text === undefined ? 0 : Buffer.byteLength(content.text)) +
+    (content.data === undefined ? 0 : Buffer.byteLength(JSON.stringify(content.data)))
+  );
+}
+
 /** Delivers a message to a room's members as a message `from` the caller, and keeps it in history. */
 export async function publishToRoom(
   deps: Deps,
   caller: AccessClaims,
-  room: string | undefined,
+  rawRoom: string | undefined,
   body: Record<string, unknown>,
 ): Promise<{ messageId: string; delivered: number }> {
-  if (room === undefined || !ROOM_PATTERN.test(room))
-    throw new AppError('invalid_request', 'room must be 1-64 of A-Z, a-z, 0-9, _ . -');
-  const text = body.text;
-  if (typeof text !== 'string' || text.length === 0)
-    throw new AppError('invalid_request', 'text must be a non-empty string');
-  if (Buffer.byteLength(text) > deps.settings.maxMessageBytes) {
-    throw new AppError('invalid_request', `text is limited to ${deps.settings.maxMessageBytes} bytes`);
+  // Every kind of room: publishers reach a `user:` room (all of its user's sockets) and speak in `broadcast:` ones.
+  const room = parseRoom(rawRoom).name;
+  const content = messageContent(body);
+  if (contentBytes(content) > deps.settings.maxMessageBytes) {
+    throw new AppError(
+      'invalid_request',
+      `text and data are limited to ${deps.settings.maxMessageBytes} bytes`,
+    );
   }
   const message: ChatMessage = {
     type: 'message',
     room,
     from: caller.username,
-    text,
+    ...content,
     ts: deps.clock.now(),
     messageId: randomUUID(),
   };

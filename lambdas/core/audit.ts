@@ -21,6 +21,9 @@ export type AuditEvent =
   | 'ip.unblocked'
   | 'token.revoked'
   | 'admin.publish'
+  | 'room.denied'
+  | 'room.granted'
+  | 'room.grant_revoked'
   | 'sweep.run'
   | 'delivery.failed'
   | 'error';
@@ -41,6 +44,8 @@ export interface AuditFields {
   jti?: string;
   sid?: string;
   role?: string;
+  /** A grant's access (`member` or `reader`) in `room.granted`. */
+  access?: string;
   count?: number;
   durationS?: number;
   by?: string;
@@ -64,6 +69,7 @@ const ALLOWED = new Set<string>([
   'jti',
   'sid',
   'role',
+  'access',
   'count',
   'durationS',
   'by',

@@ -39,6 +39,13 @@ export interface SignedHttpOptions {
   readonly maxSockets?: number;
   /** A request that has no answer after this long fails with `TimeoutError` (default 5000 ms). */
   readonly timeoutMs?: number;
+  /** The largest body kept with `keepBody` (default 256 KB); a longer answer fails. */
+  readonly maxBodyBytes?: number;
+  /**
+   * Send and sign `x-amz-content-sha256`, the body's hash, as the SDK's clients do (default
+   * false): SigV4 does not need it outside S3, but a store that checks signatures may.
+   */
+  readonly signBodyHash?: boolean;
 }
 
 export interface SignedRequest {
@@ -81,6 +88,7 @@ export function signedHttp(options: SignedHttpOptions): SignedHttp {
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 64, scheduling: 'lifo' as const };
   const agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
   const timeoutMs = options.timeoutMs ?? 5000;
+  const maxBody = options.maxBodyBytes ?? MAX_BODY;
   const port = url.port ? Number(url.port) : undefined;
   const host = url.host; // with the port when it is not the scheme's default, as SigV4 signs it
   const base = url.pathname.replace(/\/+$/, '');
@@ -89,9 +97,9 @@ export function signedHttp(options: SignedHttpOptions): SignedHttp {
     region: options.region,
     credentials: options.credentials,
     sha256: Sha256,
-    // No `x-amz-content-sha256` header: S3 wants it, SigV4 elsewhere hashes the body into the
-    // canonical request without it, and leaving it out saves a third of the signing CPU.
-    applyChecksum: false,
+    // By default no `x-amz-content-sha256` header: S3 wants it, SigV4 elsewhere hashes the body
+    // into the canonical request without it, and leaving it out saves a third of the signing CPU.
+    applyChecksum: options.signBodyHash ?? false,
   });
 
   return {
@@ -118,10 +126,10 @@ export function signedHttp(options: SignedHttpOptions): SignedHttp {
         agent,
       };
       try {
-        return await exchange(send, request, req.body, timeoutMs, keepBody);
+        return await exchange(send, request, req.body, timeoutMs, keepBody ? maxBody : 0);
       } catch (err) {
         if (!(err instanceof StaleSocketError)) throw err;
-        return exchange(send, request, req.body, timeoutMs, keepBody);
+        return exchange(send, request, req.body, timeoutMs, keepBody ? maxBody : 0);
       }
     },
     destroy: () => agent.destroy(),
@@ -136,14 +144,16 @@ function exchange(
   options: RequestOptions,
   body: Uint8Array | undefined,
   timeoutMs: number,
-  keepBody: boolean,
+  /** With `keepBody`, the longest body kept; 0 keeps only an error's. */
+  maxBody: number,
 ): Promise<Answer> {
+  const keepBody = maxBody > 0;
   return new Promise<Answer>((resolve, reject) => {
     let answered = false;
     const req = send(options, (res) => {
       answered = true;
       const status = res.statusCode ?? 0;
-      const limit = keepBody ? MAX_BODY : status >= 300 ? MAX_ERROR_BODY : 0;
+      const limit = keepBody ? maxBody : status >= 300 ? MAX_ERROR_BODY : 0;
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
@@ -151,8 +161,8 @@ function exchange(
         size += chunk.length;
       });
       res.on('end', () => {
-        if (keepBody && size > MAX_BODY) {
-          reject(new Error(`the answer is over ${MAX_BODY} bytes`));
+        if (keepBody && size > maxBody) {
+          reject(new Error(`the answer is over ${maxBody} bytes`));
           return;
         }
         resolve({

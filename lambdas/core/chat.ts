@@ -15,13 +15,26 @@ import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { decryptFrame, encryptFrame } from './frame-crypto.ts';
 import { fitFrame } from './frame-size.ts';
+import { accessOf, grantRef, readGrant } from './grants.ts';
 import { type ChatMessage, recentMessages, saveMessage } from './history.ts';
 import { type ClientId, type ClientMessage, clientIdOf, errorFrame, parseClientMessage } from './protocol.ts';
+import {
+  type Access,
+  denialMessage,
+  isPrivateRoomName,
+  joinDenial,
+  needsGrant,
+  parseRoom,
+  postDenial,
+  type Room,
+  type RoomDenial,
+  userRoom,
+} from './rooms.ts';
 import { type CloseReason, closeConnection, closeUserSockets, sendToConnections } from './sockets.ts';
 import { batchGet } from './store.ts';
 import { verifyAccessToken } from './tokens.ts';
 
-/** Rooms one socket may be in at once: bounds the connection row and the work of $disconnect. */
+/** Rooms one socket may join (its own `user:` room aside): bounds the connection row and the work of $disconnect. */
 export const MAX_ROOMS_PER_CONNECTION = 50;
 
 /** Who sent a frame, from the authorizer context frozen at `$connect`. */
@@ -37,23 +50,30 @@ export interface FrameSender {
 /** What the caller gets back on its own socket (the route response), if anything. */
 export type FrameReply = Record<string, unknown> | undefined;
 
+/** The user's grant to a `private:` room: read with the frame's first rows when it names one, else on demand. */
+type GrantOf = (room: string) => Promise<Access | undefined>;
+
 /**
  * Handles one client frame. Round trip 1, in parallel: the user's rate-limit counter
  * (one atomic ADD shared by all of the user's sockets) and one BatchGetItem for the
- * live connection row, the token's revocations and the user's block. A chat message
- * then needs one more (the room's members, a Query) before fan-out.
+ * live connection row, the token's revocations, the user's block and, for a frame naming
+ * a `private:` room, the user's grant to it. A chat message then needs one more (the
+ * room's members, a Query) before fan-out.
  */
 export async function handleFrame(deps: Deps, sender: FrameSender, body: string): Promise<FrameReply> {
   const { settings } = deps;
   const now = nowS(deps.clock);
   const window = windowAt(now, settings.rateLimitWindowS);
   const subject = { claims: { ...sender }, username: sender.username };
+  const grantRoom = privateRoomOf(body);
   const read = (consistent: boolean) =>
     batchGet(
       deps.db,
       [
         { table: deps.tables.connections, key: connectionKey(sender.connectionId) },
         ...accessRefs(deps, subject),
+        // Last, so the rows before it are laid out as refusalOf reads them.
+        ...(grantRoom ? [grantRef(deps, grantRoom, sender.username)] : []),
       ],
       { consistent },
     );
@@ -76,6 +96,9 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
   }
   if (refusal || !rows[0]) return close(deps, sender, refusal ?? 'token_revoked');
   const conn = connectionFrom(rows[0]);
+  const prefetched = grantRoom ? accessOf(rows.at(-1)) : undefined;
+  const grantOf: GrantOf = (room) =>
+    room === grantRoom ? Promise.resolve(prefetched) : readGrant(deps, room, conn.username);
 
   const id = peekId(body);
   if (count > settings.rateLimitMax) {
@@ -98,15 +121,21 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
     throw new AppError('too_large', `frames are limited to ${settings.maxMessageBytes} bytes`);
   }
   const message = parseClientMessage(body);
-  if (message.type === 'encrypted') return handleEncrypted(deps, conn, message.jwe, now);
-  return dispatch(deps, conn, message, now, id);
+  if (message.type === 'encrypted') return handleEncrypted(deps, conn, message.jwe, now, grantOf);
+  return dispatch(deps, conn, message, now, id, grantOf);
 }
 
 /**
  * `{"type":"encrypted","jwe"}`: decrypts with the socket's session key, handles the
  * inner message like any other, and encrypts the reply (errors included) the same way.
  */
-async function handleEncrypted(deps: Deps, conn: Connection, jwe: string, now: number): Promise<FrameReply> {
+async function handleEncrypted(
+  deps: Deps,
+  conn: Connection,
+  jwe: string,
+  now: number,
+  grantOf: GrantOf,
+): Promise<FrameReply> {
   const key = conn.messageKey;
   if (!key) throw new AppError('invalid_request', 'message encryption is not enabled');
   const inner = await decryptFrame(key, jwe, deps.settings.maxMessageBytes);
@@ -116,7 +145,7 @@ async function handleEncrypted(deps: Deps, conn: Connection, jwe: string, now: n
     const message = parseClientMessage(inner);
     if (message.type === 'encrypted')
       throw new AppError('invalid_request', 'an encrypted frame cannot hold another');
-    answer = await dispatch(deps, conn, message, now, id);
+    answer = await dispatch(deps, conn, message, now, id, grantOf);
   } catch (err) {
     if (!(err instanceof AppError) || err.code === 'internal' || err.code === 'unavailable') throw err;
     answer = errorFrame(err, id) as unknown as Record<string, unknown>;
@@ -150,6 +179,22 @@ function isKeepAlive(body: string): boolean {
   }
 }
 
+/**
+ * The `private:` room a frame names, told apart before any read so that the user's grant
+ * to it is read in the frame's first round trip. An encrypted frame's room is known only
+ * once it is decrypted: its grant is read then.
+ */
+function privateRoomOf(body: string): string | undefined {
+  if (body.length > 64 * 1024) return undefined;
+  try {
+    const value = JSON.parse(body) as { room?: unknown } | null;
+    if (typeof value !== 'object' || value === null) return undefined;
+    return isPrivateRoomName(value.room) && value.room.length <= 80 ? value.room : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The `id` of a frame that may not parse, so that even its error can be matched to it. */
 export function peekId(body: string): ClientId | undefined {
   if (body.length > 64 * 1024) return undefined;
@@ -173,19 +218,51 @@ async function close(
 /**
  * Why the sender may no longer post, read again beside the room's members (same round
  * trip): a block, a revocation or a closed socket recorded since the frame's first read
- * stops the fan-out, so nothing goes out once an admin's block has answered.
+ * stops the fan-out, so nothing goes out once an admin's block has answered; so does a
+ * grant to a `private:` room deleted or lowered to `reader` since.
  */
-async function stopReason(deps: Deps, conn: Connection, now: number): Promise<CloseReason | undefined> {
+async function stopReason(
+  deps: Deps,
+  conn: Connection,
+  now: number,
+  room?: Room,
+): Promise<CloseReason | RoomDenial | undefined> {
   const subject = { claims: conn, username: conn.username };
+  const grant = room && needsGrant(room) ? [grantRef(deps, room.name, conn.username)] : [];
   const [row, ...accessRows] = await batchGet(
     deps.db,
-    [{ table: deps.tables.connections, key: connectionKey(conn.connectionId) }, ...accessRefs(deps, subject)],
+    [
+      { table: deps.tables.connections, key: connectionKey(conn.connectionId) },
+      ...accessRefs(deps, subject),
+      ...grant,
+    ],
     { consistent: true },
   );
   const state = accessStateFrom(subject, accessRows, now);
   if (!row || state.revoked) return 'token_revoked';
   if (state.userBlock) return 'blocked';
+  if (room) return postDenial(room, conn, grant.length > 0 ? accessOf(accessRows.at(-1)) : undefined);
   return undefined;
+}
+
+const isCloseReason = (r: CloseReason | RoomDenial): r is CloseReason =>
+  r === 'token_revoked' || r === 'blocked' || r === 'token_expired';
+
+/**
+ * Refuses a room frame with `forbidden`, audited as `room.denied`. A socket whose row still
+ * lists a `private:` room it has no grant to (a revocation raced its join) leaves it here.
+ */
+async function deny(deps: Deps, conn: Connection, room: Room, denial: RoomDenial): Promise<never> {
+  deps.audit('warn', 'room.denied', {
+    username: conn.username,
+    sub: conn.sub,
+    connectionId: conn.connectionId,
+    room: room.name,
+    reason: denial,
+  });
+  if (denial === 'no_grant' && conn.rooms.includes(room.name))
+    await leaveRoom(deps, conn.connectionId, room.name);
+  throw new AppError('forbidden', denialMessage(room, denial));
 }
 
 /** A socket whose row went while one of its frames was handled: closed at the gateway if still open. */
@@ -212,8 +289,10 @@ function withId(frame: Record<string, unknown>, id: ClientId | undefined): Recor
   return id === undefined ? frame : { ...frame, id };
 }
 
-function requireMember(conn: Connection, room: string): void {
-  if (!conn.rooms.includes(room)) throw new AppError('forbidden', `not a member of ${room}`);
+async function requireMember(deps: Deps, conn: Connection, room: string): Promise<Room> {
+  const parsed = parseRoom(room);
+  if (!conn.rooms.includes(room)) await deny(deps, conn, parsed, 'not_member');
+  return parsed;
 }
 
 async function dispatch(
@@ -222,6 +301,7 @@ async function dispatch(
   m: ClientMessage,
   now: number,
   id: ClientId | undefined,
+  grantOf: GrantOf,
 ): Promise<FrameReply> {
   switch (m.type) {
     case 'ping':
@@ -232,23 +312,43 @@ async function dispatch(
         id,
       );
     case 'join': {
-      const already = conn.rooms.includes(m.room);
-      if (!already && conn.rooms.length >= MAX_ROOMS_PER_CONNECTION) {
+      const room = parseRoom(m.room);
+      let grant = needsGrant(room) ? await grantOf(room.name) : undefined;
+      const denial = joinDenial(room, conn, grant);
+      if (denial) return deny(deps, conn, room, denial);
+      const listed = conn.rooms.includes(m.room);
+      // A private room's membership is written again even when the row lists the room: a
+      // revocation racing an earlier join may have taken the membership after the row got it.
+      const already = listed && !needsGrant(room);
+      // The socket's own `user:` room comes on top of the rooms it may join.
+      const maxRooms = MAX_ROOMS_PER_CONNECTION + (conn.rooms.includes(userRoom(conn.username)) ? 1 : 0);
+      if (!listed && conn.rooms.length >= maxRooms) {
         throw new AppError('invalid_request', `a socket may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
       }
+      // The grant, read again once the membership is stored (see grants.ts).
+      const recheck = async () => {
+        grant = await readGrant(deps, room.name, conn.username);
+        return grant !== undefined;
+      };
       const [joined, members, history] = await Promise.all([
-        already ? 'joined' : joinRoom(deps, conn, m.room, { maxRooms: MAX_ROOMS_PER_CONNECTION }),
+        already
+          ? 'joined'
+          : joinRoom(deps, conn, m.room, {
+              maxRooms,
+              ...(needsGrant(room) ? { recheck } : {}),
+            }),
         roomMembers(deps, m.room),
         recentMessages(deps, m.room, m.history, now),
       ]);
       // The socket was forgotten while joining: make sure it is not left open and deaf.
       if (joined === 'gone') return endForgotten(deps, conn.connectionId);
+      if (joined === 'refused') return deny(deps, conn, room, 'no_grant');
       // The count read with the frame may be stale: the conditional write decides.
       if (joined === 'full') {
         throw new AppError('invalid_request', `a socket may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
       }
       const others = members.filter((x) => x.connectionId !== conn.connectionId);
-      if (others.length > 0 && !already)
+      if (others.length > 0 && !listed)
         await sendToConnections(deps, others, {
           type: 'member_joined',
           room: m.room,
@@ -258,12 +358,17 @@ async function dispatch(
       const names = [...new Set([conn.username, ...members.map((x) => x.username)])].sort();
       // The reply must fit API Gateway's 128 KB message limit: the oldest history goes first,
       // measured on the whole frame (members included), sealed when it will be.
-      return fitFrame(withId({ type: 'joined', room: m.room, members: names, history }, id), 'history', {
-        encrypted: conn.messageKey !== undefined,
-      });
+      return fitFrame(
+        withId(
+          { type: 'joined', room: m.room, members: names, history, ...(grant ? { access: grant } : {}) },
+          id,
+        ),
+        'history',
+        { encrypted: conn.messageKey !== undefined },
+      );
     }
     case 'leave': {
-      requireMember(conn, m.room);
+      await requireMember(deps, conn, m.room);
       const [, members] = await Promise.all([
         leaveRoom(deps, conn.connectionId, m.room),
         roomMembers(deps, m.room),
@@ -274,7 +379,8 @@ async function dispatch(
       return withId({ type: 'left', room: m.room }, id);
     }
     case 'presence': {
-      requireMember(conn, m.room);
+      const room = await requireMember(deps, conn, m.room);
+      if (needsGrant(room) && !(await grantOf(room.name))) return deny(deps, conn, room, 'no_grant');
       const members = await roomMembers(deps, m.room);
       return withId(
         { type: 'presence', room: m.room, members: [...new Set(members.map((x) => x.username))].sort() },
@@ -282,8 +388,14 @@ async function dispatch(
       );
     }
     case 'message': {
-      requireMember(conn, m.room);
-      const [members, stopped] = await Promise.all([roomMembers(deps, m.room), stopReason(deps, conn, now)]);
+      const room = await requireMember(deps, conn, m.room);
+      const denial = postDenial(room, conn, needsGrant(room) ? await grantOf(room.name) : undefined);
+      if (denial) return deny(deps, conn, room, denial);
+      const [members, stopped] = await Promise.all([
+        roomMembers(deps, m.room),
+        stopReason(deps, conn, now, room),
+      ]);
+      if (stopped && !isCloseReason(stopped)) return deny(deps, conn, room, stopped);
       if (stopped) {
         await closeConnection(deps, conn, stopped);
         return undefined;
@@ -292,7 +404,8 @@ async function dispatch(
         type: 'message',
         room: m.room,
         from: conn.username,
-        text: m.text,
+        ...(m.text === undefined ? {} : { text: m.text }),
+        ...(m.data === undefined ? {} : { data: m.data }),
         ts: deps.clock.now(),
         messageId: randomUUID(),
       };

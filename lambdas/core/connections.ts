@@ -99,6 +99,38 @@ export async function putConnection(deps: Store, c: Connection): Promise<void> {
             connectedAt: N(c.connectedAt),
             expiresAt: N(Math.floor(c.connectedAt / 1000) + CONNECTION_TTL_S),
             ...(c.messageKey ? { messageKey: S(c.messageKey) } : {}),
+            ...(c.rooms.length > 0 ? { rooms: SS(c.rooms) } : {}),
+          },
+        }),
+      ),
+    deps.db,
+  );
+}
+
+/**
+ * Writes one membership item: what fan-out reads. On its own only at `$connect` (the
+ * socket's `user:` room, beside the row that lists it); a join goes through `joinRoom`.
+ */
+export async function putMembership(
+  deps: Store,
+  c: Pick<Connection, 'connectionId' | 'username' | 'sub' | 'connectedAt' | 'messageKey'>,
+  room: string,
+): Promise<void> {
+  const expiresAt = Math.floor(c.connectedAt / 1000) + CONNECTION_TTL_S;
+  await storeCall(
+    'join',
+    (db) =>
+      db.send(
+        new PutItemCommand({
+          TableName: deps.tables.connections,
+          // `memberName`, not `username`: the byUser index must hold socket rows only.
+          Item: {
+            ...memberKey(room, c.connectionId),
+            memberName: S(c.username),
+            memberSub: S(c.sub),
+            expiresAt: N(expiresAt),
+            // A copy of the socket's key, so fan-out can encrypt for it from the room's Query alone.
+            ...(c.messageKey ? { messageKey: S(c.messageKey) } : {}),
           },
         }),
       ),
@@ -157,9 +189,17 @@ export async function connectionIdsOfSession(deps: Store, sid: string): Promise<
   });
 }
 
-/** The members of a room: one Query on the room's partition, never a Scan. */
-export async function roomMembers(deps: Store, room: string): Promise<Member[]> {
+/**
+ * The members of a room: one Query on the room's partition, never a Scan. `consistent`
+ * for a caller that must see every membership written before it asked (a revoked grant).
+ */
+export async function roomMembers(
+  deps: Store,
+  room: string,
+  options: { consistent?: boolean } = {},
+): Promise<Member[]> {
   const items = await queryAll(deps, {
+    ...(options.consistent ? { ConsistentRead: true } : {}),
     KeyConditionExpression: 'pk = :p',
     ExpressionAttributeValues: { ':p': S(`room#${room}`) },
     ProjectionExpression: 'sk, memberName, messageKey, expiresAt',
@@ -184,29 +224,15 @@ export async function joinRoom(
   deps: Store,
   c: Pick<Connection, 'connectionId' | 'username' | 'sub' | 'connectedAt' | 'messageKey'>,
   room: string,
-  options: { maxRooms?: number } = {},
-): Promise<'joined' | 'gone' | 'full'> {
+  options: { maxRooms?: number; recheck?: () => Promise<boolean> } = {},
+): Promise<'joined' | 'gone' | 'full' | 'refused'> {
   const capped = options.maxRooms !== undefined;
-  const expiresAt = Math.floor(c.connectedAt / 1000) + CONNECTION_TTL_S;
-  await storeCall(
-    'join',
-    (db) =>
-      db.send(
-        new PutItemCommand({
-          TableName: deps.tables.connections,
-          // `memberName`, not `username`: the byUser index must hold socket rows only.
-          Item: {
-            ...memberKey(room, c.connectionId),
-            memberName: S(c.username),
-            memberSub: S(c.sub),
-            expiresAt: N(expiresAt),
-            // A copy of the socket's key, so fan-out can encrypt for it from the room's Query alone.
-            ...(c.messageKey ? { messageKey: S(c.messageKey) } : {}),
-          },
-        }),
-      ),
-    deps.db,
-  );
+  await putMembership(deps, c, room);
+  // `recheck` (a grant read again) runs once the membership is stored, beside the row's
+  // update: a revocation that the recheck does not see has to find the membership.
+  const recheck = options.recheck?.();
+  // Settled here too, so a failing row update never leaves it unhandled.
+  recheck?.catch(() => {});
   try {
     await storeCall(
       'join',
@@ -227,7 +253,6 @@ export async function joinRoom(
         ),
       deps.db,
     );
-    return 'joined';
   } catch (err) {
     // Gone or full (the condition) or the store failed: either way the membership must not stay half-joined.
     await deleteMembership(deps, room, c.connectionId).catch(() => {});
@@ -244,6 +269,17 @@ export async function joinRoom(
     );
     return row ? 'full' : 'gone';
   }
+  if (recheck) {
+    let allowed = false;
+    try {
+      allowed = await recheck;
+    } finally {
+      // Refused, or the recheck failed: fail closed, out of the room again.
+      if (!allowed) await leaveRoom(deps, c.connectionId, room);
+    }
+    if (!allowed) return 'refused';
+  }
+  return 'joined';
 }
 
 export async function leaveRoom(deps: Store, connectionId: string, room: string): Promise<void> {
@@ -366,12 +402,21 @@ export async function allConnections(
   return (options.includeExpired ? items : live(items)).map(connectionFrom);
 }
 
-/** Membership items whose socket row no longer exists (for the sweeper). */
+/**
+ * Membership items whose socket row no longer exists (for the sweeper). With `youngerThanMs`,
+ * memberships of sockets connected that recently are left out: `$connect` writes a socket's
+ * `user:` membership beside its row, so for a moment the one may be stored without the other.
+ */
 export async function orphanMemberships(
   deps: Store,
   live: ReadonlySet<string>,
+  options: { nowMs?: number; youngerThanMs?: number } = {},
 ): Promise<{ room: string; connectionId: string }[]> {
   const orphans: { room: string; connectionId: string }[] = [];
+  const youngest =
+    options.nowMs !== undefined && options.youngerThanMs !== undefined
+      ? options.nowMs - options.youngerThanMs
+      : Number.POSITIVE_INFINITY;
   let start: Item | undefined;
   do {
     const out = await storeCall(
@@ -382,7 +427,7 @@ export async function orphanMemberships(
             TableName: deps.tables.connections,
             FilterExpression: 'begins_with(pk, :room)',
             ExpressionAttributeValues: { ':room': S('room#') },
-            ProjectionExpression: 'pk, sk',
+            ProjectionExpression: 'pk, sk, expiresAt',
             ExclusiveStartKey: start,
           }),
         ),
@@ -390,6 +435,9 @@ export async function orphanMemberships(
     );
     for (const i of out.Items ?? []) {
       const connectionId = str(i, 'sk') ?? '';
+      // A membership expires CONNECTION_TTL_S after its socket's connectedAt.
+      const connectedAtMs = ((num(i, 'expiresAt') ?? 0) - CONNECTION_TTL_S) * 1000;
+      if (connectedAtMs > youngest) continue;
       if (!live.has(connectionId)) orphans.push({ room: (str(i, 'pk') ?? '').slice(5), connectionId });
     }
     start = out.LastEvaluatedKey;

@@ -6,7 +6,9 @@ export interface ChatMessage {
   readonly type: 'message';
   readonly room: string;
   readonly from: string;
-  readonly text: string;
+  readonly text?: string;
+  /** Any JSON value the sender attached. */
+  readonly data?: unknown;
   readonly ts: number;
   readonly messageId: string;
 }
@@ -34,7 +36,9 @@ export async function saveMessage(deps: Store, m: ChatMessage): Promise<void> {
             room: S(m.room),
             sk: S(`${String(m.ts).padStart(15, '0')}#${nextSequence()}#${m.messageId}`),
             from: S(m.from),
-            text: S(m.text),
+            ...(m.text === undefined ? {} : { text: S(m.text) }),
+            // Kept as JSON text: a DynamoDB map cannot hold every JSON value (empty strings in sets, nesting depth).
+            ...(m.data === undefined ? {} : { data: S(JSON.stringify(m.data)) }),
             ts: N(m.ts),
             messageId: S(m.messageId),
             expiresAt: N(Math.floor(m.ts / 1000) + deps.settings.historyTtlS),
@@ -70,12 +74,17 @@ export async function recentMessages(
   return (out.Items ?? [])
     .filter((i) => isLive(i, nowSeconds))
     .reverse()
-    .map((i) => ({
-      type: 'message' as const,
-      room,
-      from: str(i, 'from') ?? '',
-      text: str(i, 'text') ?? '',
-      ts: num(i, 'ts') ?? 0,
-      messageId: str(i, 'messageId') ?? '',
-    }));
+    .map((i) => {
+      const text = str(i, 'text');
+      const data = str(i, 'data');
+      return {
+        type: 'message' as const,
+        room,
+        from: str(i, 'from') ?? '',
+        ...(text === undefined ? {} : { text }),
+        ...(data === undefined ? {} : { data: JSON.parse(data) as unknown }),
+        ts: num(i, 'ts') ?? 0,
+        messageId: str(i, 'messageId') ?? '',
+      };
+    });
 }

@@ -1,6 +1,7 @@
 import { AppError } from './errors.ts';
+import { parseRoom } from './rooms.ts';
 
-/** Room names: 1-64 of `[A-Za-z0-9_.-]`. */
+/** The name part of a room (`[kind:]name`): 1-64 of `[A-Za-z0-9_.-]`. */
 export const ROOM_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 export const MAX_HISTORY = 50;
 /** Ids echoed back to the client: short strings or safe integers. */
@@ -12,7 +13,7 @@ export type ClientMessage =
   | { type: 'join'; room: string; history: number; id?: ClientId }
   | { type: 'leave'; room: string; id?: ClientId }
   | { type: 'presence'; room: string; id?: ClientId }
-  | { type: 'message'; room: string; text: string; id?: ClientId }
+  | { type: 'message'; room: string; text?: string; data?: unknown; id?: ClientId }
   | { type: 'refresh_token'; token: string; id?: ClientId }
   | { type: 'whoami'; id?: ClientId }
   | { type: 'ping'; id?: ClientId }
@@ -47,9 +48,20 @@ export function clientIdOf(value: unknown): ClientId | undefined {
 }
 
 function room(value: unknown): string {
-  if (typeof value !== 'string' || !ROOM_PATTERN.test(value))
-    throw bad('room must be 1-64 of A-Z, a-z, 0-9, _ . -');
-  return value;
+  return parseRoom(value).name;
+}
+
+/**
+ * The content of a message: `text` (a non-empty string), `data` (any JSON value) or both,
+ * at least one. Shared by the socket's `message` and the HTTP publish.
+ */
+export function messageContent(m: Record<string, unknown>): { text?: string; data?: unknown } {
+  const hasText = m.text !== undefined;
+  const hasData = Object.hasOwn(m, 'data') && m.data !== undefined;
+  if (!hasText && !hasData) throw bad('a message needs text, data or both');
+  if (hasText && (typeof m.text !== 'string' || m.text.length === 0))
+    throw bad('text must be a non-empty string');
+  return { ...(hasText ? { text: m.text as string } : {}), ...(hasData ? { data: m.data } : {}) };
 }
 
 /**
@@ -86,8 +98,7 @@ export function parseClientMessage(text: string): ClientMessage {
     case 'presence':
       return withId({ type: m.type, room: room(m.room) });
     case 'message':
-      if (typeof m.text !== 'string' || m.text.length === 0) throw bad('text must be a non-empty string');
-      return withId({ type: 'message', room: room(m.room), text: m.text });
+      return withId({ type: 'message', room: room(m.room), ...messageContent(m) });
     case 'refresh_token':
       if (typeof m.token !== 'string' || m.token.length === 0) throw bad('token must be a string');
       return withId({ type: 'refresh_token', token: m.token });

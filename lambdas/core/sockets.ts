@@ -9,6 +9,7 @@ import {
 import type { Deps } from './deps.ts';
 import { encryptFrame } from './frame-crypto.ts';
 import { POST_RETRY, RetriesExhausted, withRetries } from './post-retry.ts';
+import { userRoom } from './rooms.ts';
 import { releaseSlots } from './socket-slots.ts';
 
 export type CloseReason = 'token_expired' | 'token_revoked' | 'blocked';
@@ -46,11 +47,13 @@ export async function forgetConnection(deps: SocketDeps, connectionId: string): 
 /** The rest of forgetting, for the one caller whose DeleteItem returned the row. */
 async function forgetRemoved(deps: SocketDeps, removed: Connection): Promise<void> {
   const { connectionId } = removed;
-  // Memberships and the socket's slot go, and each room is read, in the same round trip.
+  // Memberships and the socket's slot go, and each room is read, in the same round trip. A
+  // `user:` room is joined without a word at $connect, and so left without one.
+  const told = removed.rooms.filter((room) => room !== userRoom(removed.username));
   const [, , rooms] = await Promise.all([
     deleteConnectionRows(deps, connectionId, removed.rooms, { keepConnection: true }),
     releaseSlots(deps, removed.username, [removed]),
-    Promise.all(removed.rooms.map(async (room) => ({ room, members: await roomMembers(deps, room) }))),
+    Promise.all(told.map(async (room) => ({ room, members: await roomMembers(deps, room) }))),
   ]);
   await Promise.all(
     rooms.map(async ({ room, members }) => {

@@ -79,7 +79,10 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
   // A membership is an orphan only if its socket has no row now, read right before the
   // delete: sockets that connected and joined since the first read are not in it.
   const seen = new Set(connections.map((c) => c.connectionId));
-  const candidates = await orphanMemberships(deps, seen);
+  const candidates = await orphanMemberships(deps, seen, {
+    nowMs: deps.clock.now(),
+    youngerThanMs: HANDSHAKE_GRACE_MS,
+  });
   const gone = new Set(
     await connectionsWithoutRow(
       deps,

@@ -9,7 +9,8 @@ export type TableKey =
   | 'blocklist'
   | 'counters'
   | 'connections'
-  | 'messages';
+  | 'messages'
+  | 'grants';
 
 export interface KeyAttr {
   readonly name: string;
@@ -110,6 +111,16 @@ export const TABLES: Readonly<Record<TableKey, TableDef>> = {
     ttlAttribute: TTL_ATTRIBUTE,
     indexes: [],
     durable: false,
+  },
+  grants: {
+    key: 'grants',
+    purpose:
+      'Who may join a `private:` room: `room`, `username`, `access` (member or reader), `grantedAt`, `by`.',
+    partitionKey: { name: 'room', type: 'S' },
+    sortKey: { name: 'username', type: 'S' },
+    indexes: [],
+    // Operators' decisions, not rebuildable from anything else.
+    durable: true,
   },
 };
 

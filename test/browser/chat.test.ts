@@ -1,8 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { blockUser } from '../../lambdas/core/admin.ts';
+import { blockUser, publishToRoom } from '../../lambdas/core/admin.ts';
 import { connectionsOfUser } from '../../lambdas/core/connections.ts';
+import { deleteGrant, putGrant } from '../../lambdas/core/grants.ts';
+import type { AccessClaims } from '../../lambdas/core/tokens.ts';
 import { PASSWORD, type TestSystem } from '../kit/system.ts';
 import { clientFor, closeClients, loggedIn, nodeSocket } from '../kit/web-client.ts';
 import {
@@ -154,6 +156,45 @@ describe('the demo page in Chromium', () => {
     await hasText(page.locator('#auth-error'), 'You are logged out.');
     expect(await page.locator('#notice').isHidden()).toBe(true);
     expect(problems).toEqual([]);
+  });
+
+  it('direct messages, a read-only broadcast room and a private room whose grant is revoked', async () => {
+    const ivy = await openPage();
+    const jack = await openPage();
+    await signUp(ivy.page, 'ivy');
+    await signUp(jack.page, 'jack');
+    await ivy.page.getByPlaceholder('Chat with…').fill('jack');
+    await ivy.page.getByPlaceholder('Chat with…').press('Enter');
+    await hasText(ivy.page.locator('#room-title'), '@jack');
+    await jack.page.getByPlaceholder('Chat with…').fill('@Ivy');
+    await jack.page.getByPlaceholder('Chat with…').press('Enter');
+    await hasText(jack.page.locator('#room-title'), '@ivy');
+    await say(ivy.page, 'Just between us.');
+    await isVisible(message(jack.page, 'ivy', 'Just between us.'));
+
+    await jack.page.getByPlaceholder('Join a room…').fill('broadcast:news');
+    await jack.page.getByPlaceholder('Join a room…').press('Enter');
+    await hasText(jack.page.locator('#room-title'), '#news · broadcast');
+    expect(await jack.page.getByLabel('Message').isDisabled()).toBe(true);
+    expect(await jack.page.getByLabel('Message').getAttribute('placeholder')).toBe(
+      'Read-only: only publishers post here',
+    );
+    const herald = { username: 'herald', roles: ['publisher'] } as unknown as AccessClaims;
+    await publishToRoom(system.deps, herald, 'broadcast:news', { text: 'Extra!', data: { edition: 2 } });
+    await isVisible(message(jack.page, 'herald', 'Extra!'));
+    await containsText(jack.page.locator('#messages pre.data'), '"edition": 2');
+
+    await putGrant(system.deps, herald, 'private:ops', 'jack', { access: 'member' });
+    await jack.page.getByPlaceholder('Join a room…').fill('private:ops');
+    await jack.page.getByPlaceholder('Join a room…').press('Enter');
+    await hasText(jack.page.locator('#room-title'), '#ops · private');
+    await isVisible(jack.page.locator('.room-chip[data-kind="private"]'));
+    expect(await jack.page.getByLabel('Message').isDisabled()).toBe(false);
+    await deleteGrant(system.deps, herald, 'private:ops', 'jack');
+    await containsText(jack.page.locator('#messages'), 'Your access to this room was revoked');
+    expect(await jack.page.getByLabel('Message').isDisabled()).toBe(true);
+    await jack.page.screenshot({ path: `${ARTIFACTS}/rooms.png` });
+    expect([...ivy.problems, ...jack.problems]).toEqual([]);
   });
 
   it('tells a blocked user until when and why, the same way on the socket and at login', async () => {

@@ -120,11 +120,11 @@ describe('functions', () => {
     for (const spec of FUNCTIONS) expect(() => functionId(s.template, spec.name)).not.toThrow();
   });
 
-  it('runs every function on Node.js 24, arm64, ESM with source maps, in its own log group kept 30 days', () => {
+  it('runs every function on Node.js 22, arm64, ESM with source maps, in its own log group kept 30 days', () => {
     const groups = resources(s.template, 'AWS::Logs::LogGroup');
     for (const [id, fn] of Object.entries(resources(s.template, 'AWS::Lambda::Function'))) {
       const p = props(fn);
-      expect(p.Runtime, id).toBe('nodejs24.x');
+      expect(p.Runtime, id).toBe('nodejs22.x');
       expect(p.Architectures, id).toEqual(['arm64']);
       expect(p.Handler, id).toBe('index.handler');
       expect((p.Environment as { Variables: Record<string, unknown> }).Variables.NODE_OPTIONS).toBe(
@@ -740,6 +740,7 @@ describe('observability', () => {
     expect(named('/who was blocked and why')?.QueryString).toMatch(
       /fields .*username, ip, reason[\s\S]*user\.blocked/,
     );
+    expect(named('/room access')?.QueryString).toMatch(/fields .*room, reason[\s\S]*room\.denied/);
     expect(named('/top senders')?.QueryString).toMatch(/\$default[\s\S]*by username, principal/);
     expect(named('/delivery failures')?.QueryString).toMatch(/delivery\.failed[\s\S]*sum\(failed\)/);
     expect(named('/top senders')?.LogGroupNames).toEqual([
@@ -795,6 +796,7 @@ describe('synth-time checks', () => {
       'AwsSolutions-DDB3',
       'AwsSolutions-IAM4',
       'AwsSolutions-IAM5',
+      'AwsSolutions-L1',
       'AwsSolutions-SMG4',
       'AwsSolutions-SQS3',
     ];

@@ -233,7 +233,11 @@ describe('GET /admin/connections', () => {
     expect(res.status).toBe(200);
     const mine = (res.body.connections as Record<string, unknown>[]).filter((c) => c.username === 'lister');
     expect(mine).toHaveLength(1);
-    expect(mine[0]).toMatchObject({ ip: '127.0.0.1', rooms: ['ops'], connectedAt: expect.any(Number) });
+    expect(mine[0]).toMatchObject({
+      ip: '127.0.0.1',
+      rooms: ['ops', 'user:lister'],
+      connectedAt: expect.any(Number),
+    });
     expect(typeof mine[0]?.connectionId).toBe('string');
   });
 });

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { deleteGrant, putGrant } from '../../lambdas/core/grants.ts';
 import { closeUserSockets } from '../../lambdas/core/sockets.ts';
 import { issueTicket, verifyAccessToken } from '../../lambdas/core/tokens.ts';
-import { type ChatMessage, RealtimeError } from '../../web/client.ts';
+import { type ChatMessage, dmRoom, RealtimeError } from '../../web/client.ts';
 import { LiveClock } from '../kit/clock.ts';
 import { PASSWORD, startTestSystem, type TestSystem } from '../kit/system.ts';
 import { sleep } from '../kit/wait.ts';
@@ -163,6 +164,37 @@ describe('RealtimeClient over the socket', () => {
     await expect(client.send('not-joined', 'hi')).rejects.toMatchObject({ code: 'forbidden' });
     await expect(client.send('lobby', 'x'.repeat(9000))).rejects.toMatchObject({ code: 'too_large' });
     await expect(client.join('no spaces')).rejects.toMatchObject({ code: 'bad_request' });
+  });
+
+  it('knows the room kinds: dm() with another user, data in and out, removed and access_changed from a grant', async () => {
+    const alice = clientFor(system);
+    const bob = clientFor(system);
+    const aliceName = await loggedIn(alice);
+    const bobName = await loggedIn(bob);
+    await Promise.all([alice.connect(), bob.connect()]);
+    expect(alice.userRoom).toBe(`user:${aliceName}`);
+    expect(alice.roles).toEqual(['user']);
+    const dm = await alice.dm(bobName.toUpperCase());
+    expect(dm.room).toBe(dmRoom(aliceName, bobName));
+    await bob.dm(aliceName);
+    const got = nextEvent(bob, 'message');
+    await alice.send(dm.room, { data: { typing: true } });
+    expect(await got).toMatchObject({ room: dm.room, from: aliceName, data: { typing: true } });
+    expect(await got).not.toHaveProperty('text');
+
+    const room = `private:client-${aliceName}`;
+    const by = { username: 'test' };
+    await putGrant(system.deps, by, room, aliceName, { access: 'member' });
+    expect(await alice.join(room)).toMatchObject({ access: 'member' });
+    const changed = nextEvent(alice, 'access_changed');
+    await putGrant(system.deps, by, room, aliceName, { access: 'reader' });
+    expect(await changed).toEqual({ type: 'access_changed', room, access: 'reader' });
+    const removed = nextEvent(alice, 'removed');
+    await deleteGrant(system.deps, by, room, aliceName);
+    expect(await removed).toEqual({ type: 'removed', room, reason: 'access_revoked' });
+    // Out for good: not rejoined after a reconnect.
+    expect(alice.rooms).toEqual([dm.room]);
+    await expect(alice.join('team:x')).rejects.toMatchObject({ code: 'bad_request' });
   });
 
   it('rejects requests while disconnected instead of queueing them', async () => {

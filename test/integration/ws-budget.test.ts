@@ -1,10 +1,13 @@
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blockId, putBlock } from '../../lambdas/core/access.ts';
+import { roomMembers } from '../../lambdas/core/connections.ts';
 import type { ConnectionsApi } from '../../lambdas/core/deps.ts';
+import { putGrant } from '../../lambdas/core/grants.ts';
 import { issueTicket } from '../../lambdas/core/tokens.ts';
 import { type ProbeCall, RoundTripProbe } from '../kit/round-trips.ts';
 import { accessTokens, registerAndLogin, startWsTestSystem, type TestSystem } from '../kit/system.ts';
+import { until } from '../kit/wait.ts';
 import { type Client, is, openClient, refusalStatus, terminateAll } from '../kit/ws-client.ts';
 
 let system: TestSystem;
@@ -108,6 +111,77 @@ describe('authorizer budget', () => {
     expect(calls.map((c) => c.name).sort()).toEqual(['BatchGetItemCommand', 'PutItemCommand']);
     expect(calls.every((c) => c.depth === 1)).toBe(true);
     await cy.close();
+  });
+});
+
+describe('$connect budget', () => {
+  it('stores the socket, takes its slot and puts it in its user: room in one round trip', async () => {
+    await quiet();
+    const bea = await connect('bea');
+    await until('$connect to finish', () => probe.inFlight === 0);
+    const db = probe.db();
+    const connectCalls = db.slice(db.findIndex(touchesConnections));
+    // Two PutItems (the row, listing its user: room, and that room's membership) and the slot's UpdateItem, side by side.
+    expect(connectCalls.map((c) => c.name).sort()).toEqual([
+      'PutItemCommand',
+      'PutItemCommand',
+      'UpdateItemCommand',
+    ]);
+    expect(new Set(connectCalls.map((c) => c.depth)).size).toBe(1);
+    const [member] = await roomMembers(system.deps, 'user:bea', { consistent: true });
+    expect(member?.username).toBe('bea');
+    await bea.close();
+  });
+});
+
+describe('private: room budget', () => {
+  const team = 'private:budget-team';
+  beforeAll(async () => {
+    await putGrant(system.deps, { username: 'test' }, team, 'bea', { access: 'member' });
+    await putGrant(system.deps, { username: 'test' }, team, 'cyd', { access: 'reader' });
+  });
+
+  it('reads the grant in the first round trip, beside the rate-limit counter and the socket row, and joins in three', async () => {
+    const bea = await connect('bea');
+    await quiet();
+    expect(await bea.request({ type: 'join', room: team })).toMatchObject({
+      type: 'joined',
+      access: 'member',
+    });
+    const db = probe.db();
+    const first = db.filter((c) => c.depth === 1);
+    expect(first.map((c) => c.name).sort()).toEqual(['BatchGetItemCommand', 'UpdateItemCommand']);
+    expect(tablesOf(first.find((c) => c.name === 'BatchGetItemCommand'))).toEqual(
+      [
+        system.deps.tables.blocklist,
+        system.deps.tables.connections,
+        system.deps.tables.grants,
+        system.deps.tables.revoked,
+      ].sort(),
+    );
+    // As an open room's join: membership, then the row's conditional update (with the grant read again beside it).
+    expect(Math.max(...db.map((c) => c.depth))).toBe(3);
+  });
+
+  it('posts after at most two round trips, the grant read in the first and again beside the Query', async () => {
+    const [bea, cyd] = await Promise.all([connect('bea'), connect('cyd')]);
+    await bea.request({ type: 'join', room: team });
+    await cyd.request({ type: 'join', room: team });
+    await quiet();
+    (bea as Client).send({ type: 'message', room: team, text: 'budget', id: 'p' });
+    await bea.next(is('ack'));
+    await cyd.next(is('message', { text: 'budget' }));
+    const firstPost = probe.calls.findIndex((c) => c.kind === 'post');
+    const before = probe.calls.slice(0, firstPost);
+    expect(before.map((c) => c.name).sort()).toEqual([
+      'BatchGetItemCommand',
+      'BatchGetItemCommand',
+      'QueryCommand',
+      'UpdateItemCommand',
+    ]);
+    expect(Math.max(...before.map((c) => c.depth))).toBeLessThanOrEqual(2);
+    for (const read of before.filter((c) => c.name === 'BatchGetItemCommand'))
+      expect(tablesOf(read)).toContain(system.deps.tables.grants);
   });
 });
 

@@ -394,8 +394,9 @@ describe('rooms per socket', () => {
       expect(r).toMatchObject({ code: 'bad_request', message: expect.stringMatching(/50 rooms/) });
 
     // The socket row (what $disconnect reads) and the membership items (what fan-out reads) agree.
+    // Its own user: room comes on top of the 50 it joined.
     const row = (await allConnections(system.deps)).find((c) => c.rooms.some((r) => r.startsWith('cap-')));
-    expect(new Set(row?.rooms)).toEqual(joined);
+    expect(new Set(row?.rooms)).toEqual(new Set([...joined, 'user:amy']));
     const withMember = await Promise.all(
       names.map(async (room) => ((await roomMembers(system.deps, room)).length > 0 ? room : '')),
     );
