@@ -7,8 +7,9 @@ import { BUNDLE_CAP_KB, measureColdStarts } from './cold-start.ts';
 import { costModel } from './cost.ts';
 import { measureE2e } from './e2e.ts';
 import { measureFanout } from './fanout.ts';
+import { fanoutScale } from './fanout-scale.ts';
 import { measureRoutes, ROOM_SIZE } from './routes.ts';
-import { fmt, machine, now, progress, type Section } from './support.ts';
+import { fmt, machine, now, progress, type Section, usd } from './support.ts';
 
 /**
  * `npm run bench`: every measurement in one run on this machine, printed and written to
@@ -22,32 +23,36 @@ const show = (s: Section) => {
   process.stdout.write(`\n## ${s.title}\n\n${s.markdown}\n`);
 };
 
-progress('1/6 DynamoDB round trips per route');
+progress('1/7 DynamoDB round trips per route');
 const routes = await measureRoutes();
 show(routes.section);
-progress('2/6 fan-out: Query vs Scan as the table grows');
+progress('2/7 fan-out: Query vs Scan as the table grows');
 const fanout = await measureFanout([1_000, 10_000, 50_000]);
 show(fanout.section);
-progress('3/6 end to end through the local gateway');
+progress('3/7 fan-out at scale: big rooms through the queue');
+const scale = await fanoutScale();
+show(scale.section);
+progress('4/7 end to end through the local gateway');
 const e2e = await measureE2e([
   { sockets: 100, messages: 50 },
   { sockets: 1_000, messages: 10 },
 ]);
 show(e2e.section);
-progress('4/6 cold starts');
+progress('5/7 cold starts');
 const cold = await measureColdStarts(7);
 show(cold.section);
-progress('5/6 auth costs');
+progress('6/7 auth costs');
 const auth = await measureAuth();
 show(auth.section);
-progress('6/6 cost model');
+progress('7/7 cost model');
 const cost = costModel(routes.rows, fanout.points, ROOM_SIZE);
 show(cost.section);
 
 const m = machine();
 const failures = sections.flatMap((s) => s.failures.map((f) => `${s.title}: ${f}`));
 const seconds = (now() - started) / 1000;
-const msg = routes.rows.find((r) => r.route.startsWith('$default chat'))?.cost;
+const msg = routes.rows.find((r) => r.route.startsWith('$default chat message ('))?.cost;
+const keyed = routes.rows.find((r) => r.route.startsWith('$default chat message with'))?.cost;
 const authz = routes.rows.find((r) => r.route.startsWith('authorizer'))?.cost;
 const scan10k = fanout.points.find((p) => p.connections === 10_000);
 const e2e1000 = e2e.rows.find((r) => r.sockets === 1_000);
@@ -55,12 +60,25 @@ const coldRows = cold.rows.filter((r) => r.oursKb > 10);
 const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const headline = [
   `- Authorizer: **${authz?.roundTrips} DynamoDB round trip** per handshake (budget 1); a chat message: ` +
-    `**${msg?.roundTripsBeforeFanOut} round trips before fan-out** (budget 2), ${msg?.operations} operations in all, no Scan.`,
+    `**${msg?.roundTripsBeforeFanOut} round trips before fan-out** (budget 2), ${msg?.operations} operations in all, no Scan; ` +
+    `with an \`idempotencyKey\` **${keyed?.roundTripsBeforeFanOut}** (budget 3).`,
+  `- DynamoDB per million chat messages: ${usd(cost.dynamoPerMillionMessages.before)} before messages were numbered, ` +
+    `**${usd(cost.dynamoPerMillionMessages.numbered)}** with the per-room \`seq\`, ` +
+    `${usd(cost.dynamoPerMillionMessages.keyed)} with an \`idempotencyKey\`.`,
   scan10k
     ? `- Finding a room of 50 among 10 000 stored connections: the Scan sample reads ` +
       `**${fmt(scan10k.scan.itemsRead / scan10k.ours.itemsRead)}× the items and ${fmt(scan10k.scan.readUnits / scan10k.ours.readUnits)}× the read units** ` +
       `of our Query, and takes ${fmt(scan10k.scan.ms / scan10k.ours.ms)}× as long here; ours stays flat as the table grows.`
     : '',
+  ((m1k, m10k) =>
+    m1k && m10k
+      ? `- Big rooms: the sender's ack in **${fmt(m10k.ackMs)} ms** at 10,000 members (${fmt(m1k.ackMs)} ms at 1,000), the last ` +
+        `delivery after **${fmt(m10k.lastMs)} ms** (${fmt(m10k.lastMs / m1k.lastMs, 2)}× 1,000's, budget ≤ 2×), ${fmt(m10k.postsPerWorker)} posts per worker, ` +
+        `in the model; every member of the measured rooms got it exactly once.`
+      : '')(
+    scale.model.find((r) => r.members === 1_000),
+    scale.model.find((r) => r.members === 10_000),
+  ),
   e2e1000
     ? `- 1 000 sockets in one room: **${fmt(e2e1000.ours.deliveriesPerS)} deliveries/s** through the local gateway ` +
       `(p50 ${fmt(e2e1000.ours.p50Ms)} ms, p99 ${fmt(e2e1000.ours.p99Ms)} ms), ` +

@@ -1,4 +1,5 @@
 import type { Deps } from '../lambdas/core/deps.ts';
+import type { SqsBatchResponse, SqsEvent } from '../lambdas/edge/sqs-types.ts';
 import { FUNCTIONS, type FunctionSpec } from '../lambdas/functions.ts';
 import type { HttpHandler, HttpRoute } from './http-gateway.ts';
 import type { WsRouteHandlers } from './ws-gateway.ts';
@@ -60,4 +61,12 @@ export async function wsRoutes(deps: Deps): Promise<WsRouteHandlers> {
 export async function scheduledJobs(deps: Deps): Promise<(() => Promise<unknown>)[]> {
   const loaded = await load(deps, (fn) => fn.schedule !== undefined);
   return loaded.map(({ handler }) => handler as () => Promise<unknown>);
+}
+
+/** The fan-out queue's worker of the manifest (`fanoutQueue: 'work'`), for the local queue. */
+export async function queueWorker(deps: Deps): Promise<(event: SqsEvent) => Promise<SqsBatchResponse>> {
+  const workers = await load(deps, (fn) => fn.fanoutQueue === 'work');
+  const [worker] = workers;
+  if (!worker || workers.length !== 1) throw new Error('the manifest must have exactly one fan-out worker');
+  return worker.handler as (event: SqsEvent) => Promise<SqsBatchResponse>;
 }

@@ -53,6 +53,8 @@ describe('join', () => {
     expect(await amy.next(is('joined'))).toEqual({
       type: 'joined',
       room,
+      epoch: expect.stringMatching(/^[a-z0-9]+$/),
+      seq: 0,
       members: ['amy'],
       history: [],
       id: 'j1',
@@ -218,7 +220,13 @@ describe('message', () => {
     const [amy] = members as [Client, ...Client[]];
     amy.send({ type: 'message', room, text: 'hello room', id: 'm-1' });
     const ack = await amy.next(is('ack'));
-    expect(ack).toEqual({ type: 'ack', id: 'm-1', messageId: expect.any(String) });
+    expect(ack).toEqual({
+      type: 'ack',
+      id: 'm-1',
+      messageId: expect.any(String),
+      epoch: expect.any(String),
+      seq: 1,
+    });
     for (const c of members) {
       const m = await c.next(is('message'));
       expect(m).toEqual({
@@ -228,6 +236,8 @@ describe('message', () => {
         text: 'hello room',
         ts: system.clock.now(),
         messageId: ack.messageId,
+        epoch: ack.epoch,
+        seq: 1,
       });
     }
     // Exactly once: no copy arrives during a grace period.

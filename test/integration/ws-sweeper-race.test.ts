@@ -122,7 +122,11 @@ describe('forgetting a socket against its own frames', () => {
     for (let round = 0; round < 4; round++) {
       await Promise.all(
         users.map(async (user) => {
-          const client = await openClient(system.wsUrl, { protocols: ['jwt', tokens[user] ?? ''] });
+          // Right after the sweeps above, a handshake on a busy machine can take more than 5 s.
+          const client = await openClient(system.wsUrl, {
+            protocols: ['jwt', tokens[user] ?? ''],
+            timeoutMs: 20_000,
+          });
           client.send({ type: 'join', room });
           // Gone at once: $disconnect races the join that is already being handled.
           setTimeout(() => client.ws.terminate(), round * 3);
