@@ -172,7 +172,7 @@ describe('private: room budget', () => {
     expect(Math.max(...db.map((c) => c.depth))).toBe(3);
   });
 
-  it('posts after at most two round trips, the grant read in the first and again beside the Query', async () => {
+  it('posts after at most two round trips, the grant read in the first and again beside the Query and the seq update', async () => {
     const [bea, cyd] = await Promise.all([connect('bea'), connect('cyd')]);
     await bea.request({ type: 'join', room: team });
     await cyd.request({ type: 'join', room: team });
@@ -186,6 +186,7 @@ describe('private: room budget', () => {
       'BatchGetItemCommand',
       'BatchGetItemCommand',
       'QueryCommand',
+      'UpdateItemCommand',
       'UpdateItemCommand',
     ]);
     expect(Math.max(...before.map((c) => c.depth))).toBeLessThanOrEqual(2);
@@ -405,7 +406,12 @@ describe('the ack of a message to a big room', () => {
       body: { text: 'to the hall' },
     });
     expect(res.status).toBe(202);
-    expect(res.body).toEqual({ messageId: expect.any(String), queued: true });
+    expect(res.body).toEqual({
+      messageId: expect.any(String),
+      epoch: expect.any(String),
+      seq: expect.any(Number),
+      queued: true,
+    });
     const mine = is('message', { messageId: res.body.messageId as string, from: 'herald' });
     await Promise.all(inside.map((s) => s.client.next(mine, 10_000)));
     await big.queue.drained();
