@@ -8,8 +8,8 @@ import { makeAuthorizerHandler } from '../lambdas/ws-authorizer.ts';
 import { makeConnectHandler } from '../lambdas/ws-connect.ts';
 import { makeDefaultHandler } from '../lambdas/ws-default.ts';
 import { makeDisconnectHandler } from '../lambdas/ws-disconnect.ts';
-import { RoundTripProbe, type RouteCost } from '../test/support/round-trips.ts';
-import { claimsOfToken, PASSWORD, registerAndLogin, startTestSystem } from '../test/support/system.ts';
+import { RoundTripProbe, type RouteCost } from '../test/kit/round-trips.ts';
+import { claimsOfToken, PASSWORD, registerAndLogin, startTestSystem } from '../test/kit/system.ts';
 import {
   authorizerEvent,
   connectEvent,

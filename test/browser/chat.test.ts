@@ -5,8 +5,8 @@ import { blockUser, publishToRoom } from '../../lambdas/core/admin.ts';
 import { connectionsOfUser } from '../../lambdas/core/connections.ts';
 import { deleteGrant, putGrant } from '../../lambdas/core/grants.ts';
 import type { AccessClaims } from '../../lambdas/core/tokens.ts';
-import { PASSWORD, type TestSystem } from '../support/system.ts';
-import { clientFor, closeClients, loggedIn, nodeSocket } from '../unit/web/support.ts';
+import { PASSWORD, type TestSystem } from '../kit/system.ts';
+import { clientFor, closeClients, loggedIn, nodeSocket } from '../kit/web-client.ts';
 import {
   containsText,
   hasCount,

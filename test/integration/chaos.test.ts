@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type ChatMessage, RealtimeClient, type WebSocketLike } from '../../web/client.ts';
-import { registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { ALLOWED_ORIGIN } from '../support/ws-client.ts';
+import { registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
+import { ALLOWED_ORIGIN } from '../kit/ws-client.ts';
 
 /**
  * Sockets killed at random, without a close frame, while every user sends: each client's

@@ -7,22 +7,28 @@ import { putGrant } from '../../lambdas/core/grants.ts';
 import { hashPassword } from '../../lambdas/core/passwords.ts';
 import { issueTicket } from '../../lambdas/core/tokens.ts';
 import { createUser } from '../../lambdas/core/users.ts';
-import { type ProbeCall, RoundTripProbe } from '../support/round-trips.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { type Client, is, openClient, refusalStatus, terminateAll, until } from '../support/ws-client.ts';
+import { type ProbeCall, RoundTripProbe } from '../kit/round-trips.ts';
+import {
+  accessTokens,
+  PASSWORD,
+  registerAndLogin,
+  startTestSystem,
+  startWsTestSystem,
+  type TestSystem,
+} from '../kit/system.ts';
+import { until } from '../kit/wait.ts';
+import { type Client, is, openClient, refusalStatus, terminateAll } from '../kit/ws-client.ts';
 
 let system: TestSystem;
 const probe = new RoundTripProbe();
-const tokens: Record<string, string> = {};
+let tokens: Record<string, string> = {};
 let api: ConnectionsApi;
 let originalPost: ConnectionsApi['post'] | undefined;
 let detach: (() => void) | undefined;
 
 beforeAll(async () => {
-  system = await startTestSystem({ RATE_LIMIT_MAX: '100000' }, undefined, { sweeperTimer: false });
-  for (const u of ['bea', 'cyd', 'dot', 'eve', 'fay', 'gus', 'hal']) {
-    tokens[u] = (await registerAndLogin(system, u)).access_token;
-  }
+  system = await startWsTestSystem();
+  tokens = await accessTokens(system, ['bea', 'cyd', 'dot', 'eve', 'fay', 'gus', 'hal']);
   detach = probe.attach(system.deps.db);
   if (!system.deps.api) throw new Error('the local system has no @connections API');
   api = system.deps.api;

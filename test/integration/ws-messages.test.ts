@@ -1,18 +1,18 @@
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { allConnections, roomMembers } from '../../lambdas/core/connections.ts';
-import { registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { type Client, type Frame, is, openClient, terminateAll } from '../support/ws-client.ts';
+import { accessTokens, startWsTestSystem, type TestSystem } from '../kit/system.ts';
+import { type Client, type Frame, is, openClient, terminateAll } from '../kit/ws-client.ts';
 
 let system: TestSystem;
-const tokens: Record<string, string> = {};
+let tokens: Record<string, string> = {};
 const USERS = ['amy', 'ben', 'cat'] as const;
 type User = (typeof USERS)[number];
 
 beforeAll(async () => {
   // The per-user frame limit has its own file; here it must never get in the way.
-  system = await startTestSystem({ RATE_LIMIT_MAX: '100000' }, undefined, { sweeperTimer: false });
-  for (const u of USERS) tokens[u] = (await registerAndLogin(system, u)).access_token;
+  system = await startWsTestSystem();
+  tokens = await accessTokens(system, USERS);
 });
 afterEach(() => terminateAll());
 afterAll(async () => {
