@@ -7,6 +7,7 @@ import { BUNDLE_CAP_KB, measureColdStarts } from './cold-start.ts';
 import { costModel } from './cost.ts';
 import { measureE2e } from './e2e.ts';
 import { measureFanout } from './fanout.ts';
+import { fanoutScale } from './fanout-scale.ts';
 import { measureRoutes, ROOM_SIZE } from './routes.ts';
 import { fmt, machine, now, progress, type Section } from './support.ts';
 
@@ -22,25 +23,28 @@ const show = (s: Section) => {
   process.stdout.write(`\n## ${s.title}\n\n${s.markdown}\n`);
 };
 
-progress('1/6 DynamoDB round trips per route');
+progress('1/7 DynamoDB round trips per route');
 const routes = await measureRoutes();
 show(routes.section);
-progress('2/6 fan-out: Query vs Scan as the table grows');
+progress('2/7 fan-out: Query vs Scan as the table grows');
 const fanout = await measureFanout([1_000, 10_000, 50_000]);
 show(fanout.section);
-progress('3/6 end to end through the local gateway');
+progress('3/7 fan-out at scale: big rooms through the queue');
+const scale = await fanoutScale();
+show(scale.section);
+progress('4/7 end to end through the local gateway');
 const e2e = await measureE2e([
   { sockets: 100, messages: 50 },
   { sockets: 1_000, messages: 10 },
 ]);
 show(e2e.section);
-progress('4/6 cold starts');
+progress('5/7 cold starts');
 const cold = await measureColdStarts(7);
 show(cold.section);
-progress('5/6 auth costs');
+progress('6/7 auth costs');
 const auth = await measureAuth();
 show(auth.section);
-progress('6/6 cost model');
+progress('7/7 cost model');
 const cost = costModel(routes.rows, fanout.points, ROOM_SIZE);
 show(cost.section);
 
@@ -61,6 +65,15 @@ const headline = [
       `**${fmt(scan10k.scan.itemsRead / scan10k.ours.itemsRead)}× the items and ${fmt(scan10k.scan.readUnits / scan10k.ours.readUnits)}× the read units** ` +
       `of our Query, and takes ${fmt(scan10k.scan.ms / scan10k.ours.ms)}× as long here; ours stays flat as the table grows.`
     : '',
+  ((m1k, m10k) =>
+    m1k && m10k
+      ? `- Big rooms: the sender's ack in **${fmt(m10k.ackMs)} ms** at 10,000 members (${fmt(m1k.ackMs)} ms at 1,000), the last ` +
+        `delivery after **${fmt(m10k.lastMs)} ms** (${fmt(m10k.lastMs / m1k.lastMs, 2)}× 1,000's, budget ≤ 2×), ${fmt(m10k.postsPerWorker)} posts per worker, ` +
+        `in the model; every member of the measured rooms got it exactly once.`
+      : '')(
+    scale.model.find((r) => r.members === 1_000),
+    scale.model.find((r) => r.members === 10_000),
+  ),
   e2e1000
     ? `- 1 000 sockets in one room: **${fmt(e2e1000.ours.deliveriesPerS)} deliveries/s** through the local gateway ` +
       `(p50 ${fmt(e2e1000.ours.p50Ms)} ms, p99 ${fmt(e2e1000.ours.p99Ms)} ms), ` +

@@ -4,6 +4,7 @@ import { dynamoEndpoint, leanDynamoClient } from './core/aws-dynamodb.ts';
 import { systemClock } from './core/clock.ts';
 import { connectionsApi, credentialsFromEnv, regionOfEndpoint } from './core/connections-api.ts';
 import type { Deps } from './core/deps.ts';
+import { sqsQueue } from './core/queue.ts';
 import { settingsFromEnv } from './core/settings.ts';
 import { tableNamesFromEnv } from './core/tables.ts';
 
@@ -33,6 +34,7 @@ export function runtime(env: NodeJS.ProcessEnv = process.env): Deps {
     clock: systemClock,
     audit: stdoutAudit(systemClock),
     ...(env.WS_MANAGEMENT_ENDPOINT ? { api: lambdaConnectionsApi(env.WS_MANAGEMENT_ENDPOINT, env) } : {}),
+    ...(env.FANOUT_QUEUE_URL ? { queue: lambdaQueue(env.FANOUT_QUEUE_URL, env) } : {}),
   };
   return built;
 }
@@ -46,6 +48,13 @@ function lambdaConnectionsApi(endpoint: string, env: NodeJS.ProcessEnv) {
   const region = env.AWS_REGION || regionOfEndpoint(endpoint);
   if (!region) throw new Error('AWS_REGION must be set to sign @connections requests');
   return connectionsApi({ endpoint, region, credentials: credentialsFromEnv(env) });
+}
+
+/** The fan-out queue (SQS over the same lean signed client), with the execution role's credentials. */
+function lambdaQueue(queueUrl: string, env: NodeJS.ProcessEnv) {
+  const region = env.AWS_REGION || /^sqs\.([a-z0-9-]+)\./.exec(new URL(queueUrl).hostname)?.[1];
+  if (!region) throw new Error('AWS_REGION must be set to send to the fan-out queue');
+  return sqsQueue({ queueUrl, region, credentials: credentialsFromEnv(env) });
 }
 
 /**

@@ -92,7 +92,7 @@ export const DEPLOYMENT_OPTIONS = {
   },
   reservedConcurrencyMessages: {
     default: '',
-    doc: 'Reserved concurrency of each of $default and $disconnect; unset: shared pool.',
+    doc: 'Reserved concurrency of each of $default, $disconnect and the fan-out worker; unset: shared pool.',
   },
   reservedConcurrencyHttp: {
     default: '',

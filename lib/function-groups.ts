@@ -16,7 +16,7 @@ export interface GroupInfo {
 export const FUNCTION_GROUPS: Readonly<Record<FunctionGroup, GroupInfo>> = {
   passwords: { title: 'Passwords', description: 'register and login (argon2 at 1 GB)' },
   handshake: { title: 'Handshake', description: 'the $connect authorizer and $connect' },
-  messages: { title: 'Messages', description: '$default and $disconnect' },
+  messages: { title: 'Messages', description: '$default, $disconnect and the fan-out workers' },
   sweeper: { title: 'Sweeper', description: 'the scheduled sweeper' },
   http: { title: 'Http', description: 'the other HTTP routes' },
 };
@@ -27,6 +27,7 @@ export const GROUP_NAMES = Object.keys(FUNCTION_GROUPS) as FunctionGroup[];
 export function functionGroup(spec: FunctionSpec): FunctionGroup {
   if (spec.name === 'sweeper' || spec.schedule === 'sweep') return 'sweeper';
   if (spec.argon2) return 'passwords';
+  if (spec.fanoutQueue === 'work') return 'messages';
   const ws = spec.wsRoutes ?? [];
   if (ws.includes('authorizer') || ws.includes('$connect')) return 'handshake';
   if (ws.length > 0) return 'messages';

@@ -77,6 +77,12 @@ export function acknowledgeFindings(stack: RealtimeStack): void {
       'an operator after the SweepFailures alarm, never consumed by code, so a dead-letter queue behind it would ' +
       'never receive anything.',
   });
+  Validations.of(stack.fanout.deadLetters).acknowledge({
+    id: 'AwsSolutions-SQS3',
+    reason:
+      "This queue is the fan-out queue's dead-letter queue: jobs end here after 5 receives, read by an operator " +
+      'after the FanoutDeadLetters alarm; a dead-letter queue of its own would never receive anything.',
+  });
   const accountRole = stack.webSocket.node.tryFindChild('ApiGatewayCloudWatchRole');
   if (accountRole) {
     Validations.of(accountRole).acknowledge({

@@ -48,6 +48,8 @@ export interface ObservabilityProps {
   readonly tableOperations: Partial<Record<TableKey, readonly string[]>>;
   /** The sweeper's on-failure destination. */
   readonly sweepFailures: sqs.IQueue;
+  /** The fan-out queue's dead-letter queue. */
+  readonly fanoutDeadLetters: sqs.IQueue;
   readonly httpApi: apigw.HttpApi;
   readonly httpAccessLogs: logs.ILogGroup;
   readonly webSocketApi: apigw.WebSocketApi;
@@ -222,6 +224,18 @@ export class Observability extends Construct {
           'A sweep failed or never ran (an error, a timeout, or the previous sweep still running): Lambda put ' +
           'its record in the SweepFailuresQueueUrl queue. Read it, then the sweeper log group.',
         metric: props.sweepFailures.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(5),
+          statistic: 'Maximum',
+        }),
+        threshold: 1,
+      },
+      {
+        id: 'FanoutDeadLetters',
+        description:
+          "A big room's delivery job failed 5 times before posting (the store or the queue failing) and is in " +
+          'the FanoutDeadLetterQueueUrl queue: its members missed that message. Read it, then the fanout-worker ' +
+          'log group ("errors" query).',
+        metric: props.fanoutDeadLetters.metricApproximateNumberOfMessagesVisible({
           period: Duration.minutes(5),
           statistic: 'Maximum',
         }),

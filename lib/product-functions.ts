@@ -6,6 +6,7 @@ import { Construct } from 'constructs';
 import { TABLE_KEYS, TABLES, type TableKey, tableEnvName } from '../lambdas/core/tables.ts';
 import type { FunctionSpec } from '../lambdas/functions.ts';
 import type { DeploymentOptions } from './config.ts';
+import type { FanoutQueue } from './fanout-queue.ts';
 import { functionGroup } from './function-groups.ts';
 import { HandlerFunction } from './handler-function.ts';
 import type { SigningKeys } from './signing-keys.ts';
@@ -25,6 +26,8 @@ export interface ProductFunctionsProps {
   readonly tables: Readonly<Record<TableKey, dynamodb.ITable>>;
   readonly keys: SigningKeys;
   readonly connections: ConnectionsTarget;
+  /** The fan-out queue of big rooms, for the functions whose spec names `fanoutQueue`. */
+  readonly fanout: FanoutQueue;
   /** Every product setting as environment variables. */
   readonly settingsEnv: Readonly<Record<string, string>>;
   readonly logRetention: logs.RetentionDays;
@@ -79,6 +82,8 @@ export class ProductFunctions extends Construct {
         fn.node.addDependency(props.keys.resource);
       }
       if (spec.manageConnections) grantManageConnections(fn, props.connections);
+      if (spec.fanoutQueue) props.fanout.grantSend(fn);
+      if (spec.fanoutQueue === 'work') props.fanout.consumeWith(fn);
       byName.set(spec.name, fn);
     }
     this.byName = byName;

@@ -4,6 +4,7 @@ import type { Construct } from 'constructs';
 import { TABLE_KEYS, type TableKey } from '../lambdas/core/tables.ts';
 import { FUNCTIONS, type FunctionSpec } from '../lambdas/functions.ts';
 import { readConfig, settingsEnvironment } from './config.ts';
+import { FanoutQueue } from './fanout-queue.ts';
 import { functionGroup } from './function-groups.ts';
 import { type CustomDomain, HttpEndpoint } from './http-api.ts';
 import { acknowledgeFindings } from './nag.ts';
@@ -46,6 +47,7 @@ export class RealtimeStack extends Stack {
   readonly storage: Storage;
   readonly observability: Observability;
   readonly sweeps: SweeperSchedule;
+  readonly fanout: FanoutQueue;
 
   constructor(scope: Construct, id: string, props: RealtimeStackProps = {}) {
     super(scope, id, props);
@@ -106,6 +108,12 @@ export class RealtimeStack extends Stack {
       retireAfterS: settings.accessTokenTtlS + settings.clockSkewS + KEY_CACHE_S,
       logRetention: options.logRetention,
     });
+    this.fanout = new FanoutQueue(this, 'Fanout', {
+      workerTimeoutS: Math.max(
+        10,
+        ...specs.filter((spec) => spec.fanoutQueue === 'work').map((spec) => spec.timeoutS ?? 10),
+      ),
+    });
     this.functions = new ProductFunctions(this, 'Functions', {
       specs,
       entryFor,
@@ -116,6 +124,7 @@ export class RealtimeStack extends Stack {
         stageName: WS_STAGE,
         callbackUrl: this.webSocket.stage.callbackUrl,
       },
+      fanout: this.fanout,
       settingsEnv: settingsEnvironment(settings),
       logRetention: options.logRetention,
       reservedConcurrency: options.reservedConcurrency,
@@ -137,6 +146,7 @@ export class RealtimeStack extends Stack {
       tables: this.storage.tables,
       tableOperations: tableOperations(specs),
       sweepFailures: this.sweeps.failures,
+      fanoutDeadLetters: this.fanout.deadLetters,
       httpApi: http.api,
       httpAccessLogs: http.accessLogs,
       webSocketApi: this.webSocket.api,
@@ -199,6 +209,10 @@ export class RealtimeStack extends Stack {
     new CfnOutput(this, 'SweepFailuresQueueUrl', {
       value: this.sweeps.failures.queueUrl,
       description: 'Sweeps that failed or never ran (Lambda on-failure records)',
+    });
+    new CfnOutput(this, 'FanoutDeadLetterQueueUrl', {
+      value: this.fanout.deadLetters.queueUrl,
+      description: "Big rooms' delivery jobs that failed 5 times (the FanoutDeadLetters alarm)",
     });
     for (const key of TABLE_KEYS) {
       new CfnOutput(this, `${pascal(key)}TableName`, {

@@ -1,4 +1,6 @@
 import type { Deps } from '../lambdas/core/deps.ts';
+import type { SqsBatchResponse, SqsEvent } from '../lambdas/edge/sqs-types.ts';
+import { makeFanoutWorkerHandler } from '../lambdas/fanout-worker.ts';
 import { FUNCTIONS } from '../lambdas/functions.ts';
 import { makeBlocksHandler } from '../lambdas/http-admin-blocks.ts';
 import { makeConnectionsHandler } from '../lambdas/http-admin-connections.ts';
@@ -89,4 +91,11 @@ export function scheduledJobs(deps: Deps): (() => Promise<unknown>)[] {
   return FUNCTIONS.filter((fn) => fn.schedule).map((fn) =>
     factory({ sweeper: makeSweeperHandler }, fn.name)(deps),
   );
+}
+
+/** The fan-out queue's worker of the manifest (`fanoutQueue: 'work'`), for the local queue. */
+export function queueWorker(deps: Deps): (event: SqsEvent) => Promise<SqsBatchResponse> {
+  const workers = FUNCTIONS.filter((fn) => fn.fanoutQueue === 'work');
+  if (workers.length !== 1) throw new Error('the manifest must have exactly one fan-out worker');
+  return factory({ 'fanout-worker': makeFanoutWorkerHandler }, (workers[0] as { name: string }).name)(deps);
 }

@@ -3,13 +3,15 @@ import { createAudit } from '../lambdas/core/audit.ts';
 import { leanDynamoClient } from '../lambdas/core/aws-dynamodb.ts';
 import { type Clock, systemClock } from '../lambdas/core/clock.ts';
 import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
+import type { FanoutTuning } from '../lambdas/core/fanout.ts';
 import { fileKeySource } from '../lambdas/core/keys.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
 import { type LocalConfig, StartupError } from './config.ts';
 import { checkDataDir, findRunning, paths, removeRunning, writeRunning } from './data-dir.ts';
 import { ensureTables, type LocalDynamo, randomCredentials, startDynalite } from './dynamo.ts';
-import { httpRoutes, scheduledJobs, wsRoutes } from './handlers.ts';
+import { httpRoutes, queueWorker, scheduledJobs, wsRoutes } from './handlers.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
+import { type LocalQueue, type LocalQueueOptions, localQueue } from './sqs-queue.ts';
 import { demoPage } from './static.ts';
 import { startWsGateway, type WsGateway } from './ws-gateway.ts';
 import { localConnectionsApi, type ManagementFault } from './ws-management.ts';
@@ -19,6 +21,8 @@ export interface LocalSystem {
   readonly wsUrl: string;
   readonly dynamoEndpoint: string;
   readonly deps: Deps;
+  /** The fan-out queue of big rooms and its worker (local/sqs-queue.ts). */
+  readonly queue: LocalQueue;
   /** Runs the scheduled sweeper once, now. */
   sweep(): Promise<void>;
   close(): Promise<void>;
@@ -35,6 +39,9 @@ export interface StartOptions {
   readonly sweeperTimer?: boolean;
   /** Tests only: makes `@connections` answer 410, 429 or 500 on demand (local/ws-management.ts). */
   readonly managementFault?: ManagementFault;
+  /** Tests and the bench: the fan-out's shape (lambdas/core/fanout.ts) and the local queue's settings. */
+  readonly fanout?: Partial<FanoutTuning>;
+  readonly queue?: Omit<LocalQueueOptions, 'handler' | 'onDeadLetter'>;
 }
 
 /** Turns a failed listen into one line naming the setting to change. */
@@ -118,15 +125,29 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       close: (id) => ready().close(id),
       exists: (id) => ready().exists(id),
     };
+    // The worker is built from the same deps it is fed by: reached lazily, like @connections.
+    let worker: ReturnType<typeof queueWorker> | undefined;
+    const audit = createAudit(write, clock);
+    const queue = localQueue({
+      ...options.queue,
+      handler: (event) => {
+        if (!worker) throw new Error('the fan-out worker is not built yet');
+        return worker(event);
+      },
+      onDeadLetter: () => audit('error', 'error', { reason: 'fanout_dead_letter' }),
+    });
     const deps: Deps = {
       settings: config.settings,
       db,
       tables,
       keys,
       clock,
-      audit: createAudit(write, clock),
+      audit,
       api,
+      queue,
+      ...(options.fanout ? { fanout: options.fanout } : {}),
     };
+    worker = queueWorker(deps);
 
     const ws: WsGateway = await startWsGateway({
       routes: wsRoutes(deps),
@@ -141,6 +162,8 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
     const signed = localConnectionsApi(ws.managementEndpoint, ws.managementCredentials, ws.region);
     opened.push({ close: async () => signed.destroy() });
     opened.push(ws);
+    // Closed before the gateway and the store: running jobs finish, waiting ones are dropped.
+    opened.push(queue);
     management = signed;
 
     const jobs = scheduledJobs(deps);
@@ -198,6 +221,7 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       wsUrl: ws.url,
       dynamoEndpoint: dynamo.endpoint,
       deps,
+      queue,
       sweep: sweepNow,
       close: () => {
         closing ??= closeAll();

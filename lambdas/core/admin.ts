@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { blockId, putBlock, removeBlock, revokeUserTokens } from './access.ts';
-import { allConnections, roomMembers } from './connections.ts';
+import { allConnections } from './connections.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
+import { readRoomForFanout, storeAndDeliver } from './fanout.ts';
 import { type ChatMessage, saveMessage } from './history.ts';
 import { normalizeIp } from './ip.ts';
 import { messageContent } from './protocol.ts';
 import { parseRoom } from './rooms.ts';
-import { closeUserSockets, sendToConnections } from './sockets.ts';
+import { closeUserSockets } from './sockets.ts';
 import type { AccessClaims } from './tokens.ts';
 import { getUser, normalizeUsername, type User } from './users.ts';
 
@@ -147,7 +148,7 @@ export async function publishToRoom(
   caller: AccessClaims,
   rawRoom: string | undefined,
   body: Record<string, unknown>,
-): Promise<{ messageId: string; delivered: number }> {
+): Promise<{ messageId: string; delivered?: number; queued?: true }> {
   // Every kind of room: publishers reach a `user:` room (all of its user's sockets) and speak in `broadcast:` ones.
   const room = parseRoom(rawRoom).name;
   const content = messageContent(body);
@@ -165,11 +166,13 @@ export async function publishToRoom(
     ts: deps.clock.now(),
     messageId: randomUUID(),
   };
-  const members = await roomMembers(deps, room);
-  const [delivery] = await Promise.all([
-    sendToConnections(deps, members, message),
-    saveMessage(deps, message),
-  ]);
+  const first = await readRoomForFanout(deps, room);
+  const delivery = await storeAndDeliver(deps, room, first, message, () => saveMessage(deps, message));
+  if (delivery.mode === 'queued') {
+    // A big room: its members are posted to by the fan-out workers, after this answer.
+    deps.audit('info', 'admin.publish', { username: caller.username, room, count: delivery.jobs });
+    return { messageId: message.messageId, queued: true };
+  }
   deps.audit('info', 'admin.publish', { username: caller.username, room, count: delivery.delivered });
   return { messageId: message.messageId, delivered: delivery.delivered };
 }

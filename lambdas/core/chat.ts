@@ -13,6 +13,7 @@ import {
 import { incrementCounter, secondsLeft, windowAt } from './counters.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
+import { readRoomForFanout, storeAndDeliver } from './fanout.ts';
 import { decryptFrame, encryptFrame } from './frame-crypto.ts';
 import { fitFrame } from './frame-size.ts';
 import { accessOf, grantRef, readGrant } from './grants.ts';
@@ -391,8 +392,9 @@ async function dispatch(
       const room = await requireMember(deps, conn, m.room);
       const denial = postDenial(room, conn, needsGrant(room) ? await grantOf(room.name) : undefined);
       if (denial) return deny(deps, conn, room, denial);
-      const [members, stopped] = await Promise.all([
-        roomMembers(deps, m.room),
+      // The room's first page only: a big room is not read here, its workers read it in ranges.
+      const [first, stopped] = await Promise.all([
+        readRoomForFanout(deps, m.room),
         stopReason(deps, conn, now, room),
       ]);
       if (stopped && !isCloseReason(stopped)) return deny(deps, conn, room, stopped);
@@ -409,7 +411,7 @@ async function dispatch(
         ts: deps.clock.now(),
         messageId: randomUUID(),
       };
-      await Promise.all([sendToConnections(deps, members, message), saveMessage(deps, message)]);
+      await storeAndDeliver(deps, m.room, first, message, () => saveMessage(deps, message));
       return withId({ type: 'ack', messageId: message.messageId }, id);
     }
     case 'refresh_token': {

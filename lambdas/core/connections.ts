@@ -8,6 +8,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import type { Deps } from './deps.ts';
+import { inRange, type KeyRange } from './key-ranges.ts';
 import {
   batchGet,
   type Item,
@@ -209,6 +210,93 @@ export async function roomMembers(
     username: str(i, 'memberName') ?? '',
     messageKey: str(i, 'messageKey'),
   }));
+}
+
+/** Some of a room's members: those of one key range, at most `limit` of them, and whether more remain. */
+export interface MembersPage {
+  readonly members: Member[];
+  /** The range holds more members than `limit`. */
+  readonly more: boolean;
+}
+
+const memberFrom = (i: Item): Member => ({
+  connectionId: str(i, 'sk') ?? '',
+  username: str(i, 'memberName') ?? '',
+  messageKey: str(i, 'messageKey'),
+});
+
+/**
+ * The members of one range of a room's partition (`sk BETWEEN`, see key-ranges.ts), at most
+ * `limit` (or all with `Infinity`): the first page tells a small room from a big one without
+ * reading the big one, and each fan-out worker reads its own range only.
+ */
+export async function roomMembersPage(
+  deps: Store,
+  room: string,
+  range: KeyRange,
+  limit: number,
+): Promise<MembersPage> {
+  const values: Item = { ':p': S(`room#${room}`) };
+  let condition = 'pk = :p';
+  if (range.from !== undefined && range.to !== undefined) {
+    // BETWEEN includes `to`, which belongs to the next range: dropped below.
+    condition += ' AND sk BETWEEN :from AND :to';
+    values[':from'] = S(range.from);
+    values[':to'] = S(range.to);
+  } else if (range.from !== undefined) {
+    condition += ' AND sk >= :from';
+    values[':from'] = S(range.from);
+  } else if (range.to !== undefined) {
+    condition += ' AND sk < :to';
+    values[':to'] = S(range.to);
+  }
+  const members: Member[] = [];
+  let start: Item | undefined;
+  const now = Math.floor(Date.now() / 1000);
+  do {
+    const out = await storeCall(
+      'query',
+      (db) =>
+        db.send(
+          new QueryCommand({
+            TableName: deps.tables.connections,
+            KeyConditionExpression: condition,
+            ExpressionAttributeValues: values,
+            ProjectionExpression: 'sk, memberName, messageKey, expiresAt',
+            ExclusiveStartKey: start,
+            ...(Number.isFinite(limit) ? { Limit: limit + 1 - members.length } : {}),
+          }),
+        ),
+      deps.db,
+    );
+    for (const item of out.Items ?? []) {
+      if (!isLive(item, now) || !inRange(str(item, 'sk') ?? '', range)) continue;
+      members.push(memberFrom(item));
+    }
+    start = out.LastEvaluatedKey;
+  } while (start && members.length <= limit);
+  const more = members.length > limit;
+  return { members: more ? members.slice(0, limit) : members, more };
+}
+
+/** The memberships of these sockets in a room that still exist (a consistent BatchGetItem, 100 keys a call). */
+export async function roomMembersAmong(
+  deps: Store,
+  room: string,
+  connectionIds: readonly string[],
+): Promise<Member[]> {
+  const ids = [...new Set(connectionIds)];
+  const out: Member[] = [];
+  const now = Math.floor(Date.now() / 1000);
+  for (let i = 0; i < ids.length; i += 100) {
+    const rows = await batchGet(
+      deps.db,
+      ids.slice(i, i + 100).map((id) => ({ table: deps.tables.connections, key: memberKey(room, id) })),
+      { consistent: true },
+    );
+    for (const row of rows) if (isLive(row, now)) out.push(memberFrom(row));
+  }
+  return out;
 }
 
 /**

@@ -1,7 +1,9 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Audit } from './audit.ts';
 import type { Clock } from './clock.ts';
+import type { FanoutTuning } from './fanout.ts';
 import type { KeySource } from './keys.ts';
+import type { MessageQueue } from './queue.ts';
 import type { Settings } from './settings.ts';
 import type { TableNames } from './tables.ts';
 
@@ -28,4 +30,8 @@ export interface Deps {
   readonly audit: Audit;
   /** Present in functions allowed to post to and close sockets. */
   readonly api?: ConnectionsApi;
+  /** The fan-out queue, in functions that deliver to big rooms (lambdas/core/fanout.ts). */
+  readonly queue?: MessageQueue;
+  /** Overrides of the fan-out's shape (tests and the bench; the defaults are FANOUT_TUNING). */
+  readonly fanout?: Partial<FanoutTuning>;
 }

@@ -8,7 +8,7 @@ import {
 } from './connections.ts';
 import type { Deps } from './deps.ts';
 import { encryptFrame } from './frame-crypto.ts';
-import { POST_RETRY, RetriesExhausted, withRetries } from './post-retry.ts';
+import { isRetryable, POST_RETRY, RetriesExhausted, withRetries } from './post-retry.ts';
 import { userRoom } from './rooms.ts';
 import { releaseSlots } from './socket-slots.ts';
 
@@ -71,6 +71,8 @@ export interface Delivery {
   readonly failed: number;
   /** Retries spent across all sockets. */
   readonly retries: number;
+  /** The failed sockets whose last answer may change if tried later (429, 5xx, no answer). */
+  readonly retryable: readonly string[];
 }
 
 /** A socket to deliver to; with a session key, the frame goes encrypted. */
@@ -90,6 +92,7 @@ export async function sendToConnections(
   deps: SocketDeps,
   recipients: readonly Recipient[],
   payload: unknown,
+  options: { quiet?: boolean } = {},
 ): Promise<Delivery> {
   const api = deps.api;
   if (!api) throw new Error('this function cannot post to sockets');
@@ -100,6 +103,7 @@ export async function sendToConnections(
   let retries = 0;
   let lastError: string | undefined;
   const gone: string[] = [];
+  const retryable: string[] = [];
   const unique = [...new Map(recipients.map((r) => [r.connectionId, r])).values()];
   await mapLimit(unique, FANOUT_CONCURRENCY, async ({ connectionId: id, messageKey }) => {
     try {
@@ -111,10 +115,12 @@ export async function sendToConnections(
     } catch (err) {
       failed++;
       if (err instanceof RetriesExhausted) retries += err.retries;
+      if (isRetryable(err instanceof RetriesExhausted ? err.last : err)) retryable.push(id);
       lastError = (err as Error).name;
     }
   });
-  if (failed > 0) {
+  // `quiet`: the caller tries the failed sockets again later and reports what still fails then.
+  if (failed > 0 && !options.quiet) {
     const { type, room } = (typeof payload === 'object' && payload !== null ? payload : {}) as {
       type?: unknown;
       room?: unknown;
@@ -136,7 +142,7 @@ export async function sendToConnections(
       await forgetConnection(deps, id).catch(() => {});
     }),
   );
-  return { delivered, gone, failed, retries };
+  return { delivered, gone, failed, retries, retryable };
 }
 
 /**

@@ -216,6 +216,20 @@ describe('least privilege', () => {
         out.add(`${action} ${json(resolve(s.stack.sweeps.failures.queueArn))}`);
       }
     }
+    const jobs = json(resolve(s.stack.fanout.queue.queueArn));
+    if (spec.fanoutQueue) out.add(`sqs:SendMessage ${jobs}`);
+    if (spec.fanoutQueue === 'work') {
+      // What the event source mapping polls with, through the worker's role.
+      for (const action of [
+        'sqs:ReceiveMessage',
+        'sqs:ChangeMessageVisibility',
+        'sqs:GetQueueUrl',
+        'sqs:DeleteMessage',
+        'sqs:GetQueueAttributes',
+      ]) {
+        out.add(`${action} ${jobs}`);
+      }
+    }
     if (spec.manageConnections) {
       for (const method of ['POST', 'GET', 'DELETE']) {
         const arn = s.stack.formatArn({
@@ -487,7 +501,7 @@ describe('sweeper', () => {
     expect(json(policy)).toContain('"aws:SecureTransport":"false"');
     const alarm = Object.values(resources(s.template, 'AWS::CloudWatch::Alarm'))
       .map(props)
-      .find((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible');
+      .find((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible' && json(a.Dimensions).includes(Ref));
     expect(alarm).toMatchObject({
       Namespace: 'AWS/SQS',
       Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [Ref, 'QueueName'] } }],
@@ -501,6 +515,74 @@ describe('sweeper', () => {
   it('reserves concurrency 1 for the sweeper, so two runs never overlap', () => {
     const fn = resources(s.template, 'AWS::Lambda::Function')[functionId(s.template, 'sweeper')] ?? {};
     expect(props(fn).ReservedConcurrentExecutions).toBe(1);
+  });
+});
+
+describe('fan-out queue', () => {
+  const queues = () => resources(s.template, 'AWS::SQS::Queue');
+  const refOf = (value: unknown) => (resolve(value) as { Ref: string }).Ref;
+  const senders = FUNCTIONS.filter((f) => f.fanoutQueue);
+
+  it('feeds the worker from an encrypted queue with a dead-letter queue after 5 receives, invisible for 6 worker timeouts', () => {
+    const jobs = props(queues()[refOf(s.stack.fanout.queue.queueUrl)] ?? {});
+    const dead = refOf(s.stack.fanout.deadLetters.queueUrl);
+    const worker = FUNCTIONS.find((f) => f.fanoutQueue === 'work');
+    expect(worker?.name).toBe('fanout-worker');
+    expect(jobs).toMatchObject({
+      SqsManagedSseEnabled: true,
+      VisibilityTimeout: 6 * (worker?.timeoutS ?? 0),
+      RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [dead, 'Arn'] }, maxReceiveCount: 5 },
+    });
+    expect(props(queues()[dead] ?? {})).toMatchObject({ SqsManagedSseEnabled: true });
+  });
+
+  it('invokes the worker with batches of 10 and partial-batch failures, at most 100 at once', () => {
+    const mappings = Object.values(resources(s.template, 'AWS::Lambda::EventSourceMapping')).map(props);
+    expect(mappings).toEqual([
+      expect.objectContaining({
+        FunctionName: { Ref: functionId(s.template, 'fanout-worker') },
+        EventSourceArn: { 'Fn::GetAtt': [refOf(s.stack.fanout.queue.queueUrl), 'Arn'] },
+        BatchSize: 10,
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        ScalingConfig: { MaximumConcurrency: 100 },
+      }),
+    ]);
+  });
+
+  it('lets exactly the functions of the manifest that deliver to big rooms send to it, and only SendMessage', () => {
+    expect(senders.map((f) => f.name).sort()).toEqual([
+      'fanout-worker',
+      'http-admin-room-messages',
+      'ws-default',
+    ]);
+    const jobsArn = resolve(s.stack.fanout.queue.queueArn);
+    for (const spec of FUNCTIONS) {
+      const statements = roleStatements(s.template, functionId(s.template, spec.name));
+      const onJobs = statements
+        .filter((st) => resourcesOf(st).some((r) => json(r) === json(jobsArn)))
+        .flatMap(actionsOf);
+      const polling = spec.fanoutQueue === 'work' ? ['sqs:ReceiveMessage', 'sqs:DeleteMessage'] : [];
+      expect(onJobs.includes('sqs:SendMessage'), spec.name).toBe(spec.fanoutQueue !== undefined);
+      for (const action of polling) expect(onJobs, spec.name).toContain(action);
+      if (spec.fanoutQueue === 'send') expect(onJobs, spec.name).toEqual(['sqs:SendMessage']);
+      if (!spec.fanoutQueue) expect(onJobs, spec.name).toEqual([]);
+      const env = envOf(spec.name);
+      expect(env.FANOUT_QUEUE_URL !== undefined, spec.name).toBe(spec.fanoutQueue !== undefined);
+    }
+  });
+
+  it('alarms on the first job in the dead-letter queue and outputs its address', () => {
+    const dead = refOf(s.stack.fanout.deadLetters.queueUrl);
+    const alarm = Object.values(resources(s.template, 'AWS::CloudWatch::Alarm'))
+      .map(props)
+      .find(
+        (a) => a.MetricName === 'ApproximateNumberOfMessagesVisible' && json(a.Dimensions).includes(dead),
+      );
+    expect(alarm).toMatchObject({ Namespace: 'AWS/SQS', Statistic: 'Maximum', Threshold: 1 });
+    expect(json(alarm?.AlarmActions)).toContain('AlarmTopic');
+    expect(s.template.findOutputs('FanoutDeadLetterQueueUrl').FanoutDeadLetterQueueUrl?.Value).toEqual({
+      Ref: dead,
+    });
   });
 });
 

@@ -1,12 +1,14 @@
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blockId, putBlock } from '../../lambdas/core/access.ts';
-import { roomMembers } from '../../lambdas/core/connections.ts';
+import { type Connection, connectionsOfUser, joinRoom, roomMembers } from '../../lambdas/core/connections.ts';
 import type { ConnectionsApi } from '../../lambdas/core/deps.ts';
 import { putGrant } from '../../lambdas/core/grants.ts';
+import { hashPassword } from '../../lambdas/core/passwords.ts';
 import { issueTicket } from '../../lambdas/core/tokens.ts';
+import { createUser } from '../../lambdas/core/users.ts';
 import { type ProbeCall, RoundTripProbe } from '../support/round-trips.ts';
-import { registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
+import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
 import { type Client, is, openClient, refusalStatus, terminateAll, until } from '../support/ws-client.ts';
 
 let system: TestSystem;
@@ -235,3 +237,126 @@ describe('fan-out is proportional to the room', () => {
     await Promise.all([...smallRoom, idle].map((c) => c.expectNone(is('message', { text: 'to four' }), 200)));
   });
 });
+
+describe('the ack of a message to a big room', () => {
+  let big: TestSystem;
+  const bigProbe = new RoundTripProbe();
+  const DIRECT_MAX = 3;
+  let ivyToken = '';
+
+  /** Opens `n` sockets of one user, each with its connection id, found as it opened (closed after each test). */
+  async function openSockets(n: number): Promise<{ client: Client; id: string }[]> {
+    const out: { client: Client; id: string }[] = [];
+    const known = new Set((await connectionsOfUser(big.deps, 'ivy')).map((c) => c.connectionId));
+    for (let i = 0; i < n; i++) {
+      const client = await openClient(big.wsUrl, { protocols: ['jwt', ivyToken] });
+      const fresh = (await connectionsOfUser(big.deps, 'ivy')).filter((c) => !known.has(c.connectionId));
+      expect(fresh).toHaveLength(1);
+      const row = fresh[0] as Connection;
+      known.add(row.connectionId);
+      out.push({ client, id: row.connectionId });
+    }
+    return out;
+  }
+
+  async function joinAll(sockets: readonly { id: string }[], room: string): Promise<void> {
+    const rows = await connectionsOfUser(big.deps, 'ivy');
+    for (const s of sockets) {
+      const row = rows.find((r) => r.connectionId === s.id);
+      if (!row) throw new Error('no row for a socket');
+      expect(await joinRoom(big.deps, row, room)).toBe('joined');
+    }
+  }
+
+  beforeAll(async () => {
+    big = await startTestSystem({ RATE_LIMIT_MAX: '100000', MAX_CONNECTIONS_PER_USER: '100' }, undefined, {
+      sweeperTimer: false,
+      fanout: { directMax: DIRECT_MAX, membersPerJob: 4, jobMax: 8 },
+    });
+    ivyToken = (await registerAndLogin(big, 'ivy')).access_token;
+    bigProbe.attach(big.deps.db);
+    const bigApi = big.deps.api as ConnectionsApi;
+    bigApi.post = bigProbe.wrapApi({
+      post: bigApi.post.bind(bigApi),
+      close: bigApi.close,
+      exists: bigApi.exists,
+    }).post;
+  }, 120_000);
+  afterAll(async () => {
+    await big.close();
+  });
+
+  it('spends two round trips before the store, reads at most directMax + 1 members and posts nothing before the ack, at any room size', async () => {
+    const sockets = await openSockets(40);
+    const signatures: string[][] = [];
+    for (const size of [12, 40]) {
+      const room = `hall-${size}`;
+      const inside = sockets.slice(0, size);
+      await joinAll(inside, room);
+      await waitQuiet(bigProbe);
+      big.queue.pause();
+      const ack = await (inside[0] as { client: Client }).client.request({
+        type: 'message',
+        room,
+        text: `to ${size}`,
+      });
+      expect(ack).toMatchObject({ type: 'ack' });
+      const before = bigProbe.calls.map((c) => ({ ...c }));
+      big.queue.resume();
+
+      expect(before.filter((c) => c.kind === 'post')).toEqual([]);
+      const db = before.filter((c) => c.kind === 'db');
+      const store = db.filter((c) => c.name === 'PutItemCommand');
+      expect(store).toHaveLength(1);
+      expect(Math.max(...db.filter((c) => c.name !== 'PutItemCommand').map((c) => c.depth))).toBe(2);
+      expect(store[0]?.depth).toBe(3);
+      const query = db.find((c) => c.name === 'QueryCommand');
+      expect(query?.returned).toBeLessThanOrEqual(DIRECT_MAX + 1);
+      signatures.push(db.map((c) => `${c.name}@${c.depth}`).sort());
+
+      // Then the workers deliver it to every member once, and to nobody else.
+      const mine = is('message', { messageId: ack.messageId });
+      await Promise.all(inside.map((s) => s.client.next(mine, 10_000)));
+      await big.queue.drained();
+      expect(inside.every((s) => s.client.count(mine) === 1)).toBe(true);
+      expect(sockets.slice(size).every((s) => s.client.count(mine) === 0)).toBe(true);
+    }
+    expect(signatures[1]).toEqual(signatures[0]);
+  }, 120_000);
+
+  it('answers an HTTP publish to a big room with 202 queued, then the workers deliver it to each member once', async () => {
+    await createUser(big.deps, {
+      username: 'herald',
+      passwordHash: await hashPassword(PASSWORD),
+      roles: ['publisher'],
+    });
+    const login = await big.request('POST', '/auth/login', {
+      body: { username: 'herald', password: PASSWORD },
+    });
+    const room = 'hall-http';
+    const inside = await openSockets(20);
+    await joinAll(inside, room);
+    const res = await big.request('POST', `/admin/rooms/${room}/messages`, {
+      token: login.body.access_token as string,
+      body: { text: 'to the hall' },
+    });
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ messageId: expect.any(String), queued: true });
+    const mine = is('message', { messageId: res.body.messageId as string, from: 'herald' });
+    await Promise.all(inside.map((s) => s.client.next(mine, 10_000)));
+    await big.queue.drained();
+    expect(inside.map((s) => s.client.count(mine))).toEqual(inside.map(() => 1));
+  }, 60_000);
+});
+
+/** Waits until a probe's store has been idle for 50 ms, then resets it. */
+async function waitQuiet(p: RoundTripProbe): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    p.reset();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    if (p.calls.length === 0 && p.inFlight === 0) break;
+    if (Date.now() > deadline) throw new Error('the store never went quiet');
+  }
+  p.reset();
+}

@@ -49,7 +49,7 @@ export interface JsonResponse {
 /** Gateway and sweeper options passed through to `startLocal` (the clock and audit sink are the test's own). */
 export type TestSystemOptions = Pick<
   StartOptions,
-  'idleTimeoutMs' | 'maxConnectionMs' | 'sweeperTimer' | 'managementFault'
+  'idleTimeoutMs' | 'maxConnectionMs' | 'sweeperTimer' | 'managementFault' | 'fanout' | 'queue'
 >;
 
 /**

@@ -23,6 +23,23 @@ describe('the Lambda runtime', () => {
     expect(SETTING_NAMES.map(envName)).toContain('ALLOWED_ORIGINS');
   });
 
+  it('gives a function whose environment names the fan-out queue a queue to send to, and others none', () => {
+    const env: NodeJS.ProcessEnv = {
+      AWS_REGION: 'eu-west-1',
+      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'not-a-real-secret',
+      TOKEN_ISSUER: 'https://x.example',
+      TOKEN_AUDIENCE: 'urn:x',
+      ALLOWED_ORIGINS: 'https://app.example.com',
+      FANOUT_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/000000000000/jobs',
+    };
+    for (const key of TABLE_KEYS) env[tableEnvName(key)] = `t-${key}`;
+    vi.resetModules();
+    return import('../../../lambdas/runtime.ts').then(({ runtime: fresh }) => {
+      expect(typeof fresh(env).queue?.send).toBe('function');
+    });
+  });
+
   it('fails the cold start, naming what is missing, without the credentials or region Lambda sets', async () => {
     const env: NodeJS.ProcessEnv = {
       TOKEN_ISSUER: 'https://x.example',
