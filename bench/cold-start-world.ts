@@ -4,17 +4,16 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { decodeJwt } from 'jose';
 import { putConnection } from '../lambdas/core/connections.ts';
 import { generateStoredKey, publicJwkOf } from '../lambdas/core/keys.ts';
 import { localTableNames, TABLE_KEYS, tableEnvName } from '../lambdas/core/tables.ts';
-import type { AccessClaims } from '../lambdas/core/tokens.ts';
 import type { FunctionSpec } from '../lambdas/functions.ts';
 import { makeLoginHandler } from '../lambdas/http-login.ts';
 import { makeRegisterHandler } from '../lambdas/http-register.ts';
 import { runtime } from '../lambdas/runtime.ts';
 import { REPO_ROOT } from '../lib/paths.ts';
 import { ensureTables, localDynamoClient, startDynalite } from '../local/dynamo.ts';
+import { claimsOfToken } from '../test/kit/system.ts';
 import {
   authorizerEvent,
   connectEvent,
@@ -92,19 +91,6 @@ export const EXPECTED_OUTCOMES: Readonly<Record<string, string>> = {
   'http-token-exchange': '404', // no OIDC issuer configured
 };
 
-function claimsOf(token: string): AccessClaims {
-  const c = decodeJwt(token);
-  return {
-    sub: String(c.sub),
-    username: String(c.username),
-    roles: c.roles as string[],
-    jti: String(c.jti),
-    sid: String(c.sid),
-    iat: Number(c.iat),
-    exp: Number(c.exp),
-  };
-}
-
 async function fakeAws(secrets: Record<string, string>): Promise<{ url: string; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     let body = '';
@@ -180,7 +166,7 @@ export async function startColdStartWorld(prefix = 'cold-'): Promise<ColdStartWo
         httpEvent('POST /auth/login', { body: { username: 'cold', password: PASSWORD } }),
       )) as { body: string };
       const pair = JSON.parse(res.body) as { access_token: string; refresh_token: string };
-      return { ...pair, claims: claimsOf(pair.access_token) };
+      return { ...pair, claims: claimsOfToken(pair.access_token) };
     };
     const socket = connectionInfo();
     const socketPair = await freshPair();

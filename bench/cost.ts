@@ -36,6 +36,13 @@ export const ASSUMPTIONS = {
   gsiWritesPerConnectionRow: 2,
 } as const;
 
+/**
+ * A chat message's request units before messages were numbered, as this bench measured them
+ * on that code (UpdateItem@1, BatchGetItem@1, Query@2, BatchGetItem@2, PutItem@3: 10.5 RRU,
+ * 2 WRU): the baseline that the per-room `seq` update and the idempotency record are weighed against.
+ */
+export const BEFORE_NUMBERING = { readUnits: 10.5, writeUnits: 2 } as const;
+
 interface Bill {
   apiGateway: number;
   lambda: number;
@@ -61,6 +68,8 @@ const dynamo = (rru: number, wru: number) => rru * PRICES.readUnit + wru * PRICE
 export interface CostResult {
   readonly perMillionMessages: { ours: number; scan: { connections: number; cost: number }[] };
   readonly perMillionConnectionMinutes: { ours: number; scan: number };
+  /** DynamoDB's part of a million chat messages: before numbering, now, and with an idempotencyKey. */
+  readonly dynamoPerMillionMessages: { before: number; numbered: number; keyed: number };
   readonly section: Section;
   /** The Cost section of docs/deploy.md. */
   readonly deployDoc: string;
@@ -77,7 +86,8 @@ export function costModel(
     if (!r) throw new Error(`no measurement for ${prefix}`);
     return r.cost;
   };
-  const msg = find('$default chat message');
+  const msg = find('$default chat message (');
+  const keyed = find('$default chat message with idempotencyKey');
   const ping = find('$default ping');
   const auth = find('authorizer');
   const connect = find('$connect');
@@ -135,8 +145,25 @@ export function costModel(
     return [label, usd(s.apiGateway), usd(s.lambda), usd(s.dynamo), `**${usd(total(s))}**`];
   };
   const o = perM(oursMessage);
+  const keyedMessage: Bill = {
+    apiGateway: wsMessages * PRICES.wsMessage,
+    lambda: invocation(keyed.roundTripsBeforeFanOut, keyed.posts),
+    dynamo: dynamo(keyed.readUnits, keyed.writeUnits),
+  };
+  const beforeMessage: Bill = {
+    apiGateway: wsMessages * PRICES.wsMessage,
+    lambda: invocation(2, msg.posts),
+    dynamo: dynamo(BEFORE_NUMBERING.readUnits, BEFORE_NUMBERING.writeUnits),
+  };
+  const dynamoPerM = {
+    before: perM(beforeMessage).dynamo,
+    numbered: o.dynamo,
+    keyed: perM(keyedMessage).dynamo,
+  };
   const messageRows = [
     row('ours: Query the room', o),
+    row('ours, with idempotencyKey', perM(keyedMessage)),
+    row('ours before messages were numbered (no seq, no recovery)', perM(beforeMessage)),
     ...fanout.map((p) => row(`Scan sample, ${fmt(p.connections)} connections stored`, perM(scanMessage(p)))),
   ];
   const minuteRows = [row('ours', oursMinutes), row('Scan sample (no authorizer, no checks)', scanMinutes)];
@@ -169,6 +196,12 @@ export function costModel(
     minutesTable,
     '',
     assumptions,
+    '',
+    `DynamoDB per chat message: ${BEFORE_NUMBERING.readUnits} RRU and ${BEFORE_NUMBERING.writeUnits} WRU before ` +
+      `messages were numbered (${usd(dynamoPerM.before)} per million); ${msg.readUnits} RRU and ${msg.writeUnits} WRU ` +
+      `now, the per-room \`seq\` UpdateItem included (${usd(dynamoPerM.numbered)}); ${keyed.readUnits} RRU and ` +
+      `${keyed.writeUnits} WRU with an \`idempotencyKey\`, its conditional record included ` +
+      `(${usd(dynamoPerM.keyed)}). A repeat of a key costs its refused write and one read, and no fan-out.`,
     '',
     'API Gateway dominates our bill: one chat message is 52 WebSocket messages. DynamoDB is ' +
       `${usd(o.dynamo)} of it per million, and stays so as the table grows; the Scan's read units grow with ` +
@@ -203,6 +236,7 @@ export function costModel(
       scan: fanout.map((p) => ({ connections: p.connections, cost: total(scanMessage(p)) * 1e6 })),
     },
     perMillionConnectionMinutes: { ours: total(oursMinutes), scan: total(scanMinutes) },
+    dynamoPerMillionMessages: dynamoPerM,
     section: { title: 'Cost model', markdown, failures: [] },
     deployDoc,
   };

@@ -8,8 +8,8 @@ import { issueAccessToken } from '../lambdas/core/tokens.ts';
 import {
   sdkConnectionsApi as managementApi,
   sdkManagementClient as managementClient,
-} from '../test/support/sdk-connections-api.ts';
-import { startTestSystem } from '../test/support/system.ts';
+} from '../test/kit/sdk-connections-api.ts';
+import { startTestSystem } from '../test/kit/system.ts';
 import { ORIGIN } from './events.ts';
 import { fmt, mapLimit, median, now, percentile, progress, ratio, type Section, table } from './support.ts';
 

@@ -12,8 +12,9 @@ import { FUNCTIONS } from '../lambdas/functions.ts';
 import { FANOUT_BATCH_SIZE, FANOUT_MAX_CONCURRENCY } from '../lib/fanout-queue.ts';
 import { ensureTables, localDynamoClient, startDynalite } from '../local/dynamo.ts';
 import { localQueue } from '../local/sqs-queue.ts';
+import { sleep } from '../test/kit/wait.ts';
 import { PRICES } from './cost.ts';
-import { fmt, mapLimit, now, progress, type Section, sleep, table, usd } from './support.ts';
+import { fmt, mapLimit, now, progress, type Section, table, usd } from './support.ts';
 
 /** What the model assumes that this machine cannot measure (in-region latencies, Lambda's CPU share). */
 export const SCALE_ASSUMPTIONS = {

@@ -9,7 +9,7 @@ import { CONNECTION_TTL_S, connectionKey, roomMembers } from '../lambdas/core/co
 import type { Item } from '../lambdas/core/store.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
 import { ensureTables, localDynamoClient, startDynalite } from '../local/dynamo.ts';
-import { RoundTripProbe } from '../test/support/round-trips.ts';
+import { RoundTripProbe } from '../test/kit/round-trips.ts';
 import { fmt, mapLimit, median, progress, ratio, type Section, table, timed } from './support.ts';
 
 export const FANOUT_ROOM = 50;

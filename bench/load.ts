@@ -5,8 +5,9 @@ import { roomMembers } from '../lambdas/core/connections.ts';
 import { issueAccessToken } from '../lambdas/core/tokens.ts';
 import { localConfig } from '../local/config.ts';
 import { type LocalSystem, startLocal } from '../local/system.ts';
+import { sleep } from '../test/kit/wait.ts';
 import { ORIGIN } from './events.ts';
-import { fmt, mapLimit, percentile, sleep, table } from './support.ts';
+import { fmt, mapLimit, percentile, table } from './support.ts';
 
 /**
  * `npm run load`: many sockets of many users in several rooms against the local system,

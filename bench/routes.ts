@@ -8,8 +8,8 @@ import { makeAuthorizerHandler } from '../lambdas/ws-authorizer.ts';
 import { makeConnectHandler } from '../lambdas/ws-connect.ts';
 import { makeDefaultHandler } from '../lambdas/ws-default.ts';
 import { makeDisconnectHandler } from '../lambdas/ws-disconnect.ts';
-import { RoundTripProbe, type RouteCost } from '../test/support/round-trips.ts';
-import { claimsOfToken, PASSWORD, registerAndLogin, startTestSystem } from '../test/support/system.ts';
+import { RoundTripProbe, type RouteCost } from '../test/kit/round-trips.ts';
+import { claimsOfToken, PASSWORD, registerAndLogin, startTestSystem } from '../test/kit/system.ts';
 import {
   authorizerEvent,
   connectEvent,
@@ -99,9 +99,15 @@ export async function measureRoutes(): Promise<RoutesResult> {
       max: 1,
       of: 'all',
     });
+    let joinedEpoch = '';
+    const epochOf = () => joinedEpoch;
     await measure(
       `$default join (room of ${ROOM_SIZE})`,
-      () => frame(messageEvent(info, claims, { type: 'join', room, id: 1 })),
+      async () => {
+        const reply = await frame(messageEvent(info, claims, { type: 'join', room, id: 1 }));
+        joinedEpoch = String((JSON.parse(String(reply.body ?? '{}')) as { epoch?: unknown }).epoch ?? '');
+        return reply;
+      },
       { max: 3, of: 'all' },
     );
     // A private: room: the grant is read in the first round trip, and again beside the row's update.
@@ -109,18 +115,35 @@ export async function measureRoutes(): Promise<RoutesResult> {
     await putGrant(deps, { username: 'bench' }, team, 'alice', { access: 'member' });
     await measure(
       '$default join (private: room, with grant)',
-      () => frame(messageEvent(info, claims, { type: 'join', room: team, id: 4 })),
+      () => frame(messageEvent(info, claims, { type: 'join', room: team, id: 6 })),
       { max: 3, of: 'all' },
     );
     await measure(
       '$default chat message (private: room)',
-      () => frame(messageEvent(info, claims, { type: 'message', room: team, text: 'hi', id: 5 })),
+      () => frame(messageEvent(info, claims, { type: 'message', room: team, text: 'hi', id: 7 })),
       { max: 2, of: 'beforeFanOut' },
     );
     await measure(
       `$default chat message (room of ${ROOM_SIZE})`,
       () => frame(messageEvent(info, claims, { type: 'message', room, text: 'hello', id: 2 })),
       { max: 2, of: 'beforeFanOut' },
+    );
+    await measure(
+      `$default chat message with idempotencyKey (room of ${ROOM_SIZE})`,
+      () =>
+        frame(
+          messageEvent(info, claims, {
+            type: 'message',
+            room,
+            text: 'hello',
+            idempotencyKey: 'bench-1',
+            id: 4,
+          }),
+        ),
+      { max: 3, of: 'beforeFanOut' },
+    );
+    await measure(`$default join with since, 2 missed (room of ${ROOM_SIZE})`, () =>
+      frame(messageEvent(info, claims, { type: 'join', room, since: { epoch: epochOf(), seq: 0 }, id: 5 })),
     );
     await measure('$default ping (keep-alive)', () =>
       frame(messageEvent(info, claims, { type: 'ping', id: 3 })),

@@ -9,7 +9,7 @@ import { measureE2e } from './e2e.ts';
 import { measureFanout } from './fanout.ts';
 import { fanoutScale } from './fanout-scale.ts';
 import { measureRoutes, ROOM_SIZE } from './routes.ts';
-import { fmt, machine, now, progress, type Section } from './support.ts';
+import { fmt, machine, now, progress, type Section, usd } from './support.ts';
 
 /**
  * `npm run bench`: every measurement in one run on this machine, printed and written to
@@ -51,7 +51,8 @@ show(cost.section);
 const m = machine();
 const failures = sections.flatMap((s) => s.failures.map((f) => `${s.title}: ${f}`));
 const seconds = (now() - started) / 1000;
-const msg = routes.rows.find((r) => r.route.startsWith('$default chat'))?.cost;
+const msg = routes.rows.find((r) => r.route.startsWith('$default chat message ('))?.cost;
+const keyed = routes.rows.find((r) => r.route.startsWith('$default chat message with'))?.cost;
 const authz = routes.rows.find((r) => r.route.startsWith('authorizer'))?.cost;
 const scan10k = fanout.points.find((p) => p.connections === 10_000);
 const e2e1000 = e2e.rows.find((r) => r.sockets === 1_000);
@@ -59,7 +60,11 @@ const coldRows = cold.rows.filter((r) => r.oursKb > 10);
 const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const headline = [
   `- Authorizer: **${authz?.roundTrips} DynamoDB round trip** per handshake (budget 1); a chat message: ` +
-    `**${msg?.roundTripsBeforeFanOut} round trips before fan-out** (budget 2), ${msg?.operations} operations in all, no Scan.`,
+    `**${msg?.roundTripsBeforeFanOut} round trips before fan-out** (budget 2), ${msg?.operations} operations in all, no Scan; ` +
+    `with an \`idempotencyKey\` **${keyed?.roundTripsBeforeFanOut}** (budget 3).`,
+  `- DynamoDB per million chat messages: ${usd(cost.dynamoPerMillionMessages.before)} before messages were numbered, ` +
+    `**${usd(cost.dynamoPerMillionMessages.numbered)}** with the per-room \`seq\`, ` +
+    `${usd(cost.dynamoPerMillionMessages.keyed)} with an \`idempotencyKey\`.`,
   scan10k
     ? `- Finding a room of 50 among 10 000 stored connections: the Scan sample reads ` +
       `**${fmt(scan10k.scan.itemsRead / scan10k.ours.itemsRead)}× the items and ${fmt(scan10k.scan.readUnits / scan10k.ours.readUnits)}× the read units** ` +

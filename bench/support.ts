@@ -63,8 +63,6 @@ export function machine(): { cpu: string; cores: number; memoryGb: number; node:
   };
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Runs `run` over `items`, at most `limit` at a time. */
 export async function mapLimit<T, R>(
   items: readonly T[],

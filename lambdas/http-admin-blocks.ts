@@ -6,9 +6,7 @@ import { lambdaEntry } from './runtime.ts';
 
 /** `GET /admin/blocks` (role admin): the user and IP blocks in force now. */
 export function makeBlocksHandler(deps: Deps) {
-  return roleRoute(deps, 'GET /admin/blocks', ['admin'], async () =>
-    json(200, { blocks: await listBlocks(deps) }),
-  );
+  return roleRoute(deps, ['admin'], async () => json(200, { blocks: await listBlocks(deps) }));
 }
 
 export const handler = lambdaEntry(makeBlocksHandler);

@@ -6,9 +6,7 @@ import { lambdaEntry } from './runtime.ts';
 
 /** `GET /admin/connections` (role admin). */
 export function makeConnectionsHandler(deps: Deps) {
-  return roleRoute(deps, 'GET /admin/connections', ['admin'], async () =>
-    json(200, { connections: await listConnections(deps) }),
-  );
+  return roleRoute(deps, ['admin'], async () => json(200, { connections: await listConnections(deps) }));
 }
 
 export const handler = lambdaEntry(makeConnectionsHandler);

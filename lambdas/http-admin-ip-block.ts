@@ -6,7 +6,7 @@ import { lambdaEntry } from './runtime.ts';
 
 /** `POST /admin/ips/{ip}/block {duration_s, reason}` and `DELETE` of the same path (role admin). */
 export function makeIpBlockHandler(deps: Deps) {
-  return roleRoute(deps, 'ANY /admin/ips/{ip}/block', ['admin'], async (req, caller) => {
+  return roleRoute(deps, ['admin'], async (req, caller) => {
     if (req.method === 'DELETE') await unblockIp(deps, caller, req.pathParameters.ip);
     else await blockIp(deps, caller, req.pathParameters.ip, req.body());
     return noContent();

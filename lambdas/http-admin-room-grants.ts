@@ -10,7 +10,7 @@ import { lambdaEntry } from './runtime.ts';
  * `GET /admin/rooms/{room}/grants` (roles admin or publisher).
  */
 export function makeRoomGrantsHandler(deps: Deps) {
-  return roleRoute(deps, 'ANY /admin/rooms/{room}/grants', PUBLISHER_ROLES, async (req, caller) => {
+  return roleRoute(deps, PUBLISHER_ROLES, async (req, caller) => {
     const { room, username } = req.pathParameters;
     if (req.method === 'GET') return json(200, { grants: await listGrants(deps, room) });
     if (req.method === 'DELETE') await deleteGrant(deps, caller, room, username);

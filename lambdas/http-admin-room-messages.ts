@@ -6,7 +6,7 @@ import { lambdaEntry } from './runtime.ts';
 
 /** `POST /admin/rooms/{room}/messages {text}` (role admin or publisher) -> `202`. */
 export function makeRoomMessagesHandler(deps: Deps) {
-  return roleRoute(deps, 'POST /admin/rooms/{room}/messages', ['admin', 'publisher'], async (req, caller) =>
+  return roleRoute(deps, ['admin', 'publisher'], async (req, caller) =>
     json(202, await publishToRoom(deps, caller, req.pathParameters.room, req.body())),
   );
 }

@@ -6,7 +6,7 @@ import { lambdaEntry } from './runtime.ts';
 
 /** `POST /admin/users/{username}/block {duration_s, reason}` and `DELETE` of the same path (role admin). */
 export function makeUserBlockHandler(deps: Deps) {
-  return roleRoute(deps, 'ANY /admin/users/{username}/block', ['admin'], async (req, caller) => {
+  return roleRoute(deps, ['admin'], async (req, caller) => {
     if (req.method === 'DELETE') await unblockUser(deps, caller, req.pathParameters.username);
     else await blockUser(deps, caller, req.pathParameters.username, req.body());
     return noContent();

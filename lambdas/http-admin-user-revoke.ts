@@ -6,7 +6,7 @@ import { lambdaEntry } from './runtime.ts';
 
 /** `POST /admin/users/{username}/revoke` (role admin): every token issued before now is refused, sockets closed. */
 export function makeUserRevokeHandler(deps: Deps) {
-  return roleRoute(deps, 'POST /admin/users/{username}/revoke', ['admin'], async (req, caller) => {
+  return roleRoute(deps, ['admin'], async (req, caller) => {
     await revokeUser(deps, caller, req.pathParameters.username);
     return noContent();
   });

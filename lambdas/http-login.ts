@@ -7,9 +7,7 @@ import { lambdaEntry } from './runtime.ts';
 /** `POST /auth/login {username, password}` -> `200` token pair. */
 export function makeLoginHandler(deps: Deps) {
   warmUpPasswordCheck();
-  return httpRoute(deps.audit, 'POST /auth/login', async (req) =>
-    json(200, await login(deps, req.body(), req)),
-  );
+  return httpRoute(deps.audit, async (req) => json(200, await login(deps, req.body(), req)));
 }
 
 export const handler = lambdaEntry(makeLoginHandler);

@@ -5,7 +5,7 @@ import { lambdaEntry } from './runtime.ts';
 
 /** `POST /auth/logout` (Bearer) -> `204`; the token, its refresh family and their sockets are done. */
 export function makeLogoutHandler(deps: Deps) {
-  return httpRoute(deps.audit, 'POST /auth/logout', async (req) => {
+  return httpRoute(deps.audit, async (req) => {
     const claims = await authenticate(deps, bearerToken(req.headers.authorization));
     await logout(deps, claims, req);
     return noContent();

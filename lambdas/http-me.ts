@@ -5,7 +5,7 @@ import { lambdaEntry } from './runtime.ts';
 
 /** `GET /auth/me` (Bearer) -> `200 {sub, username, roles, exp}`. */
 export function makeMeHandler(deps: Deps) {
-  return httpRoute(deps.audit, 'GET /auth/me', async (req) => {
+  return httpRoute(deps.audit, async (req) => {
     const claims = await authenticate(deps, bearerToken(req.headers.authorization));
     return json(200, me(claims));
   });

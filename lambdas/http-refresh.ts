@@ -5,9 +5,7 @@ import { lambdaEntry } from './runtime.ts';
 
 /** `POST /auth/refresh {refresh_token}` -> `200` new pair; the old refresh token is spent. */
 export function makeRefreshHandler(deps: Deps) {
-  return httpRoute(deps.audit, 'POST /auth/refresh', async (req) =>
-    json(200, await refresh(deps, req.body(), req)),
-  );
+  return httpRoute(deps.audit, async (req) => json(200, await refresh(deps, req.body(), req)));
 }
 
 export const handler = lambdaEntry(makeRefreshHandler);

@@ -5,9 +5,7 @@ import { lambdaEntry } from './runtime.ts';
 
 /** `POST /auth/register {username, password}` -> `201 {username}`. */
 export function makeRegisterHandler(deps: Deps) {
-  return httpRoute(deps.audit, 'POST /auth/register', async (req) =>
-    json(201, await register(deps, req.body(), req)),
-  );
+  return httpRoute(deps.audit, async (req) => json(201, await register(deps, req.body(), req)));
 }
 
 export const handler = lambdaEntry(makeRegisterHandler);

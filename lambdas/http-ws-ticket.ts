@@ -10,7 +10,7 @@ import { lambdaEntry } from './runtime.ts';
  * stay out of URLs and access logs.
  */
 export function makeWsTicketHandler(deps: Deps) {
-  return httpRoute(deps.audit, 'POST /auth/ws-ticket', async (req) => {
+  return httpRoute(deps.audit, async (req) => {
     const claims = await authenticate(deps, bearerToken(req.headers.authorization));
     const { ticket, expiresIn } = await issueTicket(deps, claims);
     return json(200, { ticket, expires_in: expiresIn });

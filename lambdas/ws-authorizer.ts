@@ -1,34 +1,9 @@
 import type { Deps } from './core/deps.ts';
-import { authorizeHandshake, type Credential } from './core/handshake.ts';
-import { BEARER } from './core/tokens.ts';
-import {
-  authorizerContext,
-  headerValues,
-  offeredProtocols,
-  policy,
-  queryValues,
-  sourceIp,
-  unauthorized,
-} from './edge/ws.ts';
+import { authorizeHandshake } from './core/handshake.ts';
+import { authorizerContext, policy, unauthorized } from './edge/ws.ts';
+import { handshakeOf } from './edge/ws-authorizer.ts';
 import type { AuthorizerResult, WsAuthorizerEvent } from './edge/ws-types.ts';
 import { lambdaEntry } from './runtime.ts';
-
-/** The token, tried in the spec's order: subprotocol `jwt, <token>`, `?token=` or `?ticket=`, then `Authorization: Bearer`. */
-export function credentialOf(event: WsAuthorizerEvent): Credential | undefined {
-  const protocols = offeredProtocols(event);
-  if (protocols.includes('jwt')) {
-    const token = protocols.find((p) => p !== 'jwt');
-    if (token) return { kind: 'protocol', token };
-  }
-  const tokens = queryValues(event, 'token');
-  if (tokens.length > 0) return { kind: 'query', token: tokens.length === 1 ? (tokens[0] ?? '') : '' };
-  const tickets = queryValues(event, 'ticket');
-  if (tickets.length > 0) return { kind: 'ticket', ticket: tickets.length === 1 ? (tickets[0] ?? '') : '' };
-  const auth = headerValues(event, 'authorization');
-  const m = auth.length === 1 ? BEARER.exec(auth[0] ?? '') : null;
-  if (auth.length > 0) return { kind: 'header', token: m?.[1] ?? '' };
-  return undefined;
-}
 
 /**
  * The `$connect` REQUEST authorizer. A missing, bad, expired or revoked token throws
@@ -38,12 +13,7 @@ export function credentialOf(event: WsAuthorizerEvent): Credential | undefined {
  */
 export function makeAuthorizerHandler(deps: Deps) {
   return async (event: WsAuthorizerEvent): Promise<AuthorizerResult> => {
-    const outcome = await authorizeHandshake(deps, {
-      credential: credentialOf(event),
-      origins: headerValues(event, 'origin').flatMap((v) => v.split(',').map((o) => o.trim())),
-      ip: sourceIp(event),
-      connectionId: event.requestContext.connectionId,
-    }).catch((err: unknown) => {
+    const outcome = await authorizeHandshake(deps, handshakeOf(event)).catch((err: unknown) => {
       deps.audit('error', 'ws.denied', { reason: 'store_unavailable', errorName: (err as Error).name });
       throw new Error('authorizer unavailable');
     });

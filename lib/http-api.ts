@@ -2,11 +2,14 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
-import type * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { CORS } from '../lambdas/edge/cors.ts';
 import type { FunctionSpec } from '../lambdas/functions.ts';
+import { type CustomDomain, mapCustomDomain } from './custom-domain.ts';
 import type { HandlerFunction } from './handler-function.ts';
+
+export type { CustomDomain } from './custom-domain.ts';
 
 export interface HttpEndpointProps {
   readonly allowedOrigins: readonly string[];
@@ -15,11 +18,6 @@ export interface HttpEndpointProps {
   readonly logRetention: logs.RetentionDays;
   /** A custom domain, mapped to the `$default` stage at its root. */
   readonly domain?: CustomDomain;
-}
-
-export interface CustomDomain {
-  readonly name: string;
-  readonly certificate: acm.ICertificate;
 }
 
 /** One JSON object per request; route keys only, never query strings or headers (tokens). */
@@ -57,30 +55,16 @@ export class HttpEndpoint extends Construct {
         props.allowedOrigins.length > 0
           ? {
               allowOrigins: [...props.allowedOrigins],
-              allowMethods: [
-                apigw.CorsHttpMethod.GET,
-                apigw.CorsHttpMethod.POST,
-                apigw.CorsHttpMethod.DELETE,
-                apigw.CorsHttpMethod.OPTIONS,
-              ],
-              allowHeaders: ['authorization', 'content-type'],
-              exposeHeaders: ['retry-after'],
-              // Bearer tokens, never cookies.
+              allowMethods: CORS.allowMethods.map((m) => apigw.CorsHttpMethod[m]),
+              allowHeaders: [...CORS.allowHeaders],
+              exposeHeaders: [...CORS.exposeHeaders],
               allowCredentials: false,
-              maxAge: Duration.hours(1),
+              maxAge: Duration.seconds(CORS.maxAgeS),
             }
           : undefined,
     });
     this.accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetention });
     this.domain = props.domain?.name;
-    this.domainName = props.domain
-      ? new apigw.DomainName(this, 'Domain', {
-          domainName: props.domain.name,
-          certificate: props.domain.certificate,
-          endpointType: apigw.EndpointType.REGIONAL,
-          securityPolicy: apigw.SecurityPolicy.TLS_1_2,
-        })
-      : undefined;
     this.stage = new apigw.HttpStage(this, 'DefaultStage', {
       httpApi: this.api,
       stageName: '$default',
@@ -91,13 +75,7 @@ export class HttpEndpoint extends Construct {
         format: AccessLogFormat.custom(HTTP_ACCESS_LOG),
       },
     });
-    if (this.domainName) {
-      new apigw.ApiMapping(this, 'DomainMapping', {
-        api: this.api,
-        domainName: this.domainName,
-        stage: this.stage,
-      });
-    }
+    this.domainName = mapCustomDomain(this, props.domain, this.api, this.stage);
   }
 
   /** `https://{apiId}.execute-api.{region}.amazonaws.com`, without a trailing slash. */

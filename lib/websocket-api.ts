@@ -7,8 +7,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { FunctionSpec } from '../lambdas/functions.ts';
+import { type CustomDomain, mapCustomDomain } from './custom-domain.ts';
 import type { HandlerFunction } from './handler-function.ts';
-import type { CustomDomain } from './http-api.ts';
 
 export const WS_STAGE = 'prod';
 
@@ -62,14 +62,6 @@ export class WebSocketEndpoint extends Construct {
     });
     this.accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetention });
     this.domain = props.domain?.name;
-    this.domainName = props.domain
-      ? new apigw.DomainName(this, 'Domain', {
-          domainName: props.domain.name,
-          certificate: props.domain.certificate,
-          endpointType: apigw.EndpointType.REGIONAL,
-          securityPolicy: apigw.SecurityPolicy.TLS_1_2,
-        })
-      : undefined;
     this.stage = new apigw.WebSocketStage(this, 'Stage', {
       webSocketApi: this.api,
       stageName: WS_STAGE,
@@ -80,14 +72,8 @@ export class WebSocketEndpoint extends Construct {
         format: AccessLogFormat.custom(WS_ACCESS_LOG),
       },
     });
-    if (this.domainName) {
-      // Clients only: `@connections` keeps the stage's execute-api callback URL (`callbackUrl`).
-      new apigw.ApiMapping(this, 'DomainMapping', {
-        api: this.api,
-        domainName: this.domainName,
-        stage: this.stage,
-      });
-    }
+    // Clients only: `@connections` keeps the stage's execute-api callback URL (`callbackUrl`).
+    this.domainName = mapCustomDomain(this, props.domain, this.api, this.stage);
     if (props.accountRole) this.stage.node.addDependency(this.accountLoggingRole());
   }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
+import { formatRequestTime } from './aws-time.ts';
 
 export type HttpHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyResultV2>;
 
@@ -15,6 +16,8 @@ export interface CorsConfig {
   readonly allowOrigins: readonly string[];
   readonly allowHeaders: readonly string[];
   readonly allowMethods: readonly string[];
+  /** Response headers a page may read (`access-control-expose-headers` on every answer). */
+  readonly exposeHeaders?: readonly string[];
   readonly maxAgeS: number;
 }
 
@@ -76,12 +79,6 @@ function compile(route: HttpRoute): CompiledRoute {
 
 const TEXT_TYPES = /^(application\/(json|[\w.+-]*\+json|x-www-form-urlencoded|xml|javascript)|text\/)/i;
 
-function awsTime(d: Date): string {
-  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${p(d.getUTCDate())}/${months[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
-}
-
 /** Builds the HTTP API payload-2.0 event API Gateway would send for this request. */
 function toEvent(
   req: IncomingMessage,
@@ -132,7 +129,7 @@ function toEvent(
       requestId: randomUUID(),
       routeKey: route.routeKey,
       stage: '$default',
-      time: awsTime(now),
+      time: formatRequestTime(now.getTime()),
       timeEpoch: now.getTime(),
     },
     ...(body.length > 0 ? { body: isText ? body.toString('utf8') : body.toString('base64') } : {}),
@@ -190,7 +187,11 @@ function writeResult(
 
 function corsHeaders(cors: CorsConfig | undefined, origin: string | undefined): Record<string, string> {
   if (!cors || !origin || !cors.allowOrigins.includes(origin.toLowerCase())) return {};
-  return { 'access-control-allow-origin': origin, vary: 'origin' };
+  return {
+    'access-control-allow-origin': origin,
+    vary: 'origin',
+    ...(cors.exposeHeaders?.length ? { 'access-control-expose-headers': cors.exposeHeaders.join(',') } : {}),
+  };
 }
 
 /**

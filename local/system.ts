@@ -6,6 +6,7 @@ import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
 import type { FanoutTuning } from '../lambdas/core/fanout.ts';
 import { fileKeySource } from '../lambdas/core/keys.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
+import { CORS } from '../lambdas/edge/cors.ts';
 import { type LocalConfig, StartupError } from './config.ts';
 import { checkDataDir, findRunning, paths, removeRunning, writeRunning } from './data-dir.ts';
 import { ensureTables, type LocalDynamo, randomCredentials, startDynalite } from './dynamo.ts';
@@ -126,7 +127,7 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       exists: (id) => ready().exists(id),
     };
     // The worker is built from the same deps it is fed by: reached lazily, like @connections.
-    let worker: ReturnType<typeof queueWorker> | undefined;
+    let worker: Awaited<ReturnType<typeof queueWorker>> | undefined;
     const audit = createAudit(write, clock);
     const queue = localQueue({
       ...options.queue,
@@ -147,10 +148,10 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       queue,
       ...(options.fanout ? { fanout: options.fanout } : {}),
     };
-    worker = queueWorker(deps);
+    worker = await queueWorker(deps);
 
     const ws: WsGateway = await startWsGateway({
-      routes: wsRoutes(deps),
+      routes: await wsRoutes(deps),
       host: config.host,
       port: config.wsPort,
       returnResponseRoutes: ['$default'],
@@ -166,7 +167,7 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
     opened.push(queue);
     management = signed;
 
-    const jobs = scheduledJobs(deps);
+    const jobs = await scheduledJobs(deps);
     const sweepNow = async () => {
       for (const job of jobs) await job();
     };
@@ -191,15 +192,10 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
     }
 
     const http: HttpGateway = await startHttpGateway({
-      routes: httpRoutes(deps),
+      routes: await httpRoutes(deps),
       host: config.host,
       port: config.port,
-      cors: {
-        allowOrigins: config.settings.allowedOrigins,
-        allowHeaders: ['authorization', 'content-type'],
-        allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
-        maxAgeS: 600,
-      },
+      cors: { ...CORS, allowOrigins: config.settings.allowedOrigins },
       fallback: demoPage({ wsUrl: ws.url, allowedOrigins: config.settings.allowedOrigins }),
     }).catch(listenProblem('PORT', config.port, config.host));
     opened.push(http);

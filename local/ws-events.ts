@@ -6,6 +6,7 @@ import type {
   WsProxyEvent,
   WsRequestContext,
 } from '../lambdas/edge/ws-types.ts';
+import { formatRequestTime } from './aws-time.ts';
 
 // The event shapes are the handlers' own (lambdas/edge/ws-types.ts): the gateway builds
 // exactly what the handlers read.
@@ -43,18 +44,6 @@ export function newTraceId(now: number): string {
     .toString(16)
     .padStart(8, '0');
   return `Root=1-${seconds}-${randomBytes(12).toString('hex')}`;
-}
-
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** `requestTime` as API Gateway writes it: `20/Jul/2023:23:29:25 +0000`. */
-export function formatRequestTime(epochMs: number): string {
-  const d = new Date(epochMs);
-  const two = (n: number) => String(n).padStart(2, '0');
-  return (
-    `${two(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:` +
-    `${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000`
-  );
 }
 
 /**

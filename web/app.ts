@@ -405,6 +405,20 @@ function wire(c: RealtimeClient): void {
     startCountdown(Date.now() + delayMs);
     activity(`Connection lost; reconnect attempt ${attempt} in ${(delayMs / 1000).toFixed(1)} s`);
   });
+  c.on('rejoined', ({ room: name, recovered, restored }) => {
+    if (!recovered || restored === 0) return;
+    const text = `${restored} missed message${restored === 1 ? '' : 's'} restored`;
+    add(name, { kind: 'system', text, ts: Date.now() });
+    activity(`#${name}: ${text}`);
+    notice(`${text} in #${name}.`, 'info');
+  });
+  c.on('reset', ({ room: name }) =>
+    add(name, {
+      kind: 'system',
+      text: 'Messages from while you were away may be missing: the room no longer holds them all',
+      ts: Date.now(),
+    }),
+  );
   c.on('connected', ({ reconnected }) => {
     activity(reconnected ? `Reconnected; rejoined ${c.rooms.length} room(s)` : 'Connected');
     if (reconnected) notice('Reconnected.', 'info');

@@ -1,4 +1,5 @@
 import { backoffDelay } from './backoff.ts';
+import { DeliveryTracker } from './delivery.ts';
 import { Emitter } from './emitter.ts';
 import { isRealtimeError, RealtimeError } from './errors.ts';
 import { type FetchLike, HttpApi, type TokenPair } from './http.ts';
@@ -20,6 +21,7 @@ import {
   type RequestId,
   ROOM_PATTERN,
   type ServerFrame,
+  type Since,
   userRoom,
 } from './protocol.ts';
 
@@ -87,15 +89,36 @@ export interface ClientOptions {
   reconnectBaseMs?: number;
   /** Longest reconnect delay. Default 30 s. */
   reconnectMaxMs?: number;
-  /** Messages of history asked for when rejoining rooms after a reconnect (unseen ones are emitted). Default 20. */
+  /**
+   * Messages of history asked for when a room cannot be recovered after a reconnect
+   * (`recovered: false`; unseen ones are emitted after the `reset` event). Default 20.
+   */
   rejoinHistory?: number;
+  /**
+   * How long a message that arrives after a gap in its room's numbering waits for the
+   * messages before it, before the client asks the room for them (`join` with `since`). Default 1 s.
+   */
+  gapWaitMs?: number;
   /** Random numbers in [0, 1) for the jitter (tests pin it). Default `Math.random`. */
   random?: () => number;
 }
 
 export interface ClientEvents {
-  /** A chat message in a joined room, once per `messageId` (also the caller's own). */
+  /**
+   * A chat message in a joined room (also the caller's own): once each, in `seq` order per
+   * room, those missed while the socket was down included (see `rejoined`).
+   */
   message: ChatMessage;
+  /**
+   * After a reconnect, a room was joined again from the last message held: `recovered`
+   * says whether the room still had every message after it; `restored` of them were emitted.
+   */
+  rejoined: { room: string; recovered: boolean; restored: number };
+  /**
+   * The room could not say what was missed (`recovered: false`: history expired, too many
+   * missed, or its numbering started over): what follows is its latest history, not a gapless one.
+   */
+  reset: { room: string };
   member_joined: MemberJoinedFrame;
   member_left: MemberLeftFrame;
   /** The socket is out of a `private:` room (its grant was deleted); it is not rejoined. */
@@ -121,6 +144,22 @@ export interface ClientEvents {
   frame: ServerFrame;
 }
 
+/** What `send` resolves with: the message's reference in its room. */
+export interface SendResult {
+  messageId?: string;
+  epoch?: string;
+  seq?: number;
+  /** The key was used before: this is the first message's reference. */
+  duplicate?: boolean;
+}
+
+interface Outgoing {
+  readonly frame: { type: 'message'; room: string; text?: string; data?: unknown; idempotencyKey: string };
+  readonly resolve: (result: SendResult) => void;
+  readonly reject: (err: RealtimeError) => void;
+  sending?: boolean;
+}
+
 interface Pending {
   resolve(frame: ServerFrame): void;
   reject(err: RealtimeError): void;
@@ -129,7 +168,6 @@ interface Pending {
 
 const OPEN = 1;
 const DEFAULT_PING_MS = 5 * 60_000;
-const SEEN_LIMIT = 1000;
 /** A socket open this long counts as a success: the next drop starts the backoff afresh. */
 const STABLE_MS = 10_000;
 
@@ -174,7 +212,11 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   #removals = 0;
   readonly #removedAt = new Map<string, number>();
   readonly #pending = new Map<RequestId, Pending>();
-  readonly #seen = new Set<string>();
+  readonly #delivery = new DeliveryTracker();
+  readonly #gapTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Per room, the highest `seq` known when the socket dropped: the rejoin trusts its history up to there. */
+  readonly #dropTargets = new Map<string, number>();
+  readonly #outbox = new Map<string, Outgoing>();
   #nextId = 0;
   #inbound: Promise<void> = Promise.resolve();
   #outbound: Promise<void> = Promise.resolve();
@@ -199,6 +241,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       reconnectBaseMs: options.reconnectBaseMs ?? 500,
       reconnectMaxMs: options.reconnectMaxMs ?? 30_000,
       rejoinHistory: options.rejoinHistory ?? 20,
+      gapWaitMs: options.gapWaitMs ?? 1000,
       random: options.random ?? Math.random,
     };
     this.http = new HttpApi(options.httpUrl, options.fetch);
@@ -295,6 +338,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     clearTimeout(this.#reconnectTimer);
     const socket = this.#socket;
     this.#detach(new RealtimeError('disconnected', 'disconnected by the client'));
+    this.#failOutbox(new RealtimeError('disconnected', 'disconnected by the client'));
     socket?.close(1000, 'bye');
     if (this.#state !== 'idle') this.#setState('closed');
   }
@@ -338,7 +382,8 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     if ((this.#removedAt.get(room) ?? 0) > before)
       throw new RealtimeError('forbidden', `removed from ${room}: access revoked`);
     this.#rooms.set(room, options.history ?? 0);
-    for (const m of joined.history) this.#markSeen(m.messageId);
+    this.#delivery.joined(room, joined);
+    this.#watchGap(room);
     return joined;
   }
 
@@ -346,6 +391,8 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     checkRoom(room);
     await this.request({ type: 'leave', room });
     this.#rooms.delete(room);
+    this.#delivery.forget(room);
+    this.#stopGapTimer(room);
   }
 
   /** The usernames in a room (members only). */
@@ -366,17 +413,43 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * Sends a chat message: a text, or `{ text?, data? }` where `data` is any JSON value.
-   * Resolves on the server's `ack` (the message itself arrives as a `message` event).
+   * Sends a chat message (a text, or `{ text?, data? }` where `data` is any JSON value) under
+   * an idempotency key (a fresh one unless given) and resolves on the server's `ack`; the
+   * message itself arrives as a `message` event. Until it is acknowledged it is sent again,
+   * with the same key, after every reconnect (and after a timeout), so the room gets it once.
+   * Sent while reconnecting, it waits for the socket. Rejects on an error frame
+   * (`rate_limited` with `retryAfterS`), and on `disconnect()` or a session's end.
    */
-  async send(
+  send(
     room: string,
     content: string | { text?: string; data?: unknown },
-  ): Promise<{ messageId?: string }> {
+    options: { idempotencyKey?: string } = {},
+  ): Promise<SendResult> {
     checkRoom(room);
+    if (this.#state === 'idle' || this.#state === 'closed') {
+      return Promise.reject(new RealtimeError('not_connected', 'not connected'));
+    }
+    const key = options.idempotencyKey ?? randomKey();
+    if (this.#outbox.has(key)) {
+      return Promise.reject(
+        new RealtimeError('bad_request', 'a message with this idempotencyKey is on its way'),
+      );
+    }
     const body = typeof content === 'string' ? { text: content } : content;
-    const ack = await this.request({ type: 'message', room, ...body });
-    return ack.messageId === undefined ? {} : { messageId: ack.messageId };
+    return new Promise<SendResult>((resolve, reject) => {
+      const entry: Outgoing = {
+        frame: { type: 'message', room, ...body, idempotencyKey: key },
+        resolve,
+        reject,
+      };
+      this.#outbox.set(key, entry);
+      this.#transmit(entry);
+    });
+  }
+
+  /** Messages sent and not yet acknowledged: they go out again after a reconnect. */
+  get unacknowledged(): number {
+    return this.#outbox.size;
   }
 
   whoami(): Promise<ReplyOf['whoami']> {
@@ -499,6 +572,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     clearTimeout(this.#reconnectTimer);
     const socket = this.#socket;
     this.#detach(new RealtimeError('disconnected', 'the session ended'));
+    this.#failOutbox(new RealtimeError('disconnected', 'the session ended'));
     socket?.close(1000, 'session ended');
     this.#clearSession();
     if (this.#state !== 'idle') this.#setState('closed');
@@ -506,6 +580,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   }
 
   #clearSession(): void {
+    this.#delivery.clear();
     clearTimeout(this.#refreshTimer);
     this.#tokens = undefined;
     this.#cipher = undefined;
@@ -561,7 +636,9 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     this.#setState('open');
     this.#armPing();
     if (reconnected) await this.#rejoin();
-    if (this.#socket === socket) this.emit('connected', { reconnected });
+    if (this.#socket !== socket) return;
+    for (const entry of this.#outbox.values()) this.#transmit(entry);
+    this.emit('connected', { reconnected });
   }
 
   #dial(url: string, protocols: string[]): Promise<WebSocketLike> {
@@ -665,7 +742,8 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     }
     switch (frame.type) {
       case 'message':
-        if (this.#markSeen(frame.messageId)) this.emit('message', frame);
+        for (const m of this.#delivery.receive(frame)) this.emit('message', m);
+        this.#watchGap(frame.room);
         return;
       case 'member_joined':
         this.emit('member_joined', frame);
@@ -676,6 +754,8 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       case 'removed':
         // Out for good: a rejoin after a reconnect would be refused.
         this.#rooms.delete(frame.room);
+        this.#delivery.forget(frame.room);
+        this.#stopGapTimer(frame.room);
         this.#removedAt.set(frame.room, ++this.#removals);
         this.emit('removed', frame);
         return;
@@ -694,24 +774,30 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     }
   }
 
-  /** True the first time a message id is seen. */
-  #markSeen(messageId: string): boolean {
-    if (this.#seen.has(messageId)) return false;
-    this.#seen.add(messageId);
-    if (this.#seen.size > SEEN_LIMIT) {
-      const oldest = this.#seen.values().next().value;
-      if (oldest !== undefined) this.#seen.delete(oldest);
-    }
-    return true;
-  }
-
   async #rejoin(): Promise<void> {
     await Promise.all(
       [...this.#rooms].map(async ([room]) => {
+        const since = this.#delivery.position(room);
         try {
-          const joined = await this.request({ type: 'join', room, history: this.#o.rejoinHistory });
-          // Messages sent while the socket was down: emitted once each, oldest first.
-          for (const m of joined.history) this.#handle(m);
+          const joined = await this.request({
+            type: 'join',
+            room,
+            history: this.#o.rejoinHistory,
+            ...(since ? { since } : {}),
+          });
+          const recovered = joined.recovered === true;
+          const restored = this.#applyJoin(room, joined, since, this.#dropTargets.get(room) ?? 0);
+          if (!recovered || !this.#delivery.waiting(room)) {
+            this.emit('rejoined', { room, recovered, restored });
+            return;
+          }
+          // Messages numbered by the time of the join but not in its history may still be on
+          // their way into the store: the room is asked again once they have had time.
+          this.#stopGapTimer(room);
+          const cutoff = this.#delivery.target(room);
+          void new Promise((resolve) => setTimeout(resolve, this.#o.gapWaitMs))
+            .then(() => this.#catchUp(room, cutoff))
+            .then((more) => this.emit('rejoined', { room, recovered, restored: restored + more }));
         } catch (err) {
           const e = asRealtimeError(err);
           this.emit(
@@ -721,6 +807,98 @@ export class RealtimeClient extends Emitter<ClientEvents> {
         }
       }),
     );
+    this.#dropTargets.clear();
+  }
+
+  /** Hands a join's messages to the application; returns how many. */
+  #applyJoin(room: string, joined: JoinedFrame, since: Since | undefined, cutoff: number): number {
+    const { emit, reset } = this.#delivery.joined(room, joined, since, cutoff);
+    if (reset) this.emit('reset', { room });
+    for (const m of emit) this.emit('message', m);
+    this.#watchGap(room);
+    return emit.length;
+  }
+
+  /**
+   * A room with a gap in its numbering waits `gapWaitMs` for the missing messages, then asks
+   * for them; numbers known by then and still missing were skipped (never stored).
+   */
+  #watchGap(room: string): void {
+    if (!this.#delivery.waiting(room)) {
+      this.#stopGapTimer(room);
+      return;
+    }
+    if (this.#gapTimers.has(room)) return;
+    const cutoff = this.#delivery.target(room);
+    this.#gapTimers.set(
+      room,
+      setTimeout(() => {
+        this.#gapTimers.delete(room);
+        void this.#catchUp(room, cutoff);
+      }, this.#o.gapWaitMs),
+    );
+  }
+
+  #stopGapTimer(room: string): void {
+    clearTimeout(this.#gapTimers.get(room));
+    this.#gapTimers.delete(room);
+  }
+
+  /** Asks the room for what follows the last message held; returns how many messages that emitted. */
+  async #catchUp(room: string, cutoff: number): Promise<number> {
+    const since = this.#delivery.position(room);
+    // While the socket is down, the rejoin after the reconnect does this.
+    if (!since || !this.#rooms.has(room) || this.#state !== 'open') return 0;
+    try {
+      const joined = await this.request({ type: 'join', room, since, history: this.#o.rejoinHistory });
+      return this.#rooms.has(room) ? this.#applyJoin(room, joined, since, cutoff) : 0;
+    } catch (err) {
+      const e = asRealtimeError(err);
+      if (e.code === 'disconnected' || e.code === 'not_connected') return 0;
+      if (e.code === 'rate_limited') {
+        setTimeout(() => this.#watchGap(room), (e.retryAfterS ?? 1) * 1000);
+        return 0;
+      }
+      this.emit('error', new RealtimeError(e.code, `could not catch up in ${room}: ${e.message}`, e.status));
+      return 0;
+    }
+  }
+
+  /** Sends one outgoing message if the socket is open; otherwise the next reconnect does. */
+  #transmit(entry: Outgoing): void {
+    if (entry.sending || this.#state !== 'open') return;
+    entry.sending = true;
+    const key = entry.frame.idempotencyKey;
+    this.request(entry.frame).then(
+      (ack) => {
+        if (this.#outbox.get(key) !== entry) return;
+        this.#outbox.delete(key);
+        entry.resolve({
+          ...(ack.messageId === undefined ? {} : { messageId: ack.messageId }),
+          ...(ack.epoch === undefined ? {} : { epoch: ack.epoch }),
+          ...(ack.seq === undefined ? {} : { seq: ack.seq }),
+          ...(ack.duplicate ? { duplicate: true } : {}),
+        });
+      },
+      (err: unknown) => {
+        entry.sending = false;
+        if (this.#outbox.get(key) !== entry) return;
+        const e = asRealtimeError(err);
+        // Sent again, under the same key, once there is a socket: the server keeps it to one.
+        if (e.code === 'disconnected' || e.code === 'not_connected') return;
+        if (e.code === 'timeout') return this.#transmit(entry);
+        // Any error frame (`rate_limited` included: the person decides whether to wait) ends it.
+        this.#outbox.delete(key);
+        entry.reject(e);
+      },
+    );
+  }
+
+  /** The unacknowledged messages will not be sent: the client stopped. */
+  #failOutbox(reason: RealtimeError): void {
+    const entries = [...this.#outbox.values()];
+    this.#outbox.clear();
+    for (const entry of entries) entry.reject(reason);
   }
 
   /** Keep-alive: a `ping` after `pingIntervalMs` without sending; no reply in time means the socket is dead. */
@@ -759,6 +937,10 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   }
 
   #dropped(code: number): void {
+    for (const room of this.#rooms.keys()) {
+      this.#dropTargets.set(room, Math.max(this.#dropTargets.get(room) ?? 0, this.#delivery.target(room)));
+      this.#stopGapTimer(room);
+    }
     const reason = this.#closingReason;
     this.#closingReason = undefined;
     this.#detach(new RealtimeError('disconnected', `the socket closed (code ${code})`));
@@ -847,6 +1029,12 @@ function claimsOf(token: string): Record<string, unknown> {
   } catch {
     return {};
   }
+}
+
+/** A fresh idempotency key: 128 random bits (getRandomValues works outside secure contexts too). */
+function randomKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 function checkRoom(room: string): void {

@@ -10,11 +10,17 @@ import type { FrameErrorCode } from '../lambdas/core/protocol.ts';
 
 export type { FrameErrorCode };
 
+/** A position in a room's numbering: the last message a client holds. */
+export interface Since {
+  epoch: string;
+  seq: number;
+}
+
 export type ClientFrame =
-  | { type: 'join'; room: string; history?: number; id?: RequestId }
+  | { type: 'join'; room: string; history?: number; since?: Since; id?: RequestId }
   | { type: 'leave'; room: string; id?: RequestId }
   | { type: 'presence'; room: string; id?: RequestId }
-  | { type: 'message'; room: string; text?: string; data?: unknown; id?: RequestId }
+  | { type: 'message'; room: string; text?: string; data?: unknown; idempotencyKey?: string; id?: RequestId }
   | { type: 'refresh_token'; token: string; id?: RequestId }
   | { type: 'whoami'; id?: RequestId }
   | { type: 'ping'; id?: RequestId };
@@ -31,13 +37,21 @@ export interface ChatMessage {
   /** Server time, milliseconds. */
   ts: number;
   messageId: string;
+  /** The room's numbering: `seq` grows with every message of the room under one `epoch`. */
+  epoch: string;
+  seq: number;
 }
 
 export interface JoinedFrame {
   type: 'joined';
   room: string;
-  /** The room's latest messages, oldest first. */
+  /** The room's epoch and latest `seq` (0 before its first message). */
+  epoch: string;
+  seq: number;
+  /** The room's latest messages, oldest first; after a join with `since`, what followed it. */
   history: ChatMessage[];
+  /** Only after a join with `since`: whether `history` holds every message after it. */
+  recovered?: boolean;
   /** The room's members, the joining user included (sorted, unique). */
   members?: string[];
   /** In a `private:` room, what the user's grant allows: `reader`s may not post. */
@@ -82,6 +96,10 @@ export interface LeftFrame {
 export interface AckFrame {
   type: 'ack';
   messageId?: string;
+  epoch?: string;
+  seq?: number;
+  /** The `idempotencyKey` was used before: this is that first message, not stored or delivered again. */
+  duplicate?: boolean;
   id?: RequestId;
 }
 export interface TokenRefreshedFrame {

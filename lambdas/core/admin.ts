@@ -1,12 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { blockId, putBlock, removeBlock, revokeUserTokens } from './access.ts';
 import { allConnections } from './connections.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
-import { readRoomForFanout, storeAndDeliver } from './fanout.ts';
-import { type ChatMessage, saveMessage } from './history.ts';
 import { normalizeIp } from './ip.ts';
-import { messageContent } from './protocol.ts';
+import { idempotencyKeyOf, messageContent } from './protocol.ts';
+import { publishedReply, publishMessage } from './publish.ts';
 import { parseRoom } from './rooms.ts';
 import { closeUserSockets } from './sockets.ts';
 import type { AccessClaims } from './tokens.ts';
@@ -142,13 +140,16 @@ export function contentBytes(content: { text?: string; data?: unknown }): number
   );
 }
 
-/** Delivers a message to a room's members as a message `from` the caller, and keeps it in history. */
+/**
+ * Delivers a message to a room's members as a message `from` the caller, and keeps it in
+ * history; a repeated `idempotencyKey` is answered with the first one's reference.
+ */
 export async function publishToRoom(
   deps: Deps,
   caller: AccessClaims,
   rawRoom: string | undefined,
   body: Record<string, unknown>,
-): Promise<{ messageId: string; delivered?: number; queued?: true }> {
+): Promise<Record<string, unknown>> {
   // Every kind of room: publishers reach a `user:` room (all of its user's sockets) and speak in `broadcast:` ones.
   const room = parseRoom(rawRoom).name;
   const content = messageContent(body);
@@ -158,21 +159,22 @@ export async function publishToRoom(
       `text and data are limited to ${deps.settings.maxMessageBytes} bytes`,
     );
   }
-  const message: ChatMessage = {
-    type: 'message',
+  const idempotencyKey = idempotencyKeyOf(body.idempotencyKey);
+  const published = await publishMessage(deps, {
     room,
     from: caller.username,
-    ...content,
-    ts: deps.clock.now(),
-    messageId: randomUUID(),
+    content,
+    ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+  });
+  // A big room (`queued`): its members are posted to by the fan-out workers, after this answer.
+  deps.audit('info', 'admin.publish', {
+    username: caller.username,
+    room,
+    ...(published.delivered === undefined ? {} : { count: published.delivered }),
+    ...(published.duplicate ? { reason: 'duplicate' } : {}),
+  });
+  return {
+    ...publishedReply(published),
+    ...(published.queued ? { queued: true } : { delivered: published.delivered ?? 0 }),
   };
-  const first = await readRoomForFanout(deps, room);
-  const delivery = await storeAndDeliver(deps, room, first, message, () => saveMessage(deps, message));
-  if (delivery.mode === 'queued') {
-    // A big room: its members are posted to by the fan-out workers, after this answer.
-    deps.audit('info', 'admin.publish', { username: caller.username, room, count: delivery.jobs });
-    return { messageId: message.messageId, queued: true };
-  }
-  deps.audit('info', 'admin.publish', { username: caller.username, room, count: delivery.delivered });
-  return { messageId: message.messageId, delivered: delivery.delivered };
 }

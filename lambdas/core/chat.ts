@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { accessDenial, accessRefs, accessStateFrom, blockId, putBlock, readAccessState } from './access.ts';
 import { nowS } from './clock.ts';
 import {
@@ -13,12 +12,12 @@ import {
 import { incrementCounter, secondsLeft, windowAt } from './counters.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
-import { readRoomForFanout, storeAndDeliver } from './fanout.ts';
 import { decryptFrame, encryptFrame } from './frame-crypto.ts';
 import { fitFrame } from './frame-size.ts';
 import { accessOf, grantRef, readGrant } from './grants.ts';
-import { type ChatMessage, recentMessages, saveMessage } from './history.ts';
 import { type ClientId, type ClientMessage, clientIdOf, errorFrame, parseClientMessage } from './protocol.ts';
+import { publishedReply, publishMessage } from './publish.ts';
+import { joinHistory } from './recovery.ts';
 import {
   type Access,
   denialMessage,
@@ -58,8 +57,9 @@ type GrantOf = (room: string) => Promise<Access | undefined>;
  * Handles one client frame. Round trip 1, in parallel: the user's rate-limit counter
  * (one atomic ADD shared by all of the user's sockets) and one BatchGetItem for the
  * live connection row, the token's revocations, the user's block and, for a frame naming
- * a `private:` room, the user's grant to it. A chat message then needs one more (the
- * room's members, a Query) before fan-out.
+ * a `private:` room, the user's grant to it. A chat message then needs one more before
+ * fan-out (the room's first page of members, a Query, beside its `seq` update and the
+ * sender's re-read), two with an `idempotencyKey` (its conditional write).
  */
 export async function handleFrame(deps: Deps, sender: FrameSender, body: string): Promise<FrameReply> {
   const { settings } = deps;
@@ -331,7 +331,7 @@ async function dispatch(
         grant = await readGrant(deps, room.name, conn.username);
         return grant !== undefined;
       };
-      const [joined, members, history] = await Promise.all([
+      const [joined, members, { position, history, recovered }] = await Promise.all([
         already
           ? 'joined'
           : joinRoom(deps, conn, m.room, {
@@ -339,7 +339,7 @@ async function dispatch(
               ...(needsGrant(room) ? { recheck } : {}),
             }),
         roomMembers(deps, m.room),
-        recentMessages(deps, m.room, m.history, now),
+        joinHistory(deps, m.room, m, deps.clock.now()),
       ]);
       // The socket was forgotten while joining: make sure it is not left open and deaf.
       if (joined === 'gone') return endForgotten(deps, conn.connectionId);
@@ -357,16 +357,24 @@ async function dispatch(
         });
       // The joining socket's own row may or may not be in the Query that ran beside its write.
       const names = [...new Set([conn.username, ...members.map((x) => x.username)])].sort();
-      // The reply must fit API Gateway's 128 KB message limit: the oldest history goes first,
-      // measured on the whole frame (members included), sealed when it will be.
-      return fitFrame(
-        withId(
-          { type: 'joined', room: m.room, members: names, history, ...(grant ? { access: grant } : {}) },
-          id,
-        ),
-        'history',
-        { encrypted: conn.messageKey !== undefined },
-      );
+      // The reply must fit API Gateway's 128 KB message limit, measured on the whole frame
+      // (members included), sealed when it will be. The oldest history goes first; a recovered
+      // history keeps its oldest instead, so it stays gapless: its end short of `seq` tells the
+      // client to join again from there.
+      const reply = {
+        type: 'joined',
+        room: m.room,
+        epoch: position.epoch,
+        seq: position.seq,
+        members: names,
+        history,
+        ...(recovered === undefined ? {} : { recovered }),
+        ...(grant ? { access: grant } : {}),
+      };
+      return fitFrame(withId(reply, id), 'history', {
+        encrypted: conn.messageKey !== undefined,
+        drop: recovered ? 'newest' : 'oldest',
+      });
     }
     case 'leave': {
       await requireMember(deps, conn, m.room);
@@ -392,27 +400,26 @@ async function dispatch(
       const room = await requireMember(deps, conn, m.room);
       const denial = postDenial(room, conn, needsGrant(room) ? await grantOf(room.name) : undefined);
       if (denial) return deny(deps, conn, room, denial);
-      // The room's first page only: a big room is not read here, its workers read it in ranges.
-      const [first, stopped] = await Promise.all([
-        readRoomForFanout(deps, m.room),
-        stopReason(deps, conn, now, room),
-      ]);
-      if (stopped && !isCloseReason(stopped)) return deny(deps, conn, room, stopped);
-      if (stopped) {
+      const published = await publishMessage(
+        deps,
+        {
+          room: m.room,
+          from: conn.username,
+          content: {
+            ...(m.text === undefined ? {} : { text: m.text }),
+            ...(m.data === undefined ? {} : { data: m.data }),
+          },
+          idempotencyKey: m.idempotencyKey,
+        },
+        () => stopReason(deps, conn, now, room),
+      );
+      if ('stopped' in published) {
+        const { stopped } = published;
+        if (!isCloseReason(stopped)) return deny(deps, conn, room, stopped);
         await closeConnection(deps, conn, stopped);
         return undefined;
       }
-      const message: ChatMessage = {
-        type: 'message',
-        room: m.room,
-        from: conn.username,
-        ...(m.text === undefined ? {} : { text: m.text }),
-        ...(m.data === undefined ? {} : { data: m.data }),
-        ts: deps.clock.now(),
-        messageId: randomUUID(),
-      };
-      await storeAndDeliver(deps, m.room, first, message, () => saveMessage(deps, message));
-      return withId({ type: 'ack', messageId: message.messageId }, id);
+      return withId({ type: 'ack', ...publishedReply(published) }, id);
     }
     case 'refresh_token': {
       const claims = await verifyAccessToken(deps, m.token);

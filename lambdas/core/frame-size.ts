@@ -18,26 +18,29 @@ export function encryptedFrameBytes(plainBytes: number): number {
 }
 
 /**
- * Drops the oldest items of `frame[list]` until the whole serialized frame (sealed, when
- * `encrypted`) fits within `limit`, keeping the newest ones in order. Everything else in
- * the frame counts against the limit, whatever fields it has.
+ * Drops the oldest items of `frame[list]` (the newest, with `drop: 'newest'`) until the
+ * whole serialized frame (sealed, when `encrypted`) fits within `limit`, keeping the rest
+ * in order. Everything else in the frame counts against the limit, whatever fields it has.
  */
 export function fitFrame<T extends Record<string, unknown>>(
   frame: T,
   list: keyof T & string,
-  options: { encrypted: boolean; limit?: number },
+  options: { encrypted: boolean; limit?: number; drop?: 'oldest' | 'newest' },
 ): T {
   const items = frame[list];
   if (!Array.isArray(items) || items.length === 0) return frame;
   const limit = options.limit ?? MAX_OUTGOING_FRAME_BYTES;
   const fits = (bytes: number) => (options.encrypted ? encryptedFrameBytes(bytes) : bytes) <= limit;
   let total = Buffer.byteLength(JSON.stringify({ ...frame, [list]: [] }));
+  const newestFirst = options.drop !== 'newest';
   let kept = 0;
-  for (let i = items.length - 1; i >= 0; i--) {
-    const add = Buffer.byteLength(JSON.stringify(items[i])) + (kept > 0 ? 1 : 0);
+  for (let n = 0; n < items.length; n++) {
+    const item = items[newestFirst ? items.length - 1 - n : n];
+    const add = Buffer.byteLength(JSON.stringify(item)) + (kept > 0 ? 1 : 0);
     if (!fits(total + add)) break;
     total += add;
     kept++;
   }
-  return kept === items.length ? frame : { ...frame, [list]: items.slice(items.length - kept) };
+  if (kept === items.length) return frame;
+  return { ...frame, [list]: newestFirst ? items.slice(items.length - kept) : items.slice(0, kept) };
 }

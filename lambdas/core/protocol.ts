@@ -4,20 +4,31 @@ import { parseRoom } from './rooms.ts';
 /** The name part of a room (`[kind:]name`): 1-64 of `[A-Za-z0-9_.-]`. */
 export const ROOM_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 export const MAX_HISTORY = 50;
+/** Idempotency keys of `message` and the HTTP publish: 1-64 characters, chosen by the client. */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 64;
 /** Ids echoed back to the client: short strings or safe integers. */
 const MAX_ID_LENGTH = 64;
 
 export type ClientId = string | number;
 
 export type ClientMessage =
-  | { type: 'join'; room: string; history: number; id?: ClientId }
+  | { type: 'join'; room: string; history: number; since?: Since; id?: ClientId }
   | { type: 'leave'; room: string; id?: ClientId }
   | { type: 'presence'; room: string; id?: ClientId }
-  | { type: 'message'; room: string; text?: string; data?: unknown; id?: ClientId }
+  | { type: 'message'; room: string; text?: string; data?: unknown; idempotencyKey?: string; id?: ClientId }
   | { type: 'refresh_token'; token: string; id?: ClientId }
   | { type: 'whoami'; id?: ClientId }
   | { type: 'ping'; id?: ClientId }
   | { type: 'encrypted'; jwe: string; id?: ClientId };
+
+/** A position in a room's numbering: `join`'s `since`, the last message a client holds. */
+export interface Since {
+  readonly epoch: string;
+  readonly seq: number;
+}
+
+/** Epochs are opaque to clients, and ours are short and plain: anything else is not one of ours. */
+const EPOCH_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Error codes of error frames. */
 export type FrameErrorCode =
@@ -45,6 +56,26 @@ export function clientIdOf(value: unknown): ClientId | undefined {
   if (typeof value === 'string' && value.length <= MAX_ID_LENGTH) return value;
   if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
   return undefined;
+}
+
+/** `since: {epoch, seq}` of a join. */
+export function sinceOf(value: unknown): Since {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw bad('since must be {"epoch", "seq"}');
+  const { epoch, seq } = value as Record<string, unknown>;
+  if (typeof epoch !== 'string' || !EPOCH_PATTERN.test(epoch))
+    throw bad('since.epoch must be an epoch string');
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0)
+    throw bad('since.seq must be a whole number');
+  return { epoch, seq };
+}
+
+/** An `idempotencyKey`: 1-64 characters (undefined when absent). */
+export function idempotencyKeyOf(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_IDEMPOTENCY_KEY_LENGTH)
+    throw bad(`idempotencyKey must be a string of 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters`);
+  return value;
 }
 
 function room(value: unknown): string {
@@ -92,13 +123,21 @@ export function parseClientMessage(text: string): ClientMessage {
         }
         history = Math.min(m.history, MAX_HISTORY);
       }
-      return withId({ type: 'join', room: room(m.room), history });
+      const since = m.since === undefined ? undefined : sinceOf(m.since);
+      return withId({ type: 'join', room: room(m.room), history, ...(since ? { since } : {}) });
     }
     case 'leave':
     case 'presence':
       return withId({ type: m.type, room: room(m.room) });
-    case 'message':
-      return withId({ type: 'message', room: room(m.room), ...messageContent(m) });
+    case 'message': {
+      const idempotencyKey = idempotencyKeyOf(m.idempotencyKey);
+      return withId({
+        type: 'message',
+        room: room(m.room),
+        ...messageContent(m),
+        ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+      });
+    }
     case 'refresh_token':
       if (typeof m.token !== 'string' || m.token.length === 0) throw bad('token must be a string');
       return withId({ type: 'refresh_token', token: m.token });

@@ -23,6 +23,7 @@ export interface Settings {
   readonly oidcAudience: string | undefined;
   readonly maxConnectionsPerUser: number;
   readonly historyTtlS: number;
+  readonly maxRecoveryMessages: number;
   /** `iss` of our access tokens; unique per deployment so tokens never cross deployments. */
   readonly tokenIssuer: string;
   /** `aud` of our access tokens. */
@@ -207,6 +208,12 @@ export const SETTINGS: Readonly<Record<SettingName, SettingSpec>> = {
     local: String(DAY),
     aws: String(DAY),
     doc: 'Room history lifetime, seconds.',
+  },
+  maxRecoveryMessages: {
+    parse: int(1, 1000),
+    local: '200',
+    aws: '200',
+    doc: 'Most messages a join with `since` restores; more missed gets `recovered: false`.',
   },
   tokenIssuer: {
     parse: text,

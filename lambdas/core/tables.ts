@@ -105,7 +105,8 @@ export const TABLES: Readonly<Record<TableKey, TableDef>> = {
   },
   messages: {
     key: 'messages',
-    purpose: 'Room history: `room`, `sk=<ts>#<messageId>`, kept for historyTtlS.',
+    purpose:
+      "Room history, one partition per room: messages (`sk=m#<epoch>#<seq>`), the room's counter (`sk=#seq`: epoch, latest seq) and idempotency records (`sk=k#<username>#<key>`), kept for historyTtlS.",
     partitionKey: { name: 'room', type: 'S' },
     sortKey: { name: 'sk', type: 'S' },
     ttlAttribute: TTL_ATTRIBUTE,

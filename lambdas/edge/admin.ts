@@ -7,11 +7,10 @@ import { type HttpRequest, type HttpResult, httpRoute } from './http.ts';
 /** An HTTP route for callers holding one of `roles`: 401 without a valid token, 403 without the role. */
 export function roleRoute(
   deps: Deps,
-  route: string,
   roles: readonly string[],
   run: (req: HttpRequest, caller: AccessClaims) => Promise<HttpResult>,
 ) {
-  return httpRoute(deps.audit, route, async (req) => {
+  return httpRoute(deps.audit, async (req) => {
     const caller = await authenticate(deps, bearerToken(req.headers.authorization));
     requireRole(caller, roles);
     return run(req, caller);

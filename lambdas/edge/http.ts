@@ -163,18 +163,18 @@ function parseJsonBody(event: HttpEvent): Record<string, unknown> {
 
 /**
  * Wraps a route: builds the request, runs it, and maps every error through
- * `errorResult`. The route returns a result; it never sees the raw event.
+ * `errorResult`, which labels its audit lines with the event's route key (`POST /auth/login`).
+ * The route returns a result; it never sees the raw event.
  */
 export function httpRoute(
   audit: Audit,
-  route: string,
   run: (req: HttpRequest) => Promise<HttpResult>,
 ): (event: HttpEvent) => Promise<HttpResult> {
   return httpFunction(async (event) => {
     try {
       return await run(toRequest(event));
     } catch (err) {
-      return errorResult(err, audit, route, normalizeIp(event.requestContext.http.sourceIp));
+      return errorResult(err, audit, event.routeKey, normalizeIp(event.requestContext.http.sourceIp));
     }
   });
 }

@@ -72,7 +72,7 @@ export function reply(frame: unknown): WsProxyResult {
 export function errorReply(err: unknown, audit: Audit, event: WsProxyEvent, id?: ClientId): WsProxyResult {
   if (!isAppError(err) || err.code === 'internal' || err.code === 'unavailable') {
     audit('error', 'error', {
-      route: '$default',
+      route: event.requestContext.routeKey,
       connectionId: event.requestContext.connectionId,
       reason: isAppError(err) ? err.code : 'unhandled',
       errorName: ((isAppError(err) ? err.cause : err) as Error | undefined)?.name,

@@ -5,8 +5,8 @@ import { blockUser, publishToRoom } from '../../lambdas/core/admin.ts';
 import { connectionsOfUser } from '../../lambdas/core/connections.ts';
 import { deleteGrant, putGrant } from '../../lambdas/core/grants.ts';
 import type { AccessClaims } from '../../lambdas/core/tokens.ts';
-import { PASSWORD, type TestSystem } from '../support/system.ts';
-import { clientFor, closeClients, loggedIn, nodeSocket } from '../unit/web/support.ts';
+import { PASSWORD, type TestSystem } from '../kit/system.ts';
+import { clientFor, closeClients, loggedIn, nodeSocket } from '../kit/web-client.ts';
 import {
   containsText,
   hasCount,
@@ -144,7 +144,7 @@ describe('the demo page in Chromium', () => {
 
   it('suggests a second window in an empty room, and clears its notice on logout', async () => {
     const { page, problems } = await openPage();
-    await signUp(page, 'gina');
+    await signUp(page, 'ida');
     await page.getByPlaceholder('Join a room…').fill('quiet-corner');
     await page.getByPlaceholder('Join a room…').press('Enter');
     await hasText(page.locator('#room-title'), '#quiet-corner');
@@ -240,6 +240,30 @@ describe('the demo page in Chromium', () => {
     await erin.send('lobby', 'Welcome back, Dave.');
     await isVisible(message(page, erin.username, 'Welcome back, Dave.'));
     expect(await connectionsOfUser(system.deps, 'dave')).toHaveLength(1);
+    expect(problems).toEqual([]);
+  });
+
+  it('restores the messages sent while its socket was down, and says how many', async () => {
+    const { page, problems } = await openPage();
+    await signUp(page, 'jade');
+    const hal = clientFor(system, { createSocket: nodeSocket(new URL(system.httpUrl).origin) });
+    await loggedIn(hal, 'hal');
+    await hal.connect();
+    await hal.join('lobby');
+    await hal.send('lobby', 'Before the drop.');
+    await isVisible(message(page, hal.username, 'Before the drop.'));
+    // Keep the page away while two messages go out: its reconnect waits for this.
+    await page.route('**/auth/ws-ticket', async (route) => {
+      await hal.send('lobby', 'Missed one.');
+      await hal.send('lobby', 'Missed two.');
+      await route.continue();
+    });
+    const [row] = await connectionsOfUser(system.deps, 'jade');
+    await system.deps.api?.close(row?.connectionId ?? '');
+    await containsText(page.locator('#messages'), '2 missed messages restored');
+    await isVisible(message(page, hal.username, 'Missed one.'));
+    await isVisible(message(page, hal.username, 'Missed two.'));
+    expect(await message(page, hal.username, 'Missed one.').count()).toBe(1);
     expect(problems).toEqual([]);
   });
 });

@@ -2,7 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
-import { freePort, startTestSystem, type TestSystem } from '../support/system.ts';
+import { freePort, startTestSystem, type TestSystem } from '../kit/system.ts';
+import { untilRead } from '../kit/wait.ts';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -59,24 +60,12 @@ export async function tempProfile(): Promise<{ path: string; remove(): Promise<v
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }
 
-/** Polls until `read()` satisfies `ok`; fails with the last value seen. */
-async function until<T>(what: string, read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    last = await read();
-    if (ok(last)) return;
-    if (Date.now() > deadline) throw new Error(`${what}: timed out; last saw ${JSON.stringify(last)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 const matches = (text: string, expected: string | RegExp) =>
   typeof expected === 'string' ? text === expected : expected.test(text);
 
 /** Waits for the element's text to be `expected` (a string exactly, or a pattern). */
 export function hasText(locator: Locator, expected: string | RegExp): Promise<void> {
-  return until(
+  return untilRead(
     `text of ${locator}`,
     async () => ((await locator.textContent()) ?? '').trim(),
     (t) => matches(t, expected),
@@ -85,7 +74,7 @@ export function hasText(locator: Locator, expected: string | RegExp): Promise<vo
 
 /** Waits for the element's text to contain `expected`. */
 export function containsText(locator: Locator, expected: string | RegExp): Promise<void> {
-  return until(
+  return untilRead(
     `text of ${locator}`,
     async () => (await locator.textContent()) ?? '',
     (t) => (typeof expected === 'string' ? t.includes(expected) : expected.test(t)),
@@ -97,7 +86,7 @@ export function isVisible(locator: Locator): Promise<void> {
 }
 
 export function hasCount(locator: Locator, n: number): Promise<void> {
-  return until(
+  return untilRead(
     `count of ${locator}`,
     () => locator.count(),
     (c) => c === n,

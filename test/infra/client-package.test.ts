@@ -6,8 +6,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../lib/paths.ts';
 import { buildClientPackage, packClientPackage } from '../../packages/client/build.ts';
-import { startTestSystem, type TestSystem } from '../support/system.ts';
-import { ALLOWED_ORIGIN } from '../support/ws-client.ts';
+import { startTestSystem, type TestSystem } from '../kit/system.ts';
+import { ALLOWED_ORIGIN } from '../kit/ws-client.ts';
 
 /**
  * The client as a web app gets it: built, `npm pack`ed, installed from the tarball into a

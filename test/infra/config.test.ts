@@ -29,7 +29,8 @@ const envOf = (template: Template, name: string) =>
   ).Variables;
 
 describe('settings from CDK context', () => {
-  it('passes context values to every function, normalized', () => {
+  // The file's first synth loads aws-cdk-lib: 25 s alone on a busy 2-core machine, as stack.test.ts allows for.
+  it('passes context values to every function, normalized', { timeout: 120_000 }, () => {
     const { template } = build({
       rateLimitMax: 25,
       allowedOrigins: 'https://A.example.com, https://b.example.com:8443',

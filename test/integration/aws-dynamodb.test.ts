@@ -14,7 +14,7 @@ import { dynamoEndpoint, leanDynamoClient } from '../../lambdas/core/aws-dynamod
 import { TABLE_KEYS, tableEnvName } from '../../lambdas/core/tables.ts';
 import { runtime } from '../../lambdas/runtime.ts';
 import { type LocalDynamo, localDynamoClient, randomCredentials, startDynalite } from '../../local/dynamo.ts';
-import { expectedSignature, signatureOf, standIn } from '../support/sigv4.ts';
+import { expectedSignature, signatureOf, standIn } from '../kit/sigv4.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

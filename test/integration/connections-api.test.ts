@@ -9,8 +9,8 @@ import {
 } from '../../lambdas/core/connections-api.ts';
 import type { ConnectionsApi } from '../../lambdas/core/deps.ts';
 import { startWsGateway, type WsGateway } from '../../local/ws-gateway.ts';
-import { sdkConnectionsApi, sdkManagementClient } from '../support/sdk-connections-api.ts';
-import { expectedSignature, signatureOf, standIn } from '../support/sigv4.ts';
+import { sdkConnectionsApi, sdkManagementClient } from '../kit/sdk-connections-api.ts';
+import { expectedSignature, signatureOf, standIn } from '../kit/sigv4.ts';
 
 const LOCAL = { accessKeyId: 'local', secretAccessKey: 'local' };
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -1,8 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { findRunning } from '../../local/data-dir.ts';
-import { startProcess } from '../support/processes.ts';
-import { PASSWORD, tempDir } from '../support/system.ts';
-import { type Client, type Frame, is, openClient, terminateAll, until } from '../support/ws-client.ts';
+import { startProcess } from '../kit/processes.ts';
+import { PASSWORD, tempDir } from '../kit/system.ts';
+import { until } from '../kit/wait.ts';
+import { type Client, type Frame, is, openClient, terminateAll } from '../kit/ws-client.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterAll(async () => {

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { roomMembers } from '../../lambdas/core/connections.ts';
-import { registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { is, openClient, Refused, terminateAll } from '../support/ws-client.ts';
+import { registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
+import { is, openClient, Refused, terminateAll } from '../kit/ws-client.ts';
 
 /** Store failures as the SDK raises them once its own retries are spent. */
 const FAILURES = {

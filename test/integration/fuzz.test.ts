@@ -7,8 +7,8 @@ import { hashPassword } from '../../lambdas/core/passwords.ts';
 import { parseSettings, SETTING_NAMES, SettingsError } from '../../lambdas/core/settings.ts';
 import { verifyAccessToken } from '../../lambdas/core/tokens.ts';
 import { createUser } from '../../lambdas/core/users.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { type Client, openClient, terminateAll } from '../support/ws-client.ts';
+import { PASSWORD, registerAndLogin, startWsTestSystem, type TestSystem } from '../kit/system.ts';
+import { type Client, openClient, terminateAll } from '../kit/ws-client.ts';
 
 /** Hostile input is never a crash, never a 500, never another user's data, always a documented code. */
 let system: TestSystem;
@@ -30,7 +30,7 @@ const HTTP_CODES = new Set([
 ]);
 
 beforeAll(async () => {
-  system = await startTestSystem({ RATE_LIMIT_MAX: '100000' }, undefined, { sweeperTimer: false });
+  system = await startWsTestSystem();
   fuzzer = await registerAndLogin(system, 'fuzzer');
   const victimPair = await registerAndLogin(system, 'victim');
   await createUser(system.deps, {

@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../lambdas/core/passwords.ts';
 import { createUser } from '../../lambdas/core/users.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { is, openClient, refusalStatus, terminateAll } from '../support/ws-client.ts';
+import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
+import { is, openClient, refusalStatus, terminateAll } from '../kit/ws-client.ts';
 
 let system: TestSystem;
 let admin: string;
@@ -48,6 +48,23 @@ describe('admin authorization', () => {
       expect(res.body.error).toBe('forbidden');
     });
   }
+
+  it('labels each denial with the route key that was called, method included', async () => {
+    const user = await registerAndLogin(system, 'plain_labels');
+    for (const method of ['POST', 'DELETE']) {
+      await system.request(method, '/admin/users/someone/block', {
+        body: { duration_s: 60 },
+        token: user.access_token,
+      });
+      expect(system.audit).toContainEqual(
+        expect.objectContaining({
+          event: 'auth.denied',
+          route: `${method} /admin/users/{username}/block`,
+          reason: 'forbidden',
+        }),
+      );
+    }
+  });
 });
 
 describe('POST/DELETE /admin/users/{username}/block', () => {

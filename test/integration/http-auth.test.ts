@@ -1,6 +1,6 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
+import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
 
 let system: TestSystem;
 

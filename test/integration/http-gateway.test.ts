@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../lambdas/core/passwords.ts';
 import { createUser } from '../../lambdas/core/users.ts';
+import { CORS } from '../../lambdas/edge/cors.ts';
 import { FUNCTIONS } from '../../lambdas/functions.ts';
 import { makeUserBlockHandler } from '../../lambdas/http-admin-user-block.ts';
 import { startHttpGateway } from '../../local/http-gateway.ts';
-import { PASSWORD, startTestSystem, type TestSystem } from '../support/system.ts';
+import { PASSWORD, startTestSystem, type TestSystem } from '../kit/system.ts';
 
 let system: TestSystem;
 let admin: string;
@@ -69,6 +70,18 @@ describe('X-Content-Type-Options: nosniff on every response', () => {
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get('x-content-type-options')).toBe('nosniff');
+  });
+
+  it('answers CORS with the rules the stack gives API Gateway', async () => {
+    const origin = { origin: 'http://localhost:3000' };
+    const preflight = await system.request('OPTIONS', '/auth/login', {
+      headers: { ...origin, 'access-control-request-method': 'POST' },
+    });
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(origin.origin);
+    expect(preflight.headers.get('access-control-allow-methods')).toBe(CORS.allowMethods.join(','));
+    expect(preflight.headers.get('access-control-max-age')).toBe(String(CORS.maxAgeS));
+    const health = await system.request('GET', '/health', { headers: origin });
+    expect(health.headers.get('access-control-expose-headers')).toBe('retry-after');
   });
 });
 

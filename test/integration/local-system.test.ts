@@ -7,9 +7,10 @@ import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { allConnections } from '../../lambdas/core/connections.ts';
 import { localDynamoClient } from '../../local/dynamo.ts';
-import { runTs, startProcess } from '../support/processes.ts';
-import { freePort, PASSWORD, registerAndLogin, startTestSystem, tempDir } from '../support/system.ts';
-import { openClient, refusalStatus, until } from '../support/ws-client.ts';
+import { runTs, startProcess } from '../kit/processes.ts';
+import { freePort, PASSWORD, registerAndLogin, startTestSystem, tempDir } from '../kit/system.ts';
+import { until } from '../kit/wait.ts';
+import { openClient, refusalStatus } from '../kit/ws-client.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

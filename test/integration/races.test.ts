@@ -1,19 +1,16 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../lambdas/core/passwords.ts';
 import { createUser } from '../../lambdas/core/users.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { is, openClient, type Refused, terminateAll, until } from '../support/ws-client.ts';
+import { PASSWORD, registerAndLogin, startWsTestSystem, type TestSystem } from '../kit/system.ts';
+import { until } from '../kit/wait.ts';
+import { is, openClient, type Refused, terminateAll } from '../kit/ws-client.ts';
 
 const MAX = 10;
 let system: TestSystem;
 let admin: string;
 
 beforeAll(async () => {
-  system = await startTestSystem(
-    { RATE_LIMIT_MAX: String(MAX), BLOCK_AFTER_VIOLATIONS: '100000' },
-    undefined,
-    { sweeperTimer: false },
-  );
+  system = await startWsTestSystem({ RATE_LIMIT_MAX: String(MAX), BLOCK_AFTER_VIOLATIONS: '100000' });
   await createUser(system.deps, {
     username: 'boss',
     passwordHash: await hashPassword(PASSWORD),

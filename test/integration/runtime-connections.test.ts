@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { TABLE_KEYS, tableEnvName } from '../../lambdas/core/tables.ts';
 import { runtime } from '../../lambdas/runtime.ts';
-import { expectedSignature, signatureOf, standIn } from '../support/sigv4.ts';
+import { expectedSignature, signatureOf, standIn } from '../kit/sigv4.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { awsKeySource } from '../../lambdas/aws/key-source.ts';
 import { secretReaderFromEnv, secretsEndpoint } from '../../lambdas/aws/secrets.ts';
 import { generateStoredKey, publicJwkOf } from '../../lambdas/core/keys.ts';
-import { expectedSignature, signatureOf, standIn } from '../support/sigv4.ts';
+import { expectedSignature, signatureOf, standIn } from '../kit/sigv4.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeProtectedHeader } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runTs } from '../support/processes.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, tempDir } from '../support/system.ts';
-import { openClient } from '../support/ws-client.ts';
+import { runTs } from '../kit/processes.ts';
+import { PASSWORD, registerAndLogin, startTestSystem, tempDir } from '../kit/system.ts';
+import { openClient } from '../kit/ws-client.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -7,22 +7,28 @@ import { putGrant } from '../../lambdas/core/grants.ts';
 import { hashPassword } from '../../lambdas/core/passwords.ts';
 import { issueTicket } from '../../lambdas/core/tokens.ts';
 import { createUser } from '../../lambdas/core/users.ts';
-import { type ProbeCall, RoundTripProbe } from '../support/round-trips.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { type Client, is, openClient, refusalStatus, terminateAll, until } from '../support/ws-client.ts';
+import { type ProbeCall, RoundTripProbe } from '../kit/round-trips.ts';
+import {
+  accessTokens,
+  PASSWORD,
+  registerAndLogin,
+  startTestSystem,
+  startWsTestSystem,
+  type TestSystem,
+} from '../kit/system.ts';
+import { until } from '../kit/wait.ts';
+import { type Client, is, openClient, refusalStatus, terminateAll } from '../kit/ws-client.ts';
 
 let system: TestSystem;
 const probe = new RoundTripProbe();
-const tokens: Record<string, string> = {};
+let tokens: Record<string, string> = {};
 let api: ConnectionsApi;
 let originalPost: ConnectionsApi['post'] | undefined;
 let detach: (() => void) | undefined;
 
 beforeAll(async () => {
-  system = await startTestSystem({ RATE_LIMIT_MAX: '100000' }, undefined, { sweeperTimer: false });
-  for (const u of ['bea', 'cyd', 'dot', 'eve', 'fay', 'gus', 'hal']) {
-    tokens[u] = (await registerAndLogin(system, u)).access_token;
-  }
+  system = await startWsTestSystem();
+  tokens = await accessTokens(system, ['bea', 'cyd', 'dot', 'eve', 'fay', 'gus', 'hal']);
   detach = probe.attach(system.deps.db);
   if (!system.deps.api) throw new Error('the local system has no @connections API');
   api = system.deps.api;
@@ -166,7 +172,7 @@ describe('private: room budget', () => {
     expect(Math.max(...db.map((c) => c.depth))).toBe(3);
   });
 
-  it('posts after at most two round trips, the grant read in the first and again beside the Query', async () => {
+  it('posts after at most two round trips, the grant read in the first and again beside the Query and the seq update', async () => {
     const [bea, cyd] = await Promise.all([connect('bea'), connect('cyd')]);
     await bea.request({ type: 'join', room: team });
     await cyd.request({ type: 'join', room: team });
@@ -181,6 +187,7 @@ describe('private: room budget', () => {
       'BatchGetItemCommand',
       'QueryCommand',
       'UpdateItemCommand',
+      'UpdateItemCommand',
     ]);
     expect(Math.max(...before.map((c) => c.depth))).toBeLessThanOrEqual(2);
     for (const read of before.filter((c) => c.name === 'BatchGetItemCommand'))
@@ -189,27 +196,85 @@ describe('private: room budget', () => {
 });
 
 describe('chat message budget', () => {
-  it('makes at most two DynamoDB round trips before the first PostToConnection: UpdateItem + BatchGetItem, then one Query beside the re-read of the sender', async () => {
+  /** The calls before the first PostToConnection of a message `bea` sends to `cyd`'s room. */
+  async function beforeFanOut(frame: Record<string, unknown>): Promise<ProbeCall[]> {
     const room = freshRoom();
     const [bea, cy] = await inRoom(room, ['bea', 'cyd']);
     await quiet();
-    (bea as Client).send({ type: 'message', room, text: 'budget', id: 'b' });
+    (bea as Client).send({ type: 'message', room, text: 'budget', id: 'b', ...frame });
     await (bea as Client).next(is('ack'));
     await (cy as Client).next(is('message', { text: 'budget' }));
-
     const firstPost = probe.calls.findIndex((c) => c.kind === 'post');
     expect(firstPost).toBeGreaterThan(-1);
-    const before = probe.calls.slice(0, firstPost);
+    expect(probe.db().some((c) => c.name === 'ScanCommand')).toBe(false);
+    return probe.calls.slice(0, firstPost);
+  }
+  const messages = () => system.deps.tables.messages;
+
+  it('makes at most two DynamoDB round trips before the first PostToConnection: UpdateItem + BatchGetItem, then the Query beside the seq update and the re-read of the sender', async () => {
+    const before = await beforeFanOut({});
     expect(before.map((c) => c.name).sort()).toEqual([
       'BatchGetItemCommand',
       'BatchGetItemCommand',
       'QueryCommand',
       'UpdateItemCommand',
+      'UpdateItemCommand',
     ]);
     expect(Math.max(...before.map((c) => c.depth))).toBeLessThanOrEqual(2);
-    expect(probe.calls[firstPost]?.depth).toBeLessThanOrEqual(3);
+    // The seq update runs beside the members Query, not after it.
+    const seqUpdate = before.find((c) => c.name === 'UpdateItemCommand' && c.tables.includes(messages()));
+    const members = before.find((c) => c.name === 'QueryCommand');
+    expect(seqUpdate?.depth).toBe(2);
+    expect(members?.depth).toBe(2);
+  });
+
+  it('makes at most three with an idempotencyKey: its conditional PutItem comes after the seq update', async () => {
+    const before = await beforeFanOut({ idempotencyKey: 'budget-key' });
+    expect(Math.max(...before.map((c) => c.depth))).toBeLessThanOrEqual(3);
+    const claim = before.find((c) => c.name === 'PutItemCommand' && c.tables.includes(messages()));
+    expect(claim?.depth).toBe(3);
+    expect(before.find((c) => c.name === 'QueryCommand')?.depth).toBe(2);
+  });
+
+  it('answers a repeated key without any post: neither stored nor delivered again', async () => {
+    const room = freshRoom();
+    const [bea, cy] = await inRoom(room, ['bea', 'cyd']);
+    const first = await (bea as Client).request({
+      type: 'message',
+      room,
+      text: 'once',
+      idempotencyKey: 'k1',
+    });
+    await (cy as Client).next(is('message', { text: 'once' }));
+    await quiet();
+    const again = await (bea as Client).request({
+      type: 'message',
+      room,
+      text: 'once',
+      idempotencyKey: 'k1',
+    });
+    expect(again).toMatchObject({ messageId: first.messageId, seq: first.seq, duplicate: true });
+    expect(probe.calls.filter((c) => c.kind === 'post')).toHaveLength(0);
+    expect(probe.db().filter((c) => c.name === 'PutItemCommand')).toHaveLength(1); // the refused claim
+  });
+});
+
+describe('join budget', () => {
+  it('recovers with one Query on the history, never a Scan, in one round trip beside the join', async () => {
+    const room = freshRoom();
+    const [bea] = await inRoom(room, ['bea']);
+    const first = await (bea as Client).request({ type: 'message', room, text: 'r1' });
+    await (bea as Client).request({ type: 'message', room, text: 'r2' });
+    const cy = await connect('cyd');
+    await quiet();
+    const joined = await cy.request({ type: 'join', room, since: { epoch: first.epoch, seq: first.seq } });
+    expect(joined).toMatchObject({ recovered: true, history: [{ text: 'r2' }] });
+    const history = probe.db().filter((c) => c.tables.includes(messages()));
+    expect(history.map((c) => c.name).sort()).toEqual(['GetItemCommand', 'QueryCommand']);
+    expect(new Set(history.map((c) => c.depth)).size).toBe(1);
     expect(probe.db().some((c) => c.name === 'ScanCommand')).toBe(false);
   });
+  const messages = () => system.deps.tables.messages;
 });
 
 describe('fan-out is proportional to the room', () => {
@@ -341,7 +406,12 @@ describe('the ack of a message to a big room', () => {
       body: { text: 'to the hall' },
     });
     expect(res.status).toBe(202);
-    expect(res.body).toEqual({ messageId: expect.any(String), queued: true });
+    expect(res.body).toEqual({
+      messageId: expect.any(String),
+      epoch: expect.any(String),
+      seq: expect.any(Number),
+      queued: true,
+    });
     const mine = is('message', { messageId: res.body.messageId as string, from: 'herald' });
     await Promise.all(inside.map((s) => s.client.next(mine, 10_000)));
     await big.queue.drained();

@@ -1,4 +1,4 @@
-import { createHmac, createPublicKey, randomUUID, webcrypto } from 'node:crypto';
+import { createHmac, createPublicKey, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { domainToASCII } from 'node:url';
@@ -9,7 +9,15 @@ import { nowS } from '../../lambdas/core/clock.ts';
 import { allConnections, putConnection } from '../../lambdas/core/connections.ts';
 import { releaseSlots, slotHolders, takeSlot } from '../../lambdas/core/socket-slots.ts';
 import { issueAccessToken, issueTicket } from '../../lambdas/core/tokens.ts';
-import { claimsOfToken, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
+import { encodePart, signEd25519 } from '../kit/forge.ts';
+import {
+  claimsOfToken,
+  registerAndLogin,
+  startTestSystem,
+  startWsTestSystem,
+  type TestSystem,
+} from '../kit/system.ts';
+import { until } from '../kit/wait.ts';
 import {
   ALLOWED_ORIGIN,
   type Client,
@@ -18,8 +26,7 @@ import {
   type Refused,
   refusalStatus,
   terminateAll,
-  until,
-} from '../support/ws-client.ts';
+} from '../kit/ws-client.ts';
 
 let system: TestSystem;
 let alice: { token: string; sub: string; username: string; sid: string };
@@ -28,7 +35,7 @@ const tokens: string[] = [];
 
 beforeAll(async () => {
   // Many sockets of one user here: the per-user frame limit is not what this file tests.
-  system = await startTestSystem({ RATE_LIMIT_MAX: '100000' }, undefined, { sweeperTimer: false });
+  system = await startWsTestSystem();
   const pair = await registerAndLogin(system, 'alice');
   const claims = decodeJwt(pair.access_token);
   alice = {
@@ -179,10 +186,10 @@ describe('refusing a handshake with 401', () => {
 
   it('refuses a forged token (our claims, another key, no kid of ours)', async () => {
     const foreign = await foreignKey();
-    const token = await signCompact(
+    const token = await signEd25519(
+      foreign.privateKey,
       { alg: 'EdDSA', typ: 'at+jwt', kid: foreign.kid },
       goodClaims(),
-      foreign.privateKey,
     );
     await expectRefused({ protocols: ['jwt', token] }, 401, 'invalid_token');
   });
@@ -308,22 +315,22 @@ describe('refusing a handshake with 403', () => {
 
 describe('verifier attacks through the handshake (all 401)', () => {
   it('accepts a token crafted here with our key and exactly our header and claims (control)', async () => {
-    const token = await signCompact(await ourHeader(), goodClaims(), await ourPrivateKey());
+    const token = await signEd25519(await ourPrivateKey(), await ourHeader(), goodClaims());
     tokens.push(token);
     await expectOpens({ protocols: ['jwt', token] });
   });
 
   for (const alg of ['none', 'None', 'NONE', 'nOnE']) {
     it(`refuses alg "${alg}" with an empty signature`, async () => {
-      const token = `${b64({ ...(await ourHeader()), alg })}.${b64(goodClaims())}.`;
+      const token = `${encodePart({ ...(await ourHeader()), alg })}.${encodePart(goodClaims())}.`;
       await expectRefused({ query: { token } }, 401, 'invalid_token');
     });
   }
 
   it('refuses alg "none" that keeps a real signature', async () => {
-    const real = await signCompact(await ourHeader(), goodClaims(), await ourPrivateKey());
+    const real = await signEd25519(await ourPrivateKey(), await ourHeader(), goodClaims());
     const [, payload, sig] = real.split('.');
-    const token = `${b64({ ...(await ourHeader()), alg: 'none' })}.${payload}.${sig}`;
+    const token = `${encodePart({ ...(await ourHeader()), alg: 'none' })}.${payload}.${sig}`;
     await expectRefused({ query: { token } }, 401, 'invalid_token');
   });
 
@@ -343,7 +350,7 @@ describe('verifier attacks through the handshake (all 401)', () => {
     for (const secret of secrets) {
       for (const alg of ['HS256', 'HS512']) {
         const header = { ...(await ourHeader()), alg };
-        const input = `${b64(header)}.${b64(goodClaims())}`;
+        const input = `${encodePart(header)}.${encodePart(goodClaims())}`;
         const hash = alg === 'HS256' ? 'sha256' : 'sha512';
         const token = `${input}.${createHmac(hash, secret).update(input).digest('base64url')}`;
         await expectRefused({ protocols: ['jwt', token] }, 401, 'invalid_token');
@@ -353,7 +360,7 @@ describe('verifier attacks through the handshake (all 401)', () => {
 
   it('refuses a token signed with a foreign Ed25519 key under our kid', async () => {
     const foreign = await foreignKey();
-    const token = await signCompact(await ourHeader(), goodClaims(), foreign.privateKey);
+    const token = await signEd25519(foreign.privateKey, await ourHeader(), goodClaims());
     await expectRefused({ protocols: ['jwt', token] }, 401, 'invalid_token');
   });
 
@@ -361,7 +368,7 @@ describe('verifier attacks through the handshake (all 401)', () => {
     const foreign = await foreignKey();
     for (const kid of [foreign.kid, (await ourHeader()).kid]) {
       const header = { alg: 'EdDSA', typ: 'at+jwt', kid, jwk: foreign.publicJwk };
-      const token = await signCompact(header, goodClaims(), foreign.privateKey);
+      const token = await signEd25519(foreign.privateKey, header, goodClaims());
       await expectRefused({ protocols: ['jwt', token] }, 401, 'invalid_token');
     }
   });
@@ -379,7 +386,7 @@ describe('verifier attacks through the handshake (all 401)', () => {
     try {
       for (const extra of [{ jku: url }, { x5u: url }, { jku: url, kid: foreign.kid }]) {
         const header = { ...(await ourHeader()), ...extra };
-        const token = await signCompact(header, goodClaims(), foreign.privateKey);
+        const token = await signEd25519(foreign.privateKey, header, goodClaims());
         await expectRefused({ protocols: ['jwt', token] }, 401, 'invalid_token');
       }
       expect(hits).toEqual([]);
@@ -393,11 +400,11 @@ describe('verifier attacks through the handshake (all 401)', () => {
     it(`refuses kid injection ${JSON.stringify(kid)} (foreign key, empty HMAC key, and our own key)`, async () => {
       const foreign = await foreignKey();
       const claims = goodClaims();
-      const withForeign = await signCompact({ alg: 'EdDSA', typ: 'at+jwt', kid }, claims, foreign.privateKey);
-      const hsInput = `${b64({ alg: 'HS256', typ: 'at+jwt', kid })}.${b64(claims)}`;
+      const withForeign = await signEd25519(foreign.privateKey, { alg: 'EdDSA', typ: 'at+jwt', kid }, claims);
+      const hsInput = `${encodePart({ alg: 'HS256', typ: 'at+jwt', kid })}.${encodePart(claims)}`;
       const withEmptyHmac = `${hsInput}.${createHmac('sha256', '').update(hsInput).digest('base64url')}`;
       // Even our own key under a kid we never published: the kid picks the key, and none matches.
-      const withOurs = await signCompact({ alg: 'EdDSA', typ: 'at+jwt', kid }, claims, await ourPrivateKey());
+      const withOurs = await signEd25519(await ourPrivateKey(), { alg: 'EdDSA', typ: 'at+jwt', kid }, claims);
       for (const token of [withForeign, withEmptyHmac, withOurs]) {
         await expectRefused({ protocols: ['jwt', token] }, 401, 'invalid_token');
       }
@@ -406,7 +413,7 @@ describe('verifier attacks through the handshake (all 401)', () => {
 
   it('refuses an unknown `crit` header, even signed with our key', async () => {
     const header = { ...(await ourHeader()), crit: ['x-policy'], 'x-policy': 'anything' };
-    const token = await signCompact(header, goodClaims(), await ourPrivateKey());
+    const token = await signEd25519(await ourPrivateKey(), header, goodClaims());
     await expectRefused({ protocols: ['jwt', token] }, 401, 'invalid_token');
   });
 
@@ -423,14 +430,14 @@ describe('verifier attacks through the handshake (all 401)', () => {
         string,
         unknown
       >;
-      const token = `${header}.${b64(tamper(claims))}.${sig}`;
+      const token = `${header}.${encodePart(tamper(claims))}.${sig}`;
       await expectRefused({ protocols: ['jwt', token] }, 401, 'invalid_token');
     });
   }
 
   it('refuses a token whose header was tampered with (kid swapped, signature kept)', async () => {
     const [, payload, sig] = alice.token.split('.');
-    const token = `${b64({ alg: 'EdDSA', typ: 'at+jwt', kid: 'other' })}.${payload}.${sig}`;
+    const token = `${encodePart({ alg: 'EdDSA', typ: 'at+jwt', kid: 'other' })}.${payload}.${sig}`;
     await expectRefused({ protocols: ['jwt', token] }, 401, 'invalid_token');
   });
 
@@ -445,21 +452,20 @@ describe('verifier attacks through the handshake (all 401)', () => {
   it('refuses a token from another deployment: its own key and kid, its own issuer and audience', async () => {
     const foreign = await foreignKey();
     const claims = { ...goodClaims(), iss: 'urn:jwt-realtime:other', aud: 'urn:jwt-realtime:other:clients' };
-    const token = await signCompact(
+    const token = await signEd25519(
+      foreign.privateKey,
       { alg: 'EdDSA', typ: 'at+jwt', kid: foreign.kid },
       claims,
-      foreign.privateKey,
     );
     await expectRefused({ protocols: ['jwt', token] }, 401, 'invalid_token');
   });
 
   it('refuses a token signed with our key whose iat is older than the token lifetime (401 token_expired)', async () => {
     const claims = goodClaims();
-    const token = await signCompact(
-      await ourHeader(),
-      { ...claims, iat: Number(claims.iat) - system.deps.settings.accessTokenTtlS - 3600 },
-      await ourPrivateKey(),
-    );
+    const token = await signEd25519(await ourPrivateKey(), await ourHeader(), {
+      ...claims,
+      iat: Number(claims.iat) - system.deps.settings.accessTokenTtlS - 3600,
+    });
     await expectRefused({ protocols: ['jwt', token] }, 401, 'token_expired');
   });
 
@@ -477,7 +483,7 @@ describe('verifier attacks through the handshake (all 401)', () => {
   ];
   for (const [name, change] of wrongClaims) {
     it(`refuses a token signed with our key but with ${name}`, async () => {
-      const token = await signCompact(await ourHeader(), change(goodClaims()), await ourPrivateKey());
+      const token = await signEd25519(await ourPrivateKey(), await ourHeader(), change(goodClaims()));
       await expectRefused({ protocols: ['jwt', token] }, 401, 'invalid_token');
     });
   }
@@ -494,17 +500,16 @@ describe('verifier attacks through the handshake (all 401)', () => {
         string,
         unknown
       >;
-      const token = await signCompact(header, goodClaims(), await ourPrivateKey());
+      const token = await signEd25519(await ourPrivateKey(), header, goodClaims());
       await expectRefused({ protocols: ['jwt', token] }, 401, 'invalid_token');
     });
   }
 
   it('refuses a token longer than 4 KB, even one signed with our key', async () => {
-    const token = await signCompact(
-      await ourHeader(),
-      { ...goodClaims(), pad: 'x'.repeat(4200) },
-      await ourPrivateKey(),
-    );
+    const token = await signEd25519(await ourPrivateKey(), await ourHeader(), {
+      ...goodClaims(),
+      pad: 'x'.repeat(4200),
+    });
     expect(token.length).toBeGreaterThan(4096);
     await expectRefused({ protocols: ['jwt', token] }, 401, 'invalid_token');
   });
@@ -512,7 +517,7 @@ describe('verifier attacks through the handshake (all 401)', () => {
   it('refuses five-part tokens (JWE-shaped)', async () => {
     for (const token of [
       `${alice.token}.AAAA.BBBB`,
-      `${b64({ alg: 'dir', enc: 'A256GCM' })}..${b64('iv')}.${b64('ciphertext')}.${b64('tag')}`,
+      `${encodePart({ alg: 'dir', enc: 'A256GCM' })}..${encodePart('iv')}.${encodePart('ciphertext')}.${encodePart('tag')}`,
     ]) {
       await expectRefused({ protocols: ['jwt', token] }, 401, 'invalid_token');
     }
@@ -815,25 +820,6 @@ describe('audit', () => {
 });
 
 // --- token crafting -------------------------------------------------------------------------------
-
-function b64(value: unknown): string {
-  return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
-}
-
-/** Signs a compact JWS by hand, so that headers jose would refuse to produce can be sent. */
-async function signCompact(
-  header: Record<string, unknown>,
-  payload: Record<string, unknown>,
-  key: CryptoKey,
-): Promise<string> {
-  const input = `${b64(header)}.${b64(payload)}`;
-  const sig = await webcrypto.subtle.sign(
-    { name: 'Ed25519' },
-    key as webcrypto.CryptoKey,
-    Buffer.from(input),
-  );
-  return `${input}.${Buffer.from(sig).toString('base64url')}`;
-}
 
 async function ourPrivateKey(): Promise<CryptoKey> {
   return (await system.deps.keys.signingKey()).privateKey;

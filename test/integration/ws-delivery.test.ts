@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectionsOfUser, roomMembers } from '../../lambdas/core/connections.ts';
-import { registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { type Client, is, openClient, terminateAll, until } from '../support/ws-client.ts';
+import { registerAndLogin, startWsTestSystem, type TestSystem } from '../kit/system.ts';
+import { until } from '../kit/wait.ts';
+import { type Client, is, openClient, terminateAll } from '../kit/ws-client.ts';
 
 let system: TestSystem;
 const tokens: Record<string, string> = {};
@@ -13,16 +14,18 @@ const faults = new Map<string, { method: string; status: 410 | 429 | 500; times:
 let faultsAnswered = 0;
 
 beforeAll(async () => {
-  system = await startTestSystem({ RATE_LIMIT_MAX: '100000' }, undefined, {
-    sweeperTimer: false,
-    managementFault: (method, connectionId) => {
-      const f = faults.get(connectionId);
-      if (!f || f.method !== method || f.times <= 0) return undefined;
-      f.times--;
-      faultsAnswered++;
-      return f.status;
+  system = await startWsTestSystem(
+    {},
+    {
+      managementFault: (method, connectionId) => {
+        const f = faults.get(connectionId);
+        if (!f || f.method !== method || f.times <= 0) return undefined;
+        f.times--;
+        faultsAnswered++;
+        return f.status;
+      },
     },
-  });
+  );
   for (const u of USERS) tokens[u] = (await registerAndLogin(system, u)).access_token;
 });
 afterEach(() => {

@@ -1,7 +1,7 @@
 import { base64url, CompactEncrypt, compactDecrypt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { type Frame, is, openClient, terminateAll } from '../support/ws-client.ts';
+import { registerAndLogin, startTestSystem, startWsTestSystem, type TestSystem } from '../kit/system.ts';
+import { type Frame, is, openClient, terminateAll } from '../kit/ws-client.ts';
 
 async function seal(key: string, frame: unknown): Promise<Frame> {
   const jwe = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify(frame)))
@@ -18,9 +18,7 @@ async function open(key: string, frame: Frame): Promise<Frame> {
 
 let system: TestSystem;
 beforeAll(async () => {
-  system = await startTestSystem({ MESSAGE_ENCRYPTION: 'true', RATE_LIMIT_MAX: '1000' }, undefined, {
-    sweeperTimer: false,
-  });
+  system = await startWsTestSystem({ MESSAGE_ENCRYPTION: 'true', RATE_LIMIT_MAX: '1000' });
 });
 afterEach(() => terminateAll());
 afterAll(async () => {

@@ -8,8 +8,8 @@ import {
   joinRoom,
 } from '../../lambdas/core/connections.ts';
 import { issueAccessToken } from '../../lambdas/core/tokens.ts';
-import { startTestSystem, type TestSystem } from '../support/system.ts';
-import { type Client, is, openClient, terminateAll } from '../support/ws-client.ts';
+import { startTestSystem, type TestSystem } from '../kit/system.ts';
+import { type Client, is, openClient, terminateAll } from '../kit/ws-client.ts';
 
 const SOCKETS = 2000;
 const ROOM = 'broadcast-hall';

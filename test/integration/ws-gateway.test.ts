@@ -1,4 +1,3 @@
-import { createHash, createHmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { connect as tcpConnect } from 'node:net';
 import {
@@ -7,7 +6,6 @@ import {
   GetConnectionCommand,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import {
@@ -18,6 +16,8 @@ import {
   type WsGatewayOptions,
   type WsProxyEvent,
 } from '../../local/ws-gateway.ts';
+import { sdkSigner } from '../kit/sigv4.ts';
+import { sleep } from '../kit/wait.ts';
 
 const gateways: WsGateway[] = [];
 const clients: WebSocket[] = [];
@@ -114,6 +114,30 @@ function recorder() {
   };
 }
 
+/**
+ * Opens a socket on a gateway that records `$default` and `$disconnect`, lets `send` write to
+ * it, and reports how it ended: the client's close code, the one `$disconnect` saw, and how
+ * many frames reached `$default`.
+ */
+async function closeAfter(send: (ws: WebSocket) => void, options: Partial<WsGatewayOptions> = {}) {
+  const messages = recorder();
+  const disconnects = recorder();
+  const gw = await start({
+    ...options,
+    routes: { default: messages.handler, disconnect: disconnects.handler },
+  });
+  const { ws } = await open(gw.url);
+  const close = closed(ws);
+  send(ws);
+  const { code } = await close;
+  const [event] = await disconnects.count(1);
+  return {
+    code,
+    disconnectCode: event?.requestContext.disconnectStatusCode,
+    messages: messages.events.length,
+  };
+}
+
 function managementClient(gw: WsGateway, endpoint = gw.managementEndpoint) {
   return new ApiGatewayManagementApiClient({
     endpoint,
@@ -122,7 +146,6 @@ function managementClient(gw: WsGateway, endpoint = gw.managementEndpoint) {
   });
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const AWS_ID = /^[A-Za-z0-9_-]{15}=$/;
 
 describe('handshake events', () => {
@@ -252,26 +275,13 @@ describe('handshake events', () => {
   });
 
   it('closes with 1003 on a binary frame, as API Gateway does, and $default never sees it', async () => {
-    const messages = recorder();
-    const disconnects = recorder();
-    const gw = await start({ routes: { default: messages.handler, disconnect: disconnects.handler } });
-    const { ws } = await open(gw.url);
-    const close = closed(ws);
-    ws.send(Buffer.from([0, 1, 2, 255]));
-    expect((await close).code).toBe(1003);
-    const [event] = await disconnects.count(1);
-    expect(event?.requestContext.disconnectStatusCode).toBe(1003);
-    expect(messages.events).toHaveLength(0);
+    const ended = await closeAfter((ws) => ws.send(Buffer.from([0, 1, 2, 255])));
+    expect(ended).toEqual({ code: 1003, disconnectCode: 1003, messages: 0 });
   });
 
   it('closes with 1003 on the first fragment of a binary message', async () => {
-    const messages = recorder();
-    const gw = await start({ routes: { default: messages.handler } });
-    const { ws } = await open(gw.url);
-    const close = closed(ws);
-    ws.send(Buffer.from('first'), { binary: true, fin: false });
-    expect((await close).code).toBe(1003);
-    expect(messages.events).toHaveLength(0);
+    const ended = await closeAfter((ws) => ws.send(Buffer.from('first'), { binary: true, fin: false }));
+    expect(ended).toEqual({ code: 1003, disconnectCode: 1003, messages: 0 });
   });
 });
 
@@ -566,16 +576,8 @@ describe('$default route', () => {
 
 describe('limits', () => {
   it('closes with 1009 on a frame over 32 KB, even when the message limit is not reached', async () => {
-    const messages = recorder();
-    const disconnects = recorder();
-    const gw = await start({ routes: { default: messages.handler, disconnect: disconnects.handler } });
-    const { ws } = await open(gw.url);
-    const close = closed(ws);
-    ws.send('x'.repeat(32 * 1024 + 1));
-    expect((await close).code).toBe(1009);
-    const [event] = await disconnects.count(1);
-    expect(event?.requestContext.disconnectStatusCode).toBe(1009);
-    expect(messages.events).toHaveLength(0);
+    const ended = await closeAfter((ws) => ws.send('x'.repeat(32 * 1024 + 1)));
+    expect(ended).toEqual({ code: 1009, disconnectCode: 1009, messages: 0 });
   });
 
   it('accepts a frame of exactly 32 KB', async () => {
@@ -588,19 +590,15 @@ describe('limits', () => {
   });
 
   it('closes with 1009 on a fragmented message over the message limit', async () => {
-    const messages = recorder();
-    const gw = await start({
-      maxFrameBytes: 600,
-      maxMessageBytes: 1000,
-      routes: { default: messages.handler },
-    });
-    const { ws } = await open(gw.url);
-    const close = closed(ws);
-    ws.send('a'.repeat(500), { fin: false });
-    ws.send('b'.repeat(500), { fin: false });
-    ws.send('c'.repeat(500), { fin: true });
-    expect((await close).code).toBe(1009);
-    expect(messages.events).toHaveLength(0);
+    const ended = await closeAfter(
+      (ws) => {
+        ws.send('a'.repeat(500), { fin: false });
+        ws.send('b'.repeat(500), { fin: false });
+        ws.send('c'.repeat(500), { fin: true });
+      },
+      { maxFrameBytes: 600, maxMessageBytes: 1000 },
+    );
+    expect(ended).toEqual({ code: 1009, disconnectCode: 1009, messages: 0 });
   });
 
   it('closes an idle connection with 1001 Going away', async () => {
@@ -861,38 +859,15 @@ interface SignOptions {
   sendMethod?: string;
 }
 
-type Data = string | ArrayBuffer | ArrayBufferView;
-const bytes = (d: Data): string | Uint8Array =>
-  typeof d === 'string'
-    ? d
-    : d instanceof ArrayBuffer
-      ? new Uint8Array(d)
-      : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-
-/** SHA-256 (keyed: HMAC) over node:crypto, in the shape SignatureV4 wants. */
-class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: Data) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
-  }
-  update(data: Data): void {
-    this.hash.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-}
-
 /** A raw call signed by the AWS SDK's own SigV4 signer, then sent as told (possibly tampered). */
 async function signedFetch(gw: WsGateway, o: SignOptions): Promise<Response> {
-  const signer = new SignatureV4({
+  const signer = sdkSigner({
     credentials: {
       accessKeyId: o.accessKeyId ?? gw.managementCredentials.accessKeyId,
       secretAccessKey: o.secretAccessKey ?? gw.managementCredentials.secretAccessKey,
     },
     region: o.region ?? gw.region,
     service: o.service ?? 'execute-api',
-    sha256: NodeSha256,
   });
   const host = `127.0.0.1:${gw.port}`;
   const signed = await signer.sign(

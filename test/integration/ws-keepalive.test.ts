@@ -1,16 +1,16 @@
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { revokeAccessToken } from '../../lambdas/core/access.ts';
-import { RoundTripProbe } from '../support/round-trips.ts';
-import { claimsOfToken, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { is, openClient, refusalStatus, terminateAll } from '../support/ws-client.ts';
+import { RoundTripProbe } from '../kit/round-trips.ts';
+import { claimsOfToken, registerAndLogin, startWsTestSystem, type TestSystem } from '../kit/system.ts';
+import { is, openClient, refusalStatus, terminateAll } from '../kit/ws-client.ts';
 
 let system: TestSystem;
 const probe = new RoundTripProbe();
 let detach: (() => void) | undefined;
 
 beforeAll(async () => {
-  system = await startTestSystem({ RATE_LIMIT_MAX: '100000' }, undefined, { sweeperTimer: false });
+  system = await startWsTestSystem();
   detach = probe.attach(system.deps.db);
 });
 afterEach(() => terminateAll());

@@ -1,18 +1,18 @@
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { allConnections, roomMembers } from '../../lambdas/core/connections.ts';
-import { registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { type Client, type Frame, is, openClient, terminateAll } from '../support/ws-client.ts';
+import { accessTokens, startWsTestSystem, type TestSystem } from '../kit/system.ts';
+import { type Client, type Frame, is, openClient, terminateAll } from '../kit/ws-client.ts';
 
 let system: TestSystem;
-const tokens: Record<string, string> = {};
+let tokens: Record<string, string> = {};
 const USERS = ['amy', 'ben', 'cat'] as const;
 type User = (typeof USERS)[number];
 
 beforeAll(async () => {
   // The per-user frame limit has its own file; here it must never get in the way.
-  system = await startTestSystem({ RATE_LIMIT_MAX: '100000' }, undefined, { sweeperTimer: false });
-  for (const u of USERS) tokens[u] = (await registerAndLogin(system, u)).access_token;
+  system = await startWsTestSystem();
+  tokens = await accessTokens(system, USERS);
 });
 afterEach(() => terminateAll());
 afterAll(async () => {
@@ -53,6 +53,8 @@ describe('join', () => {
     expect(await amy.next(is('joined'))).toEqual({
       type: 'joined',
       room,
+      epoch: expect.stringMatching(/^[a-z0-9]+$/),
+      seq: 0,
       members: ['amy'],
       history: [],
       id: 'j1',
@@ -218,7 +220,13 @@ describe('message', () => {
     const [amy] = members as [Client, ...Client[]];
     amy.send({ type: 'message', room, text: 'hello room', id: 'm-1' });
     const ack = await amy.next(is('ack'));
-    expect(ack).toEqual({ type: 'ack', id: 'm-1', messageId: expect.any(String) });
+    expect(ack).toEqual({
+      type: 'ack',
+      id: 'm-1',
+      messageId: expect.any(String),
+      epoch: expect.any(String),
+      seq: 1,
+    });
     for (const c of members) {
       const m = await c.next(is('message'));
       expect(m).toEqual({
@@ -228,6 +236,8 @@ describe('message', () => {
         text: 'hello room',
         ts: system.clock.now(),
         messageId: ack.messageId,
+        epoch: ack.epoch,
+        seq: 1,
       });
     }
     // Exactly once: no copy arrives during a grace period.

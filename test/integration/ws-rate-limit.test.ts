@@ -1,15 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { blockId, putBlock } from '../../lambdas/core/access.ts';
-import { registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import {
-  type Client,
-  type Frame,
-  is,
-  openClient,
-  refusalStatus,
-  terminateAll,
-  until,
-} from '../support/ws-client.ts';
+import { registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
+import { until } from '../kit/wait.ts';
+import { type Client, type Frame, is, openClient, refusalStatus, terminateAll } from '../kit/ws-client.ts';
 
 const MAX = 5;
 const WINDOW_S = 60;

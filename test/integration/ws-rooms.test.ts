@@ -2,8 +2,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectionsOfUser, roomMembers } from '../../lambdas/core/connections.ts';
 import { hashPassword } from '../../lambdas/core/passwords.ts';
 import { createUser } from '../../lambdas/core/users.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { type Client, type Frame, is, openClient, terminateAll } from '../support/ws-client.ts';
+import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
+import { type Client, type Frame, is, openClient, terminateAll } from '../kit/ws-client.ts';
 
 let system: TestSystem;
 const tokens: Record<string, string> = {};

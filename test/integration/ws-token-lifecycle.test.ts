@@ -1,8 +1,15 @@
 import { decodeJwt } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { revokeAccessToken, revokeUserTokens } from '../../lambdas/core/access.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../support/system.ts';
-import { type Client, is, openClient, refusalStatus, terminateAll, until } from '../support/ws-client.ts';
+import {
+  PASSWORD,
+  registerAndLogin,
+  startTestSystem,
+  startWsTestSystem,
+  type TestSystem,
+} from '../kit/system.ts';
+import { until } from '../kit/wait.ts';
+import { type Client, is, openClient, refusalStatus, terminateAll } from '../kit/ws-client.ts';
 
 const TTL_S = 300;
 const SKEW_S = 30;
@@ -11,11 +18,7 @@ let system: TestSystem;
 
 // Every test moves the clock, so each gets a system of its own.
 beforeEach(async () => {
-  system = await startTestSystem(
-    { ACCESS_TOKEN_TTL_S: String(TTL_S), CLOCK_SKEW_S: String(SKEW_S), RATE_LIMIT_MAX: '100000' },
-    undefined,
-    { sweeperTimer: false },
-  );
+  system = await startWsTestSystem({ ACCESS_TOKEN_TTL_S: String(TTL_S), CLOCK_SKEW_S: String(SKEW_S) });
 });
 afterEach(async () => {
   terminateAll();
@@ -229,7 +232,8 @@ describe('logout', () => {
 });
 
 describe('rooms after a server-initiated close', () => {
-  it('tells the room member_left when the sweep closes an expired member', async () => {
+  /** Rita joins the lobby, then Sam 100 s later, so that Rita's token expires first. */
+  async function ritaThenSamInLobby() {
     const rita = await registerAndLogin(system, 'rita');
     const ritaSocket = await connect(rita.access_token);
     await ritaSocket.request({ type: 'join', room: 'lobby' });
@@ -237,6 +241,11 @@ describe('rooms after a server-initiated close', () => {
     const sam = await registerAndLogin(system, 'sam');
     const samSocket = await connect(sam.access_token);
     await samSocket.request({ type: 'join', room: 'lobby' });
+    return { ritaSocket, samSocket };
+  }
+
+  it('tells the room member_left when the sweep closes an expired member', async () => {
+    const { ritaSocket, samSocket } = await ritaThenSamInLobby();
     system.clock.advance(TTL_S - 100 + SKEW_S + 1);
     await system.sweep();
     await expectServerClose(ritaSocket, 'token_expired');
@@ -249,13 +258,7 @@ describe('rooms after a server-initiated close', () => {
   });
 
   it('tells the room member_left even when the closed client is slow to answer the close (as on AWS, where $disconnect comes late)', async () => {
-    const rita = await registerAndLogin(system, 'rita');
-    const ritaSocket = await connect(rita.access_token);
-    await ritaSocket.request({ type: 'join', room: 'lobby' });
-    system.clock.advance(100);
-    const sam = await registerAndLogin(system, 'sam');
-    const samSocket = await connect(sam.access_token);
-    await samSocket.request({ type: 'join', room: 'lobby' });
+    const { ritaSocket, samSocket } = await ritaThenSamInLobby();
     // Rita's client stops reading once told it is closing: $disconnect fires only after it answers.
     ritaSocket.ws.on('message', (data) => {
       if (String(data).includes('"closing"')) ritaSocket.ws.pause();

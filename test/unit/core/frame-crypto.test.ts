@@ -1,6 +1,7 @@
 import { base64url, CompactEncrypt, compactDecrypt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { decryptFrame, encryptFrame, newMessageKey } from '../../../lambdas/core/frame-crypto.ts';
+import { encodePart } from '../../kit/forge.ts';
 
 const key = newMessageKey();
 /** At the default frame limit. */
@@ -22,8 +23,6 @@ const withPart = (jwe: string, index: number, value: string) =>
     .split('.')
     .map((p, i) => (i === index ? value : p))
     .join('.');
-const b64 = (value: unknown) =>
-  Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
 describe('frame encryption', () => {
   it('writes a compact JWE that jose decrypts, dir + A256GCM', async () => {
@@ -49,32 +48,36 @@ describe('frame encryption', () => {
     ['another session key', () => joseEncrypt('x', undefined, other)],
     [
       'another content encryption',
-      async () => withPart(await joseEncrypt('x'), 0, b64({ alg: 'dir', enc: 'A128GCM' })),
+      async () => withPart(await joseEncrypt('x'), 0, encodePart({ alg: 'dir', enc: 'A128GCM' })),
     ],
     [
       'a zip header',
-      async () => withPart(await joseEncrypt('x'), 0, b64({ alg: 'dir', enc: 'A256GCM', zip: 'DEF' })),
+      async () => withPart(await joseEncrypt('x'), 0, encodePart({ alg: 'dir', enc: 'A256GCM', zip: 'DEF' })),
     ],
     [
       'a crit header',
       async () =>
-        withPart(await joseEncrypt('x'), 0, b64({ alg: 'dir', enc: 'A256GCM', crit: ['b64'], b64: true })),
+        withPart(
+          await joseEncrypt('x'),
+          0,
+          encodePart({ alg: 'dir', enc: 'A256GCM', crit: ['b64'], b64: true }),
+        ),
     ],
     [
       'another key management',
-      async () => withPart(await joseEncrypt('x'), 0, b64({ alg: 'A256KW', enc: 'A256GCM' })),
+      async () => withPart(await joseEncrypt('x'), 0, encodePart({ alg: 'A256KW', enc: 'A256GCM' })),
     ],
     [
       'an encrypted key where dir has none',
-      async () => withPart(await joseEncrypt('x'), 1, b64('0123456789abcdef')),
+      async () => withPart(await joseEncrypt('x'), 1, encodePart('0123456789abcdef')),
     ],
-    ['a header that is not JSON', async () => withPart(await joseEncrypt('x'), 0, b64('{alg:dir'))],
-    ['a header that is an array', async () => withPart(await joseEncrypt('x'), 0, b64(['dir']))],
+    ['a header that is not JSON', async () => withPart(await joseEncrypt('x'), 0, encodePart('{alg:dir'))],
+    ['a header that is an array', async () => withPart(await joseEncrypt('x'), 0, encodePart(['dir']))],
     [
       'a header edited after encryption (AAD)',
-      async () => withPart(await joseEncrypt('x'), 0, b64({ enc: 'A256GCM', alg: 'dir' })),
+      async () => withPart(await joseEncrypt('x'), 0, encodePart({ enc: 'A256GCM', alg: 'dir' })),
     ],
-    ['a short IV', async () => withPart(await joseEncrypt('x'), 2, b64('0123456789a'))],
+    ['a short IV', async () => withPart(await joseEncrypt('x'), 2, encodePart('0123456789a'))],
     [
       'a truncated tag',
       async () => {
@@ -114,7 +117,11 @@ describe('frame encryption', () => {
 describe('decryptFrame limits', () => {
   it('names a zip header in its refusal, whatever its value, before decrypting', async () => {
     for (const zip of ['DEF', 'NONE']) {
-      const jwe = withPart(await joseEncrypt('x'.repeat(1000)), 0, b64({ alg: 'dir', enc: 'A256GCM', zip }));
+      const jwe = withPart(
+        await joseEncrypt('x'.repeat(1000)),
+        0,
+        encodePart({ alg: 'dir', enc: 'A256GCM', zip }),
+      );
       await expect(decrypt(key, jwe)).rejects.toMatchObject({
         code: 'invalid_request',
         message: expect.stringMatching(/zip/),

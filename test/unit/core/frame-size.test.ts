@@ -34,6 +34,17 @@ describe('fitFrame', () => {
     expect(bytes(oneMore)).toBeGreaterThan(MAX_OUTGOING_FRAME_BYTES);
   });
 
+  it("with drop: 'newest', keeps the oldest items instead, so a recovered history stays gapless", () => {
+    const frame = { type: 'joined', room: 'r', history, id: 'j' };
+    const fitted = fitFrame(frame, 'history', { encrypted: false, drop: 'newest' });
+    expect(bytes(fitted)).toBeLessThanOrEqual(MAX_OUTGOING_FRAME_BYTES);
+    const kept = fitted.history.map((h) => h.n);
+    expect(kept.length).toBeLessThan(history.length);
+    expect(kept).toEqual(kept.map((_, i) => i));
+    const oneMore = { ...frame, history: history.slice(0, kept.length + 1) };
+    expect(bytes(oneMore)).toBeGreaterThan(MAX_OUTGOING_FRAME_BYTES);
+  });
+
   it('counts every other field of the frame, e.g. a member list', () => {
     const members = Array.from({ length: 2000 }, (_, i) => `member_${i}`);
     const plain = fitFrame({ type: 'joined', history }, 'history', { encrypted: false });

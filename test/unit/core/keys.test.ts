@@ -12,7 +12,8 @@ import {
   type StoredKey,
 } from '../../../lambdas/core/keys.ts';
 import { issueAccessToken, verifyAccessToken } from '../../../lambdas/core/tokens.ts';
-import { ManualClock, outcomeOf } from './forge.ts';
+import { TestClock } from '../../kit/clock.ts';
+import { outcomeOf } from '../../kit/forge.ts';
 
 const PUBLIC_MEMBERS = ['alg', 'crv', 'kid', 'kty', 'use', 'x'];
 const NOW = new Date(Date.UTC(2030, 0, 1));
@@ -36,7 +37,7 @@ describe('fileKeySource', () => {
   it('keeps the same key across a restart, so issued tokens stay valid', async () => {
     const path = join(dir, 'restart', 'nested', 'keys.json');
     const first = fileKeySource(path);
-    const clock = new ManualClock(NOW.getTime());
+    const clock = new TestClock(NOW.getTime());
     const { token } = await issueAccessToken({ settings: SETTINGS, keys: first, clock }, SUBJECT);
     const kidBefore = (await first.signingKey()).kid;
 
@@ -148,7 +149,7 @@ describe('publicOnly', () => {
     const deps = {
       settings: SETTINGS,
       keys: publicOnly(fileKeySource(undefined)),
-      clock: new ManualClock(0),
+      clock: new TestClock(0),
     };
     await expect(issueAccessToken(deps, SUBJECT)).rejects.toThrow();
   });

@@ -53,6 +53,7 @@ describe('parseSettings: defaults', () => {
       refreshTokenTtlS: 7 * 24 * 3600,
       maxConnectionsPerUser: 10,
       historyTtlS: 24 * 3600,
+      maxRecoveryMessages: 200,
       allowMissingOrigin: false,
       messageEncryption: false,
       oidcIssuer: undefined,
@@ -98,6 +99,7 @@ describe('parseSettings: defaults', () => {
       'oidcAudience',
       'maxConnectionsPerUser',
       'historyTtlS',
+      'maxRecoveryMessages',
     ];
     expect(SETTING_NAMES).toEqual(expect.arrayContaining(spec));
   });
@@ -165,6 +167,8 @@ describe('parseSettings: bad values', () => {
     ['clockSkewS', String(24 * 3600)],
     ['maxMessageBytes', '0'],
     ['maxConnectionsPerUser', '0'],
+    ['maxRecoveryMessages', '0'],
+    ['maxRecoveryMessages', '1001'],
     ['allowMissingOrigin', 'maybe'],
     ['messageEncryption', 'enabled?'],
     ['allowedOrigins', 'https://app.example.com/path'],

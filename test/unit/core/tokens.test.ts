@@ -23,16 +23,8 @@ import {
   verifyAccessToken,
   verifyTicket,
 } from '../../../lambdas/core/tokens.ts';
-import {
-  decodeJson,
-  encodeJson,
-  ManualClock,
-  outcomeOf,
-  parts,
-  signEd25519,
-  signHmac,
-  without,
-} from './forge.ts';
+import { TestClock } from '../../kit/clock.ts';
+import { decodeJson, encodeJson, outcomeOf, parts, signEd25519, signHmac, without } from '../../kit/forge.ts';
 
 const SETTINGS = {
   tokenIssuer: 'urn:test:issuer',
@@ -61,11 +53,11 @@ beforeAll(async () => {
   attacker = { privateKey: pair.privateKey, publicJwk: await exportJWK(pair.publicKey) };
 });
 
-function depsAt(clock = new ManualClock(START_MS), source: KeySource = keys) {
+function depsAt(clock = new TestClock(START_MS), source: KeySource = keys) {
   return { settings: SETTINGS, keys: source, clock };
 }
 
-function verifyNow(token: unknown, clock = new ManualClock(START_MS)): Promise<string> {
+function verifyNow(token: unknown, clock = new TestClock(START_MS)): Promise<string> {
   return outcomeOf(verifyAccessToken(depsAt(clock), token));
 }
 
@@ -92,13 +84,13 @@ function signedByUs(claims: unknown, header = ourHeader()): Promise<string> {
   return signEd25519(ourPrivateKey, header, claims);
 }
 
-async function issued(clock = new ManualClock(START_MS)): Promise<string> {
+async function issued(clock = new TestClock(START_MS)): Promise<string> {
   return (await issueAccessToken(depsAt(clock), SUBJECT)).token;
 }
 
 describe('verifyAccessToken: the happy path', () => {
   it('returns the claims of a token we issued, signed EdDSA as at+jwt under our kid', async () => {
-    const clock = new ManualClock(START_MS);
+    const clock = new TestClock(START_MS);
     const { token, claims } = await issueAccessToken(depsAt(clock), SUBJECT);
 
     const verified = await verifyAccessToken(depsAt(clock), token);
@@ -258,7 +250,7 @@ describe('verifyAccessToken: whose key', () => {
     const other = {
       settings: { ...SETTINGS, tokenIssuer: 'urn:other:issuer', tokenAudience: 'urn:other:clients' },
       keys: fileKeySource(undefined),
-      clock: new ManualClock(START_MS),
+      clock: new TestClock(START_MS),
     };
     const { token } = await issueAccessToken(other, SUBJECT);
     expect(await verifyAccessToken(other, token)).toMatchObject({ sub: 'user-1' });
@@ -266,7 +258,7 @@ describe('verifyAccessToken: whose key', () => {
   });
 
   it('refuses a token from another install that shares our issuer and audience but not our keys', async () => {
-    const other = { settings: SETTINGS, keys: fileKeySource(undefined), clock: new ManualClock(START_MS) };
+    const other = { settings: SETTINGS, keys: fileKeySource(undefined), clock: new TestClock(START_MS) };
     const { token } = await issueAccessToken(other, SUBJECT);
     expect(await verifyNow(token)).toBe('invalid_token');
   });
@@ -412,14 +404,14 @@ describe('verifyAccessToken: time', () => {
   const SKEW = SETTINGS.clockSkewS;
 
   it('refuses an expired token with token_expired, so that clients know to refresh', async () => {
-    const clock = new ManualClock(START_MS);
+    const clock = new TestClock(START_MS);
     const token = await issued(clock);
     clock.advance(TTL + SKEW + 1);
     expect(await verifyNow(token, clock)).toBe('token_expired');
   });
 
   it('accepts a token that expired less than the clock skew ago', async () => {
-    const clock = new ManualClock(START_MS);
+    const clock = new TestClock(START_MS);
     const token = await issued(clock);
     clock.advance(TTL + SKEW - 1);
     expect(await verifyNow(token, clock)).toBe('accepted');
@@ -441,7 +433,7 @@ describe('verifyAccessToken: time', () => {
   });
 
   it('ends a token whose exp lies years ahead at the maximum age', async () => {
-    const clock = new ManualClock(START_MS);
+    const clock = new TestClock(START_MS);
     const token = await signedByUs(validClaims({ exp: START_S + 10 * 365 * 86_400 }));
     expect(await verifyNow(token, clock)).toBe('accepted');
     clock.advance(TTL + SKEW + 1);

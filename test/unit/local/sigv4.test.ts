@@ -1,29 +1,8 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { describe, expect, it } from 'vitest';
 import { type SignedRequest, verifySigV4 } from '../../../local/sigv4.ts';
-
-type Data = string | ArrayBuffer | ArrayBufferView;
-const bytes = (d: Data): string | Uint8Array =>
-  typeof d === 'string'
-    ? d
-    : d instanceof ArrayBuffer
-      ? new Uint8Array(d)
-      : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-
-class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: Data) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
-  }
-  update(data: Data): void {
-    this.hash.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-}
+import { sdkSigner } from '../../kit/sigv4.ts';
 
 const credentials = { accessKeyId: 'local', secretAccessKey: 'a-secret-of-this-run' };
 const options = { credentials, region: 'local', service: 'execute-api', now: Date.now() };
@@ -31,12 +10,7 @@ const sha = (body: string) => createHash('sha256').update(body).digest('hex');
 
 /** A request as the AWS SDK's own signer signs it, in the shape the server receives it. */
 async function signed(path: string, body = '', method = 'POST'): Promise<SignedRequest> {
-  const signer = new SignatureV4({
-    credentials,
-    region: 'local',
-    service: 'execute-api',
-    sha256: NodeSha256,
-  });
+  const signer = sdkSigner({ credentials, region: 'local' });
   const out = await signer.sign({
     method,
     protocol: 'http:',

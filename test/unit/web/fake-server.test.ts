@@ -8,7 +8,7 @@ import {
   type TokenPair,
   type WebSocketLike,
 } from '../../../web/client.ts';
-import { nextEvent, record } from './support.ts';
+import { nextEvent, record } from '../../kit/web-client.ts';
 
 /** The client against a scripted server: behaviours the real one cannot be made to show on demand. */
 

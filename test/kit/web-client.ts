@@ -1,24 +1,13 @@
 import WebSocket from 'ws';
-import { connectionsOfUser } from '../../../lambdas/core/connections.ts';
+import { connectionsOfUser } from '../../lambdas/core/connections.ts';
 import {
   type ClientEvents,
   type ClientOptions,
   RealtimeClient,
   type WebSocketLike,
-} from '../../../web/client.ts';
-import { PASSWORD, TestClock, type TestSystem } from '../../support/system.ts';
-import { ALLOWED_ORIGIN } from '../../support/ws-client.ts';
-
-/** A clock that runs with real time (timers in the client are real) and can jump ahead. */
-export class LiveClock extends TestClock {
-  #offsetMs = 0;
-  override now(): number {
-    return Date.now() + this.#offsetMs;
-  }
-  override advance(seconds: number): void {
-    this.#offsetMs += seconds * 1000;
-  }
-}
+} from '../../web/client.ts';
+import { PASSWORD, type TestSystem } from './system.ts';
+import { ALLOWED_ORIGIN } from './ws-client.ts';
 
 /** A `ws` socket with the allowed `Origin`, as a browser on the demo page would send. */
 export function nodeSocket(origin = ALLOWED_ORIGIN) {
@@ -87,5 +76,3 @@ export function record<K extends keyof ClientEvents>(client: RealtimeClient, typ
 export async function connectionIds(system: TestSystem, username: string): Promise<string[]> {
   return (await connectionsOfUser(system.deps, username)).map((c) => c.connectionId);
 }
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,20 +1,20 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { deleteGrant, putGrant } from '../../../lambdas/core/grants.ts';
-import { closeUserSockets } from '../../../lambdas/core/sockets.ts';
-import { issueTicket, verifyAccessToken } from '../../../lambdas/core/tokens.ts';
-import { type ChatMessage, dmRoom, RealtimeError } from '../../../web/client.ts';
-import { PASSWORD, startTestSystem, type TestSystem } from '../../support/system.ts';
+import { deleteGrant, putGrant } from '../../lambdas/core/grants.ts';
+import { closeUserSockets } from '../../lambdas/core/sockets.ts';
+import { issueTicket, verifyAccessToken } from '../../lambdas/core/tokens.ts';
+import { type ChatMessage, dmRoom, RealtimeError } from '../../web/client.ts';
+import { LiveClock } from '../kit/clock.ts';
+import { PASSWORD, startTestSystem, type TestSystem } from '../kit/system.ts';
+import { sleep } from '../kit/wait.ts';
 import {
   clientFor,
   closeClients,
   connectionIds,
-  LiveClock,
   loggedIn,
   nextEvent,
   nodeSocket,
   record,
-  sleep,
-} from './support.ts';
+} from '../kit/web-client.ts';
 
 let system: TestSystem;
 

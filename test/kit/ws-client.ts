@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import WebSocket from 'ws';
+import { DEFAULT_WAIT_MS } from './wait.ts';
 
 /** The origin the local system allows by default. */
 export const ALLOWED_ORIGIN = 'http://localhost:3000';
@@ -62,7 +63,6 @@ export interface Client {
   close(): Promise<Closed>;
 }
 
-const DEFAULT_WAIT_MS = 3000;
 let ids = 0;
 const live = new Set<WebSocket>();
 
@@ -230,12 +230,3 @@ export const is =
   (type: string, fields: Frame = {}): FramePredicate =>
   (f) =>
     f.type === type && Object.entries(fields).every(([k, v]) => f[k] === v);
-
-/** Resolves once `check` holds (polled every 10 ms); fails after `timeoutMs` with `what`. */
-export async function until(what: string, check: () => boolean, timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

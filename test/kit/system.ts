@@ -4,21 +4,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
-import type { Clock } from '../../lambdas/core/clock.ts';
 import type { AccessClaims } from '../../lambdas/core/tokens.ts';
 import { localConfig } from '../../local/config.ts';
 import { type LocalSystem, type StartOptions, startLocal } from '../../local/system.ts';
-
-/** A clock tests move by hand. */
-export class TestClock implements Clock {
-  constructor(private ms = Date.now()) {}
-  now(): number {
-    return this.ms;
-  }
-  advance(seconds: number): void {
-    this.ms += seconds * 1000;
-  }
-}
+import { TestClock } from './clock.ts';
+import { untilRead } from './wait.ts';
 
 export interface TestSystem extends LocalSystem {
   /** Every audit line written, parsed. */
@@ -104,6 +94,46 @@ export async function startTestSystem(
     return { status: res.status, headers: res.headers, body: parsed, text };
   };
   return Object.assign(system, { audit, auditText, clock, request });
+}
+
+/**
+ * The system as the WebSocket tests use it: the sweeper runs only when a test calls
+ * `system.sweep()`, and the per-user frame limit (which has its own tests) stays out of the
+ * way unless `env` sets `RATE_LIMIT_MAX`.
+ */
+export function startWsTestSystem(
+  env: Record<string, string> = {},
+  options: TestSystemOptions = {},
+): Promise<TestSystem> {
+  return startTestSystem({ RATE_LIMIT_MAX: '100000', ...env }, undefined, {
+    sweeperTimer: false,
+    ...options,
+  });
+}
+
+/** Registers and logs in each user, one after another; their access tokens by username. */
+export async function accessTokens(
+  system: TestSystem,
+  usernames: readonly string[],
+): Promise<Record<string, string>> {
+  const tokens: Record<string, string> = {};
+  for (const u of usernames) tokens[u] = (await registerAndLogin(system, u)).access_token;
+  return tokens;
+}
+
+/**
+ * Resolves once every socket that connected has had its `$disconnect` handled (one
+ * `ws.disconnect` audit line per `ws.connect`), so that a test does not start while the
+ * last one's disconnects and their `member_left` fan-out still hold the system busy.
+ */
+export async function untilDisconnectsHandled(system: TestSystem, timeoutMs = 30_000): Promise<void> {
+  const count = (event: string) => system.audit.filter((line) => line.event === event).length;
+  await untilRead(
+    'every $disconnect handled',
+    async () => ({ connects: count('ws.connect'), disconnects: count('ws.disconnect') }),
+    (n) => n.disconnects >= n.connects,
+    timeoutMs,
+  );
 }
 
 /** One HTTP request sent from a chosen local address (fetch cannot pick one). */

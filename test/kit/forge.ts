@@ -1,18 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { base64url, type CryptoKey } from 'jose';
-import type { Clock } from '../../../lambdas/core/clock.ts';
-import { AppError } from '../../../lambdas/core/errors.ts';
-
-/** A clock the test moves by hand. */
-export class ManualClock implements Clock {
-  constructor(private ms: number) {}
-  now(): number {
-    return this.ms;
-  }
-  advance(seconds: number): void {
-    this.ms += seconds * 1000;
-  }
-}
+import { AppError } from '../../lambdas/core/errors.ts';
 
 /** What a call ended in: 'accepted', or the AppError code it was refused with. */
 export async function outcomeOf(work: Promise<unknown>): Promise<string> {
@@ -27,6 +15,11 @@ export async function outcomeOf(work: Promise<unknown>): Promise<string> {
 
 export function encodeJson(value: unknown): string {
   return base64url.encode(JSON.stringify(value));
+}
+
+/** One part of a compact JWS or JWE: a string as its own text, anything else as JSON. */
+export function encodePart(value: unknown): string {
+  return typeof value === 'string' ? base64url.encode(value) : encodeJson(value);
 }
 
 export function decodeJson(part: string): Record<string, unknown> {

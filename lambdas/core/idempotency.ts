@@ -1,0 +1,76 @@
+import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import type { Deps } from './deps.ts';
+import { AppError } from './errors.ts';
+import { isConditionFailure, isLive, N, num, S, storeCall, str } from './store.ts';
+
+/** What a publication is known by: the reply to it and to every repeat of its key. */
+export interface PublishedRef {
+  readonly messageId: string;
+  readonly epoch: string;
+  readonly seq: number;
+}
+
+type Store = Pick<Deps, 'db' | 'tables' | 'settings'>;
+
+/**
+ * Records `ref` as the publication of `key` by `username` in `room`, for `historyTtlS`,
+ * unless a live record of that key is there already: then that first publication is
+ * returned and this one must be dropped. One conditional PutItem decides between two
+ * copies racing, so exactly one of them is published. The record sits in the room's own
+ * history partition (`k#<username>#<key>`), beside the messages it stands for.
+ */
+export async function claimIdempotencyKey(
+  deps: Store,
+  room: string,
+  username: string,
+  key: string,
+  ref: PublishedRef,
+  nowMs: number,
+): Promise<PublishedRef | undefined> {
+  const ttl = deps.settings.historyTtlS;
+  // Without history there is no window to repeat a key in.
+  if (ttl === 0) return undefined;
+  const nowSeconds = Math.floor(nowMs / 1000);
+  const itemKey = { room: S(room), sk: S(`k#${username}#${key}`) };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await storeCall(
+        'idempotency',
+        (db) =>
+          db.send(
+            new PutItemCommand({
+              TableName: deps.tables.messages,
+              Item: {
+                ...itemKey,
+                messageId: S(ref.messageId),
+                epoch: S(ref.epoch),
+                seq: N(ref.seq),
+                expiresAt: N(nowSeconds + ttl),
+              },
+              // An expired record may linger (TTL deletes late, dynalite never): it no longer counts.
+              ConditionExpression: 'attribute_not_exists(sk) OR expiresAt <= :now',
+              ExpressionAttributeValues: { ':now': N(nowSeconds) },
+            }),
+          ),
+        deps.db,
+      );
+      return undefined;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+    const out = await storeCall(
+      'idempotency',
+      (db) =>
+        db.send(new GetItemCommand({ TableName: deps.tables.messages, Key: itemKey, ConsistentRead: true })),
+      deps.db,
+    );
+    const first = out.Item;
+    const messageId = str(first, 'messageId');
+    const epoch = str(first, 'epoch');
+    const seq = num(first, 'seq');
+    if (isLive(first, nowSeconds) && messageId && epoch && seq !== undefined)
+      return { messageId, epoch, seq };
+    // The record expired between the write and the read: claim it again.
+  }
+  throw new AppError('unavailable', 'the store is unavailable (idempotency contention)');
+}
