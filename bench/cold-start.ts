@@ -306,7 +306,10 @@ function coldStartSection(
     .filter((r) => r.oursKb > BUNDLE_CAP_KB)
     .map((r) => `${r.name} is ${fmt(r.oursKb)} KB, over the ${BUNDLE_CAP_KB} KB cap`);
   const sized = rows.filter((r) => r.oursKb > 10);
-  const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  // A function new since an older build has no figure there (NaN): the averages and maxima of that build skip it.
+  const finite = (xs: number[]) => xs.filter(Number.isFinite);
+  const avg = (xs: number[]) => finite(xs).reduce((a, b) => a + b, 0) / Math.max(1, finite(xs).length);
+  const max = (xs: number[]) => Math.max(...finite(xs));
   const [sdk, first] = BEFORE as [Variant, Variant];
   const markdown = [
     table(
@@ -359,9 +362,9 @@ function coldStartSection(
       ],
     ),
     '',
-    `Bundles average **${fmt(avg(sized.map((r) => r.oursKb)))} KB** (largest ${fmt(Math.max(...sized.map((r) => r.oursKb)))} KB, ` +
+    `Bundles average **${fmt(avg(sized.map((r) => r.oursKb)))} KB** (largest ${fmt(max(sized.map((r) => r.oursKb)))} KB, ` +
       `cap ${BUNDLE_CAP_KB} KB) against ${fmt(avg(sized.map((r) => r.beforeKb)))} KB with the SDK's DynamoDB client ` +
-      `(largest ${fmt(Math.max(...sized.map((r) => r.beforeKb)))} KB) and ${fmt(avg(sized.map((r) => r.firstKb)))} KB first; ` +
+      `(largest ${fmt(max(sized.map((r) => r.beforeKb)))} KB) and ${fmt(avg(sized.map((r) => r.firstKb)))} KB first; ` +
       `import + first event **${fmt(avg(sized.map((r) => r.oursMs)))} ms** on average against ` +
       `${fmt(avg(sized.map((r) => r.beforeMs)))} ms with the SDK client, ${fmt(avg(sized.map((r) => r.firstMs)))} ms first, ` +
       `and ${fmt(m.emptyMs)} ms for an empty handler.`,

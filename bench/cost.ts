@@ -86,7 +86,7 @@ export function costModel(
     if (!r) throw new Error(`no measurement for ${prefix}`);
     return r.cost;
   };
-  const msg = find('$default chat message (');
+  const msg = find('$default chat message (room of');
   const keyed = find('$default chat message with idempotencyKey');
   const ping = find('$default ping');
   const auth = find('authorizer');

@@ -29,6 +29,8 @@ export function table(header: readonly string[], rows: readonly (readonly (strin
 
 /** A number with a sensible count of significant digits for a table. */
 export function fmt(n: number, digits = 3): string {
+  // NaN: no figure (say, a function that an older build compared against did not have).
+  if (Number.isNaN(n)) return '—';
   if (!Number.isFinite(n)) return String(n);
   if (n === 0) return '0';
   const abs = Math.abs(n);
@@ -37,7 +39,7 @@ export function fmt(n: number, digits = 3): string {
 }
 
 export function ratio(a: number, b: number): string {
-  return `${fmt(a / b, 3)}×`;
+  return Number.isNaN(a / b) ? '—' : `${fmt(a / b, 3)}×`;
 }
 
 export const usd = (n: number): string =>

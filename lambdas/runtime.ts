@@ -1,6 +1,6 @@
+import { awsKeySource } from './aws/key-source.ts';
 import { stdoutAudit } from './core/audit.ts';
 import { dynamoEndpoint, leanDynamoClient } from './core/aws-dynamodb.ts';
-import { awsKeySource } from './core/aws-keys.ts';
 import { systemClock } from './core/clock.ts';
 import { connectionsApi, credentialsFromEnv, regionOfEndpoint } from './core/connections-api.ts';
 import type { Deps } from './core/deps.ts';

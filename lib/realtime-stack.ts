@@ -16,7 +16,7 @@ import { pascal, Storage } from './storage.ts';
 import { SweeperSchedule } from './sweeper.ts';
 import { WebSocketEndpoint, WS_STAGE } from './websocket-api.ts';
 
-/** Functions cache their keys this long (lambdas/core/aws-keys.ts): a retired key must outlive it. */
+/** Functions cache their keys this long (lambdas/aws/key-source.ts): a retired key must outlive it. */
 const KEY_CACHE_S = 600;
 
 export interface RealtimeStackProps extends StackProps {

@@ -217,6 +217,11 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   /** Per room, the highest `seq` known when the socket dropped: the rejoin trusts its history up to there. */
   readonly #dropTargets = new Map<string, number>();
   readonly #outbox = new Map<string, Outgoing>();
+  /**
+   * The socket whose rooms are joined: outgoing messages wait for it, since a message sent on a
+   * new socket before its rejoin answered would be refused (`forbidden`: not a member yet).
+   */
+  #readySocket: WebSocketLike | undefined;
   #nextId = 0;
   #inbound: Promise<void> = Promise.resolve();
   #outbound: Promise<void> = Promise.resolve();
@@ -635,6 +640,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     this.#armPing();
     if (reconnected) await this.#rejoin();
     if (this.#socket !== socket) return;
+    this.#readySocket = socket;
     for (const entry of this.#outbox.values()) this.#transmit(entry);
     this.emit('connected', { reconnected });
   }
@@ -871,9 +877,9 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     }
   }
 
-  /** Sends one outgoing message if the socket is open; otherwise the next reconnect does. */
+  /** Sends one outgoing message if the socket is open and its rooms rejoined; otherwise that socket's opening does. */
   #transmit(entry: Outgoing): void {
-    if (entry.sending || this.#state !== 'open') return;
+    if (entry.sending || this.#state !== 'open' || this.#readySocket !== this.#socket) return;
     entry.sending = true;
     const key = entry.frame.idempotencyKey;
     this.request(entry.frame).then(

@@ -2,7 +2,7 @@ import { DeleteItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-
 import { nowS } from './clock.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
-import { batchGet, type Item, isLive, type KeyRef, N, num, S, storeCall, str } from './store.ts';
+import { allPages, batchGet, type Item, isLive, type KeyRef, N, num, S, storeCall, str } from './store.ts';
 import type { AccessClaims } from './tokens.ts';
 
 /** What a request carries that the revocation list and the blocklist may refuse. */
@@ -52,6 +52,16 @@ export function accessRefs(deps: Pick<Deps, 'tables'>, subject: AccessSubject): 
   return refs;
 }
 
+/**
+ * Whether a user's live revocation mark (`user#<sub>`, its `before` in seconds) covers what was
+ * issued at `issuedAtS`. Times have one-second resolution: the very second of a revocation is
+ * covered too (fail closed).
+ */
+export function revokedBefore(mark: Item | undefined, issuedAtS: number): boolean {
+  const before = num(mark, 'before');
+  return before !== undefined && issuedAtS <= before;
+}
+
 /** Interprets the rows read for `accessRefs` (same order), checking every expiry in code. */
 export function accessStateFrom(
   subject: AccessSubject,
@@ -69,11 +79,9 @@ export function accessStateFrom(
     const jti = next();
     const sid = next();
     const user = next();
-    const before = num(user, 'before');
-    // iat has one-second resolution: a token from the very second of a revocation is refused too (fail closed).
     if (jti) revoked = 'jti';
     else if (sid) revoked = 'sid';
-    else if (before !== undefined && c.iat <= before) revoked = 'user';
+    else if (revokedBefore(user, c.iat)) revoked = 'user';
   }
   const block = (row: Item | undefined): Block | undefined =>
     row ? { reason: str(row, 'reason') ?? '', expiresAt: num(row, 'expiresAt') ?? 0 } : undefined;
@@ -203,9 +211,8 @@ export interface BlockView {
 export async function listBlocks(deps: Pick<Deps, 'db' | 'tables' | 'clock'>): Promise<BlockView[]> {
   const now = nowS(deps.clock);
   const blocks: BlockView[] = [];
-  let start: Item | undefined;
-  do {
-    const out = await storeCall(
+  const rows = await allPages((start) =>
+    storeCall(
       'list blocks',
       (db) =>
         db.send(
@@ -216,20 +223,19 @@ export async function listBlocks(deps: Pick<Deps, 'db' | 'tables' | 'clock'>): P
           }),
         ),
       deps.db,
-    );
-    for (const row of out.Items ?? []) {
-      const id = str(row, 'id') ?? '';
-      const kind = id.startsWith('user#') ? 'user' : id.startsWith('ip#') ? 'ip' : undefined;
-      if (!kind || !isLive(row, now)) continue; // expired rows linger until TTL deletes them
-      blocks.push({
-        kind,
-        subject: id.slice(id.indexOf('#') + 1),
-        reason: str(row, 'reason') ?? '',
-        by: str(row, 'by') ?? '',
-        until: num(row, 'expiresAt') ?? 0,
-      });
-    }
-    start = out.LastEvaluatedKey;
-  } while (start);
+    ),
+  );
+  for (const row of rows) {
+    const id = str(row, 'id') ?? '';
+    const kind = id.startsWith('user#') ? 'user' : id.startsWith('ip#') ? 'ip' : undefined;
+    if (!kind || !isLive(row, now)) continue; // expired rows linger until TTL deletes them
+    blocks.push({
+      kind,
+      subject: id.slice(id.indexOf('#') + 1),
+      reason: str(row, 'reason') ?? '',
+      by: str(row, 'by') ?? '',
+      until: num(row, 'expiresAt') ?? 0,
+    });
+  }
   return blocks.sort((a, b) => a.until - b.until || a.subject.localeCompare(b.subject));
 }

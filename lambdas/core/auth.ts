@@ -4,6 +4,7 @@ import {
   accessStateFrom,
   readAccessState,
   revokeAccessToken,
+  revokedBefore,
   revokedId,
   revokeSidTokens,
 } from './access.ts';
@@ -12,9 +13,9 @@ import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { createSession, revokeSession, rotateSession } from './sessions.ts';
 import { closeSessionSockets } from './sockets.ts';
-import { batchGet, isLive, num, S } from './store.ts';
+import { batchGet, isLive, S } from './store.ts';
 import type { TokenPair } from './token-pair.ts';
-import { type AccessClaims, issueAccessToken, verifyAccessToken } from './tokens.ts';
+import { type AccessClaims, BEARER, issueAccessToken, verifyAccessToken } from './tokens.ts';
 import { userFromItem, userKey } from './users.ts';
 
 export type { TokenPair };
@@ -31,12 +32,22 @@ export async function issueTokenPair(
 ): Promise<TokenPair> {
   const { session, refreshToken } = await createSession(deps, user);
   const { token } = await issueAccessToken(deps, { ...user, sid: session.sid });
+  return tokenPair(deps, token, refreshToken, session.messageKey);
+}
+
+/** The body of a token pair: what login, refresh and token exchange answer. */
+function tokenPair(
+  deps: Pick<Deps, 'settings'>,
+  accessToken: string,
+  refreshToken: string,
+  messageKey: string | undefined,
+): TokenPair {
   return {
-    access_token: token,
+    access_token: accessToken,
     token_type: 'Bearer',
     expires_in: deps.settings.accessTokenTtlS,
     refresh_token: refreshToken,
-    ...(session.messageKey ? { message_key: session.messageKey } : {}),
+    ...(messageKey ? { message_key: messageKey } : {}),
   };
 }
 
@@ -74,8 +85,8 @@ export async function refresh(deps: Deps, body: Record<string, unknown>, caller:
   const now = nowS(deps.clock);
   const [userItem, userMark, ...accessRows] = outcome.alongside;
   const user = userItem ? userFromItem(userItem) : undefined;
-  const before = isLive(userMark, now) ? num(userMark, 'before') : undefined;
-  if (!user || user.sub !== session.sub || (before !== undefined && session.createdAt <= before)) {
+  const revoked = revokedBefore(isLive(userMark, now) ? userMark : undefined, session.createdAt);
+  if (!user || user.sub !== session.sub || revoked) {
     await revokeSession(deps, session.sid);
     throw new AppError('invalid_token', 'the session has been revoked');
   }
@@ -97,18 +108,12 @@ export async function refresh(deps: Deps, body: Record<string, unknown>, caller:
     sid: session.sid,
     ip: caller.ip,
   });
-  return {
-    access_token: token,
-    token_type: 'Bearer',
-    expires_in: deps.settings.accessTokenTtlS,
-    refresh_token: outcome.refreshToken,
-    ...(session.messageKey ? { message_key: session.messageKey } : {}),
-  };
+  return tokenPair(deps, token, outcome.refreshToken, session.messageKey);
 }
 
 /** Reads a bearer token from an `Authorization` header value (scheme case-insensitive). */
 export function bearerToken(header: string | undefined): string {
-  const m = header === undefined ? null : /^Bearer[ ]+([^\s]+)\s*$/i.exec(header);
+  const m = header === undefined ? null : BEARER.exec(header);
   if (!m?.[1]) throw new AppError('invalid_token', 'a Bearer token is required');
   return m[1];
 }

@@ -4,7 +4,7 @@ import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { type Access, parseRoom, type Room } from './rooms.ts';
 import { sendToConnections } from './sockets.ts';
-import { batchGet, type Item, type KeyRef, N, num, S, storeCall, str } from './store.ts';
+import { allPages, batchGet, type Item, type KeyRef, N, num, S, storeCall, str } from './store.ts';
 import type { AccessClaims } from './tokens.ts';
 import { getUser, normalizeUsername } from './users.ts';
 
@@ -165,9 +165,8 @@ export async function removeFromRoom(deps: Deps, room: string, username: string)
 export async function listGrants(deps: Store, rawRoom: string | undefined): Promise<GrantView[]> {
   const room = privateRoom(rawRoom);
   const grants: GrantView[] = [];
-  let start: Item | undefined;
-  do {
-    const out = await storeCall(
+  const rows = await allPages((start) =>
+    storeCall(
       'list grants',
       (db) =>
         db.send(
@@ -180,18 +179,17 @@ export async function listGrants(deps: Store, rawRoom: string | undefined): Prom
           }),
         ),
       deps.db,
-    );
-    for (const row of out.Items ?? []) {
-      const access = accessOf(row);
-      if (!access) continue;
-      grants.push({
-        username: str(row, 'username') ?? '',
-        access,
-        grantedAt: num(row, 'grantedAt') ?? 0,
-        by: str(row, 'by') ?? '',
-      });
-    }
-    start = out.LastEvaluatedKey;
-  } while (start);
+    ),
+  );
+  for (const row of rows) {
+    const access = accessOf(row);
+    if (!access) continue;
+    grants.push({
+      username: str(row, 'username') ?? '',
+      access,
+      grantedAt: num(row, 'grantedAt') ?? 0,
+      by: str(row, 'by') ?? '',
+    });
+  }
   return grants;
 }

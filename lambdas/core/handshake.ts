@@ -5,9 +5,9 @@ import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { recordIpFailure } from './ip-failures.ts';
 import { isOriginAllowed } from './origin.ts';
+import { DEFAULT_ROLE } from './roles.ts';
 import { batchGet, isConditionFailure, N, S, storeCall } from './store.ts';
 import { type AccessClaims, verifyAccessToken, verifyTicket } from './tokens.ts';
-import { DEFAULT_ROLE } from './users.ts';
 
 /** Where the client put its credential, in the order they are tried. */
 export type Credential =

@@ -1,12 +1,12 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { createHash, randomBytes } from 'node:crypto';
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { createRemoteJWKSet, errors, type JWTPayload, jwtVerify } from 'jose';
 import { accessDenial, readAccessState } from './access.ts';
 import { issueTokenPair, type TokenPair } from './auth.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
-import { isConditionFailure, N, S, SS, storeCall } from './store.ts';
-import { DEFAULT_ROLE, normalizeUsername, type User, userFromItem } from './users.ts';
+import { isConditionFailure, N, S, storeCall } from './store.ts';
+import { createExternalUser, normalizeUsername, userByExternalId } from './users.ts';
 
 /** ID tokens are signed with the issuer's asymmetric keys; never an HMAC, never `none`. */
 const ID_TOKEN_ALGS = [
@@ -118,64 +118,6 @@ async function spendIdToken(deps: Deps, idToken: string, claims: JWTPayload): Pr
   } catch (err) {
     if (isConditionFailure(err))
       throw new AppError('invalid_token', 'the ID token has already been exchanged');
-    throw err;
-  }
-}
-
-async function userByExternalId(deps: Deps, externalId: string): Promise<User | undefined> {
-  const out = await storeCall(
-    'find external user',
-    (db) =>
-      db.send(
-        new QueryCommand({
-          TableName: deps.tables.users,
-          IndexName: 'byExternalId',
-          KeyConditionExpression: 'externalId = :e',
-          ExpressionAttributeValues: { ':e': S(externalId) },
-          Limit: 1,
-        }),
-      ),
-    deps.db,
-  );
-  const item = out.Items?.[0];
-  return item ? userFromItem(item) : undefined;
-}
-
-async function createExternalUser(
-  deps: Deps,
-  username: string,
-  externalId: string,
-): Promise<User | undefined> {
-  const user: User = {
-    username,
-    sub: randomUUID(),
-    roles: [DEFAULT_ROLE],
-    passwordHash: undefined,
-    createdAt: new Date(deps.clock.now()).toISOString(),
-  };
-  try {
-    await storeCall(
-      'create external user',
-      (db) =>
-        db.send(
-          new PutItemCommand({
-            TableName: deps.tables.users,
-            // No password hash: such a user can only sign in through the issuer.
-            Item: {
-              username: S(username),
-              sub: S(user.sub),
-              roles: SS(user.roles),
-              externalId: S(externalId),
-              createdAt: S(user.createdAt),
-            },
-            ConditionExpression: 'attribute_not_exists(username)',
-          }),
-        ),
-      deps.db,
-    );
-    return user;
-  } catch (err) {
-    if (isConditionFailure(err)) return undefined;
     throw err;
   }
 }

@@ -55,6 +55,27 @@ export async function storeCall<T>(
   }
 }
 
+/** One page of a Query or Scan. */
+export interface Page {
+  readonly Items?: Item[];
+  readonly LastEvaluatedKey?: Item;
+}
+
+/**
+ * Every item of a paginated Query or Scan, in order: `page` is called with each
+ * `ExclusiveStartKey` (undefined first) until DynamoDB returns no `LastEvaluatedKey`.
+ */
+export async function allPages(page: (start: Item | undefined) => Promise<Page>): Promise<Item[]> {
+  const items: Item[] = [];
+  let start: Item | undefined;
+  do {
+    const out = await page(start);
+    items.push(...(out.Items ?? []));
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return items;
+}
+
 export interface KeyRef {
   readonly table: string;
   readonly key: Item;

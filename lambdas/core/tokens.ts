@@ -13,6 +13,7 @@ import {
 import { type Clock, nowS } from './clock.ts';
 import { AppError } from './errors.ts';
 import { type KeySource, TOKEN_ALG } from './keys.ts';
+import { ROLE_PATTERN } from './roles.ts';
 import type { Settings } from './settings.ts';
 
 export const ACCESS_TOKEN_TYP = 'at+jwt';
@@ -25,7 +26,8 @@ export const MAX_TOKEN_LENGTH = 4096;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 const USERNAME_PATTERN = /^[a-z0-9_.-]{1,64}$/;
-const ROLE_PATTERN = /^[a-z0-9_-]{1,32}$/;
+/** An `Authorization` header carrying a bearer token (scheme case-insensitive); group 1 is the token. */
+export const BEARER = /^Bearer[ ]+(\S+)\s*$/i;
 
 /** What a verified access token tells us. */
 export interface AccessClaims {

@@ -1,12 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { GetItemCommand, PutItemCommand, ScanCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
-import { type Item, isConditionFailure, S, SS, storeCall, str, strs } from './store.ts';
+import { DEFAULT_ROLE, ROLE_PATTERN } from './roles.ts';
+import { allPages, type Item, isConditionFailure, S, SS, storeCall, str, strs } from './store.ts';
 
-export const DEFAULT_ROLE = 'user';
 const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
-const ROLE = /^[a-z0-9_-]{1,32}$/;
 
 export interface User {
   readonly username: string;
@@ -22,7 +27,7 @@ export function normalizeUsername(raw: unknown): string | undefined {
 }
 
 export function validateRole(raw: unknown): string {
-  if (typeof raw !== 'string' || !ROLE.test(raw)) {
+  if (typeof raw !== 'string' || !ROLE_PATTERN.test(raw)) {
     throw new AppError('invalid_request', 'a role is 1-32 of [a-z0-9_-]');
   }
   return raw;
@@ -47,17 +52,67 @@ export async function createUser(
   deps: Pick<Deps, 'db' | 'tables' | 'clock'>,
   input: { username: string; passwordHash: string; roles?: readonly string[] },
 ): Promise<User> {
-  const roles = [...new Set([DEFAULT_ROLE, ...(input.roles ?? [])])].sort();
+  const roles = [DEFAULT_ROLE, ...(input.roles ?? [])];
+  const user = await putNewUser(deps, 'create user', input.username, roles, {
+    passwordHash: S(input.passwordHash),
+  });
+  if (!user) throw new AppError('conflict', 'that username is taken');
+  return { ...user, passwordHash: input.passwordHash };
+}
+
+/**
+ * Creates a user of an external issuer, keyed by `externalId`, with the default role and no
+ * password hash (such a user can only sign in through the issuer); undefined when the name is taken.
+ */
+export function createExternalUser(
+  deps: Pick<Deps, 'db' | 'tables' | 'clock'>,
+  username: string,
+  externalId: string,
+): Promise<User | undefined> {
+  return putNewUser(deps, 'create external user', username, [DEFAULT_ROLE], { externalId: S(externalId) });
+}
+
+/** The user an external issuer's subject is linked to, if any. */
+export async function userByExternalId(
+  deps: Pick<Deps, 'db' | 'tables'>,
+  externalId: string,
+): Promise<User | undefined> {
+  const out = await storeCall(
+    'find external user',
+    (db) =>
+      db.send(
+        new QueryCommand({
+          TableName: deps.tables.users,
+          IndexName: 'byExternalId',
+          KeyConditionExpression: 'externalId = :e',
+          ExpressionAttributeValues: { ':e': S(externalId) },
+          Limit: 1,
+        }),
+      ),
+    deps.db,
+  );
+  const item = out.Items?.[0];
+  return item ? userFromItem(item) : undefined;
+}
+
+/** Writes a new user row with a fresh `sub` (one conditional put); undefined when the name is taken. */
+async function putNewUser(
+  deps: Pick<Deps, 'db' | 'tables' | 'clock'>,
+  what: string,
+  username: string,
+  roles: readonly string[],
+  extra: Item,
+): Promise<User | undefined> {
   const user: User = {
-    username: input.username,
+    username,
     sub: randomUUID(),
-    roles,
-    passwordHash: input.passwordHash,
+    roles: [...new Set(roles)].sort(),
+    passwordHash: undefined,
     createdAt: new Date(deps.clock.now()).toISOString(),
   };
   try {
     await storeCall(
-      'create user',
+      what,
       (db) =>
         db.send(
           new PutItemCommand({
@@ -65,8 +120,8 @@ export async function createUser(
             Item: {
               username: S(user.username),
               sub: S(user.sub),
-              roles: SS(roles),
-              passwordHash: S(input.passwordHash),
+              roles: SS(user.roles),
+              ...extra,
               createdAt: S(user.createdAt),
             },
             ConditionExpression: 'attribute_not_exists(username)',
@@ -74,11 +129,11 @@ export async function createUser(
         ),
       deps.db,
     );
+    return user;
   } catch (err) {
-    if (isConditionFailure(err)) throw new AppError('conflict', 'that username is taken');
+    if (isConditionFailure(err)) return undefined;
     throw err;
   }
-  return user;
 }
 
 export async function getUser(
@@ -128,16 +183,12 @@ export async function grantRole(
 
 /** Every user (operator tooling only: a Scan, never on a request path). */
 export async function listUsers(deps: Pick<Deps, 'db' | 'tables'>): Promise<User[]> {
-  const users: User[] = [];
-  let start: Item | undefined;
-  do {
-    const out = await storeCall(
+  const items = await allPages((start) =>
+    storeCall(
       'list users',
       (db) => db.send(new ScanCommand({ TableName: deps.tables.users, ExclusiveStartKey: start })),
       deps.db,
-    );
-    users.push(...(out.Items ?? []).map(userFromItem));
-    start = out.LastEvaluatedKey;
-  } while (start);
-  return users.sort((a, b) => a.username.localeCompare(b.username));
+    ),
+  );
+  return items.map(userFromItem).sort((a, b) => a.username.localeCompare(b.username));
 }

@@ -1,4 +1,5 @@
 import type { Credential, HandshakeInput } from '../core/handshake.ts';
+import { BEARER } from '../core/tokens.ts';
 import { headerValues, offeredProtocols, queryValues, sourceIp } from './ws.ts';
 import type { WsAuthorizerEvent } from './ws-types.ts';
 
@@ -14,7 +15,7 @@ export function credentialOf(event: WsAuthorizerEvent): Credential | undefined {
   const tickets = queryValues(event, 'ticket');
   if (tickets.length > 0) return { kind: 'ticket', ticket: tickets.length === 1 ? (tickets[0] ?? '') : '' };
   const auth = headerValues(event, 'authorization');
-  const m = auth.length === 1 ? /^Bearer[ ]+(\S+)\s*$/i.exec(auth[0] ?? '') : null;
+  const m = auth.length === 1 ? BEARER.exec(auth[0] ?? '') : null;
   if (auth.length > 0) return { kind: 'header', token: m?.[1] ?? '' };
   return undefined;
 }

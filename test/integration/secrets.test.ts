@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { awsKeySource } from '../../lambdas/core/aws-keys.ts';
+import { awsKeySource } from '../../lambdas/aws/key-source.ts';
+import { secretReaderFromEnv, secretsEndpoint } from '../../lambdas/aws/secrets.ts';
 import { generateStoredKey, publicJwkOf } from '../../lambdas/core/keys.ts';
-import { secretReaderFromEnv, secretsEndpoint } from '../../lambdas/core/secrets.ts';
 import { expectedSignature, signatureOf, standIn } from '../kit/sigv4.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -327,6 +327,33 @@ describe('reconnect', () => {
     expect(errors.map((e) => e.code)).toEqual(['forbidden']);
   });
 
+  it('holds a message sent the moment a new socket opens until its rooms are rejoined, then delivers it', async () => {
+    const sender = clientFor(system);
+    const reader = clientFor(system);
+    const senderName = await loggedIn(sender, 'eager');
+    await loggedIn(reader, 'watcher');
+    await Promise.all([sender.connect(), reader.connect()]);
+    await sender.join('eager-room');
+    await reader.join('eager-room');
+    const received = record(reader, 'message');
+    // Sent as soon as the state says open, before the rejoin's join frame has been answered: a
+    // message on the new socket ahead of its join would be refused (not a member yet).
+    let sent: Promise<unknown> | undefined;
+    let dropped = false;
+    sender.on('state', ({ state }) => {
+      if (state === 'reconnecting') dropped = true;
+      if (state === 'open' && dropped) sent ??= sender.send('eager-room', 'right away');
+    });
+    const reconnected = nextEvent(sender, 'connected');
+    const [id] = await connectionIds(system, senderName);
+    await system.deps.api?.close(id ?? '');
+    await reconnected;
+    expect(sent).toBeDefined();
+    await expect(sent).resolves.toMatchObject({ messageId: expect.any(String), seq: expect.any(Number) });
+    for (let i = 0; i < 100 && !received.some((m) => m.text === 'right away'); i++) await sleep(20);
+    expect(received.filter((m) => m.text === 'right away')).toHaveLength(1);
+  });
+
   it('reconnects at once on reconnectNow() instead of waiting out a long backoff', async () => {
     const client = clientFor(system, { reconnectBaseMs: 60_000, reconnectMaxMs: 60_000 });
     const name = await loggedIn(client, 'eager');

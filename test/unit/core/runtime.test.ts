@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { awsKeySource } from '../../../lambdas/core/aws-keys.ts';
+import { awsKeySource } from '../../../lambdas/aws/key-source.ts';
 import { envName, SETTING_NAMES } from '../../../lambdas/core/settings.ts';
 import { TABLE_KEYS, tableEnvName } from '../../../lambdas/core/tables.ts';
 import { runtime } from '../../../lambdas/runtime.ts';

@@ -1,6 +1,6 @@
 import type { JWK } from 'jose';
-import { AppError } from './errors.ts';
-import { type KeySource, keySetSource, parseStoredKeySet, publicOnly, TOKEN_ALG } from './keys.ts';
+import { AppError } from '../core/errors.ts';
+import { type KeySource, keySetSource, parseStoredKeySet, publicOnly, TOKEN_ALG } from '../core/keys.ts';
 import { type SecretReader, secretReaderFromEnv } from './secrets.ts';
 
 /** How long a container trusts its cached keys before re-reading them, so rotations reach it. */
