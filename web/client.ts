@@ -395,9 +395,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   async leave(room: string): Promise<void> {
     checkRoom(room);
     await this.request({ type: 'leave', room });
-    this.#rooms.delete(room);
-    this.#delivery.forget(room);
-    this.#stopGapTimer(room);
+    this.#dropRoom(room);
   }
 
   /** The usernames in a room (members only). */
@@ -759,9 +757,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
         return;
       case 'removed':
         // Out for good: a rejoin after a reconnect would be refused.
-        this.#rooms.delete(frame.room);
-        this.#delivery.forget(frame.room);
-        this.#stopGapTimer(frame.room);
+        this.#dropRoom(frame.room);
         this.#removedAt.set(frame.room, ++this.#removals);
         this.emit('removed', frame);
         return;
@@ -780,6 +776,13 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     }
   }
 
+  /** Stops tracking a room: not rejoined, no gap watched. */
+  #dropRoom(room: string): void {
+    this.#rooms.delete(room);
+    this.#delivery.forget(room);
+    this.#stopGapTimer(room);
+  }
+
   async #rejoin(): Promise<void> {
     await Promise.all(
       [...this.#rooms].map(async ([room]) => {
@@ -791,6 +794,8 @@ export class RealtimeClient extends Emitter<ClientEvents> {
             history: this.#o.rejoinHistory,
             ...(since ? { since } : {}),
           });
+          // Removed (a `removed` that overtook this reply) or left meanwhile: not tracked again.
+          if (!this.#rooms.has(room)) return;
           const recovered = joined.recovered === true;
           const restored = this.#applyJoin(room, joined, since, this.#dropTargets.get(room) ?? 0);
           if (!recovered || !this.#delivery.waiting(room)) {
@@ -806,6 +811,8 @@ export class RealtimeClient extends Emitter<ClientEvents> {
             .then((more) => this.emit('rejoined', { room, recovered, restored: restored + more }));
         } catch (err) {
           const e = asRealtimeError(err);
+          // Refused for good (a grant deleted while the socket was down): out, as on `removed`.
+          if (e.code === 'forbidden') this.#dropRoom(room);
           this.emit(
             'error',
             new RealtimeError(e.code, `could not rejoin ${room}: ${e.message}`, e.status, e.retryAfterS),

@@ -66,7 +66,9 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
   const now = nowS(deps.clock);
   const window = windowAt(now, settings.rateLimitWindowS);
   const subject = { claims: { ...sender }, username: sender.username };
-  const grantRoom = privateRoomOf(body);
+  // The frame is parsed once here for what must be known before any read; parseClientMessage validates it later.
+  const peek = peekFrame(body);
+  const grantRoom = peek.grantRoom;
   const read = (consistent: boolean) =>
     batchGet(
       deps.db,
@@ -84,7 +86,7 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
   // (no room, no member, no message), the revoking path closes the socket itself, and the next
   // other frame reads strongly. A stale view that refuses it (a row written at $connect or a
   // refresh not yet seen) is read again strongly before the socket is closed on it.
-  const keepAlive = isKeepAlive(body);
+  const keepAlive = peek.keepAlive;
   const [count, firstRows] = await Promise.all([
     incrementCounter(deps, `ws#${sender.sub}`, window),
     read(!keepAlive),
@@ -101,7 +103,7 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
   const grantOf: GrantOf = (room) =>
     room === grantRoom ? Promise.resolve(prefetched) : readGrant(deps, room, conn.username);
 
-  const id = peekId(body);
+  const id = peek.id;
   if (count > settings.rateLimitMax) {
     const violations = count - settings.rateLimitMax;
     if (violations > settings.blockAfterViolations) {
@@ -169,42 +171,45 @@ function refusalOf(
   return undefined;
 }
 
-/** A plain `{"type":"ping"}` (with or without an `id`), told apart before any read. */
-function isKeepAlive(body: string): boolean {
-  if (body.length > 256) return false;
-  try {
-    const value = JSON.parse(body) as { type?: unknown } | null;
-    return typeof value === 'object' && value !== null && !Array.isArray(value) && value.type === 'ping';
-  } catch {
-    return false;
-  }
+/** What a frame says of itself before any read: see `peekFrame`. */
+interface FramePeek {
+  /** A plain `{"type":"ping"}` (with or without an `id`). */
+  readonly keepAlive: boolean;
+  /**
+   * The `private:` room it names, so that the user's grant to it is read in the frame's first
+   * round trip. An encrypted frame's room is known only once it is decrypted: its grant is read then.
+   */
+  readonly grantRoom?: string | undefined;
+  /** Its `id`, so that even the error of a frame that does not parse can be matched to it. */
+  readonly id?: ClientId | undefined;
 }
 
-/**
- * The `private:` room a frame names, told apart before any read so that the user's grant
- * to it is read in the frame's first round trip. An encrypted frame's room is known only
- * once it is decrypted: its grant is read then.
- */
-function privateRoomOf(body: string): string | undefined {
+/** A frame's JSON object, if it is one (arrays included), parsed without throwing. */
+function peekObject(body: string): Record<string, unknown> | undefined {
   if (body.length > 64 * 1024) return undefined;
   try {
-    const value = JSON.parse(body) as { room?: unknown } | null;
-    if (typeof value !== 'object' || value === null) return undefined;
-    return isPrivateRoomName(value.room) && value.room.length <= 80 ? value.room : undefined;
+    const value = JSON.parse(body) as unknown;
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** Tells a frame's keep-alive, `private:` room and `id` apart with one parse, before any read. */
+function peekFrame(body: string): FramePeek {
+  const value = peekObject(body);
+  if (!value) return { keepAlive: false };
+  const room = value.room;
+  return {
+    keepAlive: body.length <= 256 && !Array.isArray(value) && value.type === 'ping',
+    grantRoom: isPrivateRoomName(room) && room.length <= 80 ? room : undefined,
+    id: clientIdOf(value.id),
+  };
 }
 
 /** The `id` of a frame that may not parse, so that even its error can be matched to it. */
 export function peekId(body: string): ClientId | undefined {
-  if (body.length > 64 * 1024) return undefined;
-  try {
-    const value = JSON.parse(body) as { id?: unknown } | null;
-    return typeof value === 'object' && value !== null ? clientIdOf(value.id) : undefined;
-  } catch {
-    return undefined;
-  }
+  return clientIdOf(peekObject(body)?.id);
 }
 
 async function close(

@@ -190,6 +190,13 @@ export async function connectionIdsOfSession(deps: Store, sid: string): Promise<
   });
 }
 
+/** A membership item as fan-out reads it (see `putMembership`). */
+const memberFrom = (i: Item): Member => ({
+  connectionId: str(i, 'sk') ?? '',
+  username: str(i, 'memberName') ?? '',
+  messageKey: str(i, 'messageKey'),
+});
+
 /**
  * The members of a room: one Query on the room's partition, never a Scan. `consistent`
  * for a caller that must see every membership written before it asked (a revoked grant).
@@ -205,11 +212,7 @@ export async function roomMembers(
     ExpressionAttributeValues: { ':p': S(`room#${room}`) },
     ProjectionExpression: 'sk, memberName, messageKey, expiresAt',
   });
-  return items.map((i) => ({
-    connectionId: str(i, 'sk') ?? '',
-    username: str(i, 'memberName') ?? '',
-    messageKey: str(i, 'messageKey'),
-  }));
+  return items.map(memberFrom);
 }
 
 /** Some of a room's members: those of one key range, at most `limit` of them, and whether more remain. */
@@ -218,12 +221,6 @@ export interface MembersPage {
   /** The range holds more members than `limit`. */
   readonly more: boolean;
 }
-
-const memberFrom = (i: Item): Member => ({
-  connectionId: str(i, 'sk') ?? '',
-  username: str(i, 'memberName') ?? '',
-  messageKey: str(i, 'messageKey'),
-});
 
 /**
  * The members of one range of a room's partition (`sk BETWEEN`, see key-ranges.ts), at most

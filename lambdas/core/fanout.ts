@@ -99,6 +99,11 @@ export async function deliverToRoom(
   return { mode: 'queued', jobs: jobs.length };
 }
 
+/** Whether a room read with `readRoomForFanout` is delivered through the queue (so stored first). */
+export function queuesDelivery(deps: Pick<Deps, 'queue'>, first: MembersPage): boolean {
+  return first.more && deps.queue !== undefined;
+}
+
 /**
  * Stores a message and delivers it. A small room is posted to while the message is stored, as
  * before; a big room's jobs are enqueued only once the store has the message, so no worker
@@ -111,7 +116,7 @@ export async function storeAndDeliver(
   frame: DeliveryFrame,
   store: () => Promise<void>,
 ): Promise<RoomDelivery> {
-  if (first.more && deps.queue) {
+  if (queuesDelivery(deps, first)) {
     await store();
     return deliverToRoom(deps, room, first, frame);
   }

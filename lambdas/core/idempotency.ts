@@ -1,4 +1,4 @@
-import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { isConditionFailure, isLive, N, num, S, storeCall, str } from './store.ts';
@@ -73,4 +73,35 @@ export async function claimIdempotencyKey(
     // The record expired between the write and the read: claim it again.
   }
   throw new AppError('unavailable', 'the store is unavailable (idempotency contention)');
+}
+
+/**
+ * Gives back a key claimed by the publication `messageId` that neither stored nor delivered
+ * anything, so that the sender's resend publishes it instead of being told `duplicate`. The
+ * condition leaves a record of another publication alone.
+ */
+export async function releaseIdempotencyKey(
+  deps: Pick<Deps, 'db' | 'tables'>,
+  room: string,
+  username: string,
+  key: string,
+  messageId: string,
+): Promise<void> {
+  try {
+    await storeCall(
+      'idempotency',
+      (db) =>
+        db.send(
+          new DeleteItemCommand({
+            TableName: deps.tables.messages,
+            Key: { room: S(room), sk: S(`k#${username}#${key}`) },
+            ConditionExpression: 'messageId = :m',
+            ExpressionAttributeValues: { ':m': S(messageId) },
+          }),
+        ),
+      deps.db,
+    );
+  } catch (err) {
+    if (!isConditionFailure(err)) throw err;
+  }
 }

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Deps } from './deps.ts';
-import { readRoomForFanout, storeAndDeliver } from './fanout.ts';
+import { queuesDelivery, type RoomDelivery, readRoomForFanout, storeAndDeliver } from './fanout.ts';
 import { type ChatMessage, saveMessage } from './history.ts';
-import { claimIdempotencyKey, type PublishedRef } from './idempotency.ts';
+import { claimIdempotencyKey, type PublishedRef, releaseIdempotencyKey } from './idempotency.ts';
 import { nextSeq } from './sequence.ts';
 
 /** One message to publish to a room's members. */
@@ -62,7 +62,23 @@ export async function publishMessage<Stop = never>(
     const claimed = await claimIdempotencyKey(deps, p.room, p.from, p.idempotencyKey, message, now);
     if (claimed) return { ...claimed, duplicate: true, delivered: 0 } as PublishResult<Stop>;
   }
-  const delivery = await storeAndDeliver(deps, p.room, first, message, () => saveMessage(deps, message));
+  let storeFailed = false;
+  const store = () =>
+    saveMessage(deps, message).catch((err: unknown) => {
+      storeFailed = true;
+      throw err;
+    });
+  let delivery: RoomDelivery;
+  try {
+    delivery = await storeAndDeliver(deps, p.room, first, message, store);
+  } catch (err) {
+    // A big room's message is stored before its delivery is queued: when the store failed,
+    // nothing went out, so the key is given back and the sender's resend publishes the message
+    // (kept, it would answer that resend `duplicate` for a message nobody got or can recover).
+    if (p.idempotencyKey !== undefined && storeFailed && queuesDelivery(deps, first))
+      await releaseIdempotencyKey(deps, p.room, p.from, p.idempotencyKey, message.messageId).catch(() => {});
+    throw err;
+  }
   return {
     messageId: message.messageId,
     epoch: message.epoch,

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { roomMembers } from '../../lambdas/core/connections.ts';
+import { publishMessage } from '../../lambdas/core/publish.ts';
 import { registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
 import { is, openClient, Refused, terminateAll } from '../kit/ws-client.ts';
 
@@ -119,5 +120,32 @@ describe('the store failing', () => {
       code: 'forbidden',
     });
     await client.expectNone(is('closing'), 50);
+  });
+  it('a big room whose message store failed gives its idempotency key back: the resend is published, not a duplicate', async () => {
+    const room = 'big-store-fails';
+    const clients = await Promise.all(
+      ['bigfail_a', 'bigfail_b'].map(async (name) => {
+        const { access_token } = await registerAndLogin(system, name);
+        const client = await openClient(system.wsUrl, { protocols: ['jwt', access_token] });
+        expect(await client.request({ type: 'join', room })).toMatchObject({ type: 'joined' });
+        return client;
+      }),
+    );
+    // Two members over a direct maximum of one: the room's delivery is queued, after its store.
+    const deps = { ...system.deps, fanout: { directMax: 1 } };
+    const publication = { room, from: 'bigfail_a', content: { text: 'once' }, idempotencyKey: 'k-1' };
+    failing = {
+      kind: 'server_error',
+      only: (c, input) =>
+        c === 'PutItemCommand' && String((input.Item as { sk?: { S?: string } }).sk?.S).startsWith('m#'),
+    };
+    await expect(publishMessage(deps, publication)).rejects.toThrow();
+    failing = undefined;
+    const again = await publishMessage(deps, publication);
+    expect(again).toMatchObject({ duplicate: false, queued: true });
+    for (const client of clients)
+      expect(await client.next(is('message', { room, text: 'once' }))).toMatchObject({ seq: again.seq });
+    // The key is claimed again by the publication that went out.
+    expect(await publishMessage(deps, publication)).toMatchObject({ duplicate: true, seq: again.seq });
   });
 });

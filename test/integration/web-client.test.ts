@@ -295,6 +295,38 @@ describe('reconnect', () => {
     expect(await connectionIds(system, readerName)).toHaveLength(1);
   });
 
+  it('stops tracking a room whose rejoin is refused (its grant deleted while the socket was down)', async () => {
+    const client = clientFor(system, { reconnectBaseMs: 60_000, reconnectMaxMs: 60_000 });
+    const name = await loggedIn(client, 'regrant');
+    await client.connect();
+    const room = `private:rejoin-${name}`;
+    const by = { username: 'test' };
+    await putGrant(system.deps, by, room, name, { access: 'member' });
+    await client.join(room);
+    await client.join('lobby');
+    const reconnecting = nextEvent(client, 'reconnecting');
+    const [id] = await connectionIds(system, name);
+    await system.deps.api?.close(id ?? '');
+    await reconnecting;
+    await deleteGrant(system.deps, by, room, name);
+    const errors = record(client, 'error');
+    const connected = nextEvent(client, 'connected');
+    client.reconnectNow();
+    expect(await connected).toEqual({ reconnected: true });
+    expect(errors.map((e) => e.code)).toEqual(['forbidden']);
+    expect(client.rooms).not.toContain(room);
+    expect(client.rooms).toContain('lobby');
+    // Not asked again on the next reconnect.
+    const again = nextEvent(client, 'reconnecting');
+    const [next] = await connectionIds(system, name);
+    await system.deps.api?.close(next ?? '');
+    await again;
+    const reconnected = nextEvent(client, 'connected');
+    client.reconnectNow();
+    await reconnected;
+    expect(errors.map((e) => e.code)).toEqual(['forbidden']);
+  });
+
   it('holds a message sent the moment a new socket opens until its rooms are rejoined, then delivers it', async () => {
     const sender = clientFor(system);
     const reader = clientFor(system);
