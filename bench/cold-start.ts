@@ -7,7 +7,16 @@ import { BUNDLE_ALIASES, RUNTIME } from '../lib/handler-function.ts';
 import { REPO_ROOT } from '../lib/paths.ts';
 import { type DbCallCost, dbCallCostMarkdown, measureDbCallCost } from './cold-start-db-cpu.ts';
 import { type ChildRun, runInChild, startColdStartWorld } from './cold-start-world.ts';
-import { fmt, median, progress, ratio, type Section, table } from './support.ts';
+import {
+  fmt,
+  maxOfKnown as max,
+  meanOfKnown,
+  median,
+  progress,
+  ratio,
+  type Section,
+  table,
+} from './support.ts';
 
 /** Under node_modules, so that the external `@node-rs/argon2` resolves as it does beside a Lambda bundle. */
 const OUT = join(REPO_ROOT, 'node_modules', '.cache', 'jr-bench');
@@ -306,10 +315,6 @@ function coldStartSection(
     .filter((r) => r.oursKb > BUNDLE_CAP_KB)
     .map((r) => `${r.name} is ${fmt(r.oursKb)} KB, over the ${BUNDLE_CAP_KB} KB cap`);
   const sized = rows.filter((r) => r.oursKb > 10);
-  // A function new since an older build has no figure there (NaN): the averages and maxima of that build skip it.
-  const finite = (xs: number[]) => xs.filter(Number.isFinite);
-  const avg = (xs: number[]) => finite(xs).reduce((a, b) => a + b, 0) / Math.max(1, finite(xs).length);
-  const max = (xs: number[]) => Math.max(...finite(xs));
   const [sdk, first] = BEFORE as [Variant, Variant];
   const markdown = [
     table(
@@ -362,11 +367,11 @@ function coldStartSection(
       ],
     ),
     '',
-    `Bundles average **${fmt(avg(sized.map((r) => r.oursKb)))} KB** (largest ${fmt(max(sized.map((r) => r.oursKb)))} KB, ` +
-      `cap ${BUNDLE_CAP_KB} KB) against ${fmt(avg(sized.map((r) => r.beforeKb)))} KB with the SDK's DynamoDB client ` +
-      `(largest ${fmt(max(sized.map((r) => r.beforeKb)))} KB) and ${fmt(avg(sized.map((r) => r.firstKb)))} KB first; ` +
-      `import + first event **${fmt(avg(sized.map((r) => r.oursMs)))} ms** on average against ` +
-      `${fmt(avg(sized.map((r) => r.beforeMs)))} ms with the SDK client, ${fmt(avg(sized.map((r) => r.firstMs)))} ms first, ` +
+    `Bundles average **${fmt(meanOfKnown(sized.map((r) => r.oursKb)))} KB** (largest ${fmt(max(sized.map((r) => r.oursKb)))} KB, ` +
+      `cap ${BUNDLE_CAP_KB} KB) against ${fmt(meanOfKnown(sized.map((r) => r.beforeKb)))} KB with the SDK's DynamoDB client ` +
+      `(largest ${fmt(max(sized.map((r) => r.beforeKb)))} KB) and ${fmt(meanOfKnown(sized.map((r) => r.firstKb)))} KB first; ` +
+      `import + first event **${fmt(meanOfKnown(sized.map((r) => r.oursMs)))} ms** on average against ` +
+      `${fmt(meanOfKnown(sized.map((r) => r.beforeMs)))} ms with the SDK client, ${fmt(meanOfKnown(sized.map((r) => r.firstMs)))} ms first, ` +
       `and ${fmt(m.emptyMs)} ms for an empty handler.`,
     '',
     `"ms": median of ${m.runs} fresh \`node\` processes of the time to import the bundle and handle one event ` +

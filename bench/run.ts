@@ -9,7 +9,7 @@ import { measureE2e } from './e2e.ts';
 import { measureFanout } from './fanout.ts';
 import { fanoutScale } from './fanout-scale.ts';
 import { measureRoutes, ROOM_SIZE } from './routes.ts';
-import { fmt, machine, now, progress, type Section, usd } from './support.ts';
+import { fmt, machine, maxOfKnown as max, meanOfKnown, now, progress, type Section, usd } from './support.ts';
 
 /**
  * `npm run bench`: every measurement in one run on this machine, printed and written to
@@ -57,10 +57,6 @@ const authz = routes.rows.find((r) => r.route.startsWith('authorizer'))?.cost;
 const scan10k = fanout.points.find((p) => p.connections === 10_000);
 const e2e1000 = e2e.rows.find((r) => r.sockets === 1_000);
 const coldRows = cold.rows.filter((r) => r.oursKb > 10);
-// A function new since an older build has no figure there (NaN): the averages and maxima of that build skip it.
-const finite = (xs: number[]) => xs.filter(Number.isFinite);
-const avg = (xs: number[]) => finite(xs).reduce((a, b) => a + b, 0) / Math.max(1, finite(xs).length);
-const max = (xs: number[]) => Math.max(...finite(xs));
 const headline = [
   `- Authorizer: **${authz?.roundTrips} DynamoDB round trip** per handshake (budget 1); a chat message: ` +
     `**${msg?.roundTripsBeforeFanOut} round trips before fan-out** (budget 2), ${msg?.operations} operations in all, no Scan; ` +
@@ -87,10 +83,10 @@ const headline = [
       `(p50 ${fmt(e2e1000.ours.p50Ms)} ms, p99 ${fmt(e2e1000.ours.p99Ms)} ms), ` +
       `${fmt((e2e1000.ours.deliveriesPerS / e2e1000.bare.deliveriesPerS) * 100, 2)}% of a bare \`ws\` broadcast on the same machine.`
     : '',
-  `- Bundles: **${fmt(avg(coldRows.map((r) => r.oursKb)))} KB** on average (largest ${fmt(max(coldRows.map((r) => r.oursKb)))} KB, cap ${BUNDLE_CAP_KB} KB), ` +
-    `${fmt(avg(coldRows.map((r) => r.beforeKb)))} KB with the SDK's DynamoDB client (largest ${fmt(max(coldRows.map((r) => r.beforeKb)))} KB), ` +
-    `${fmt(avg(coldRows.map((r) => r.firstKb)))} KB first; cold start (import + one event, median) ` +
-    `**${fmt(avg(coldRows.map((r) => r.oursMs)))} ms**, ${fmt(avg(coldRows.map((r) => r.beforeMs)))} ms with the SDK client, ` +
+  `- Bundles: **${fmt(meanOfKnown(coldRows.map((r) => r.oursKb)))} KB** on average (largest ${fmt(max(coldRows.map((r) => r.oursKb)))} KB, cap ${BUNDLE_CAP_KB} KB), ` +
+    `${fmt(meanOfKnown(coldRows.map((r) => r.beforeKb)))} KB with the SDK's DynamoDB client (largest ${fmt(max(coldRows.map((r) => r.beforeKb)))} KB), ` +
+    `${fmt(meanOfKnown(coldRows.map((r) => r.firstKb)))} KB first; cold start (import + one event, median) ` +
+    `**${fmt(meanOfKnown(coldRows.map((r) => r.oursMs)))} ms**, ${fmt(meanOfKnown(coldRows.map((r) => r.beforeMs)))} ms with the SDK client, ` +
     `${fmt(cold.emptyMs)} ms for an empty handler; a DynamoDB call costs ` +
     cold.dbCalls.map((d) => `${fmt(d.leanUs / d.sdkUs, 2)}× the SDK client's CPU (${d.call})`).join(', ') +
     '.',

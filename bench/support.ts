@@ -38,6 +38,19 @@ export function fmt(n: number, digits = 3): string {
   return Number(n.toPrecision(digits)).toString();
 }
 
+/**
+ * The mean and the maximum of the figures that exist: a function new since an older build has
+ * no figure there (NaN), and that build's mean and maximum leave it out.
+ */
+export function meanOfKnown(xs: readonly number[]): number {
+  const known = xs.filter(Number.isFinite);
+  return known.reduce((a, b) => a + b, 0) / Math.max(1, known.length);
+}
+
+export function maxOfKnown(xs: readonly number[]): number {
+  return Math.max(...xs.filter(Number.isFinite));
+}
+
 export function ratio(a: number, b: number): string {
   return Number.isNaN(a / b) ? '—' : `${fmt(a / b, 3)}×`;
 }

@@ -28,8 +28,8 @@ export type PublishResult<Stop> = [Stop] extends [never] ? Published : Published
 
 /**
  * Numbers, stores and delivers one message. One round trip, in parallel: the room's first
- * page of members (a bounded Query that tells a small room from a big one), the atomic `seq` update, and `recheck` (the sender's own rows, read
- * again, when it posts over a socket). With an idempotency key, one more: the conditional
+ * page of members (a bounded Query that tells a small room from a big one), the atomic `seq`
+ * update, and `recheck` (the sender's own rows, read again, when it posts over a socket). With an idempotency key, one more: the conditional
  * write that makes a repeat (or a racing copy) of the key a duplicate, answered with the
  * first one's reference and neither stored nor delivered again; its `seq` is skipped.
  * Then the delivery beside the history write (see `storeAndDeliver`): a small room is posted to
