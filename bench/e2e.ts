@@ -3,7 +3,7 @@ import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { allConnections, joinRoom, leaveRoom } from '../lambdas/core/connections.ts';
-import { connectionsApi } from '../lambdas/core/connections-api.ts';
+import { connectionsApi } from '../lambdas/aws/connections-api.ts';
 import { issueAccessToken } from '../lambdas/core/tokens.ts';
 import {
   sdkConnectionsApi as managementApi,
@@ -194,7 +194,7 @@ async function bare(count: number, messages: number): Promise<Delivery> {
 export interface PostCost {
   /** CPU µs per post through the AWS SDK client (what the functions used before). */
   readonly sdkUs: number;
-  /** Through ours: lambdas/core/connections-api.ts, the SDK's SigV4 signer over keep-alive node:http. */
+  /** Through ours: lambdas/aws/connections-api.ts, the SDK's SigV4 signer over keep-alive node:http. */
   readonly leanUs: number;
   /** A bare unsigned keep-alive POST of the same bytes: the floor. */
   readonly rawUs: number;
@@ -208,7 +208,7 @@ export const POST_CPU_BUDGET = 0.4;
 
 /**
  * Why ours is far from the bare server, and what the lean poster saves: the CPU of one
- * `PostToConnection` through the AWS SDK client and through ours (lambdas/core/connections-api.ts),
+ * `PostToConnection` through the AWS SDK client and through ours (lambdas/aws/connections-api.ts),
  * next to a bare keep-alive HTTP POST of the same bytes, all to a server that only answers 200,
  * 16 at a time as the fan-out posts, alternating rounds so drift hits each alike.
  */
@@ -358,7 +358,7 @@ export async function measureE2e(plan: readonly { sockets: number; messages: num
       [
         ['AWS SDK client (`@aws-sdk/client-apigatewaymanagementapi`)', fmt(post.sdkUs), '1', fmt(post.sdkMs)],
         [
-          'ours: SigV4 (`@smithy/signature-v4`) over keep-alive `node:http` (lambdas/core/connections-api.ts)',
+          'ours: SigV4 (`@smithy/signature-v4`) over keep-alive `node:http` (lambdas/aws/connections-api.ts)',
           fmt(post.leanUs),
           `**${ratio(post.leanUs, post.sdkUs)}** (budget ≤ ${POST_CPU_BUDGET})`,
           fmt(post.leanMs),
