@@ -1,21 +1,18 @@
 import { Duration, Stack } from 'aws-cdk-lib';
-import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
-import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { CORS } from '../lambdas/edge/cors.ts';
 import type { FunctionSpec } from '../lambdas/functions.ts';
-import { type CustomDomain, mapCustomDomain } from './custom-domain.ts';
+import { type ApiStageProps, apiStage } from './api-stage.ts';
+import type { CustomDomain } from './custom-domain.ts';
 import type { HandlerFunction } from './handler-function.ts';
 
 export type { CustomDomain } from './custom-domain.ts';
 
-export interface HttpEndpointProps {
+export interface HttpEndpointProps extends ApiStageProps {
   readonly allowedOrigins: readonly string[];
-  readonly throttleRatePerS: number;
-  readonly throttleBurst: number;
-  readonly logRetention: logs.RetentionDays;
   /** A custom domain, mapped to the `$default` stage at its root. */
   readonly domain?: CustomDomain;
 }
@@ -63,19 +60,17 @@ export class HttpEndpoint extends Construct {
             }
           : undefined,
     });
-    this.accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetention });
     this.domain = props.domain?.name;
-    this.stage = new apigw.HttpStage(this, 'DefaultStage', {
-      httpApi: this.api,
-      stageName: '$default',
-      autoDeploy: true,
-      throttle: { rateLimit: props.throttleRatePerS, burstLimit: props.throttleBurst },
-      accessLogSettings: {
-        destination: new apigw.LogGroupLogDestination(this.accessLogs),
-        format: AccessLogFormat.custom(HTTP_ACCESS_LOG),
-      },
+    const published = apiStage(this, this.api, props, HTTP_ACCESS_LOG, (options) => {
+      return new apigw.HttpStage(this, 'DefaultStage', {
+        httpApi: this.api,
+        stageName: '$default',
+        ...options,
+      });
     });
-    this.domainName = mapCustomDomain(this, props.domain, this.api, this.stage);
+    this.stage = published.stage;
+    this.accessLogs = published.accessLogs;
+    this.domainName = published.domainName;
   }
 
   /** `https://{apiId}.execute-api.{region}.amazonaws.com`, without a trailing slash. */

@@ -1,21 +1,19 @@
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { AccessLogFormat, CfnAccount } from 'aws-cdk-lib/aws-apigateway';
+import { CfnAccount } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { FunctionSpec } from '../lambdas/functions.ts';
-import { type CustomDomain, mapCustomDomain } from './custom-domain.ts';
+import { type ApiStageProps, apiStage } from './api-stage.ts';
+import type { CustomDomain } from './custom-domain.ts';
 import type { HandlerFunction } from './handler-function.ts';
 
 export const WS_STAGE = 'prod';
 
-export interface WebSocketEndpointProps {
-  readonly throttleRatePerS: number;
-  readonly throttleBurst: number;
-  readonly logRetention: logs.RetentionDays;
+export interface WebSocketEndpointProps extends ApiStageProps {
   /**
    * Set the account's API Gateway CloudWatch role. Without one in the account, a stage with
    * access logs fails to create ("CloudWatch Logs role ARN must be set in account settings").
@@ -60,20 +58,18 @@ export class WebSocketEndpoint extends Construct {
       apiName: `${Stack.of(this).stackName}-ws`,
       description: 'JWT realtime: rooms and messages',
     });
-    this.accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetention });
     this.domain = props.domain?.name;
-    this.stage = new apigw.WebSocketStage(this, 'Stage', {
-      webSocketApi: this.api,
-      stageName: WS_STAGE,
-      autoDeploy: true,
-      throttle: { rateLimit: props.throttleRatePerS, burstLimit: props.throttleBurst },
-      accessLogSettings: {
-        destination: new apigw.LogGroupLogDestination(this.accessLogs),
-        format: AccessLogFormat.custom(WS_ACCESS_LOG),
-      },
-    });
     // Clients only: `@connections` keeps the stage's execute-api callback URL (`callbackUrl`).
-    this.domainName = mapCustomDomain(this, props.domain, this.api, this.stage);
+    const published = apiStage(this, this.api, props, WS_ACCESS_LOG, (options) => {
+      return new apigw.WebSocketStage(this, 'Stage', {
+        webSocketApi: this.api,
+        stageName: WS_STAGE,
+        ...options,
+      });
+    });
+    this.stage = published.stage;
+    this.accessLogs = published.accessLogs;
+    this.domainName = published.domainName;
     if (props.accountRole) this.stage.node.addDependency(this.accountLoggingRole());
   }
 
