@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import { allConnections, joinRoom, leaveRoom } from '../lambdas/core/connections.ts';
 import { connectionsApi } from '../lambdas/aws/connections-api.ts';
+import { allConnections, joinRoom, leaveRoom } from '../lambdas/core/connections.ts';
 import { issueAccessToken } from '../lambdas/core/tokens.ts';
 import {
   sdkConnectionsApi as managementApi,
@@ -290,6 +290,19 @@ export async function measurePostCost(posts = 3000, rounds = 3): Promise<PostCos
   }
 }
 
+/** One row of the delivery table: a server's run with `sockets` in the room. */
+function runRow(sockets: number, server: string, run: Delivery): (string | number)[] {
+  return [
+    sockets,
+    run.messages,
+    server,
+    fmt(run.deliveriesPerS),
+    fmt(run.p50Ms),
+    fmt(run.p99Ms),
+    `${fmt(run.cpuPct, 2)}%`,
+  ];
+}
+
 /**
  * Measurement 3: message-to-delivery through the local gateway with `count` sockets in one room,
  * next to a bare `ws` broadcast server, in the same process and run.
@@ -308,24 +321,8 @@ export async function measureE2e(plan: readonly { sockets: number; messages: num
     table(
       ['sockets in the room', 'messages', 'server', 'deliveries/s', 'p50 ms', 'p99 ms', 'CPU while driving'],
       rows.flatMap((r) => [
-        [
-          r.sockets,
-          r.ours.messages,
-          'ours: local gateway + Lambda handlers + dynalite',
-          fmt(r.ours.deliveriesPerS),
-          fmt(r.ours.p50Ms),
-          fmt(r.ours.p99Ms),
-          `${fmt(r.ours.cpuPct, 2)}%`,
-        ],
-        [
-          r.sockets,
-          r.bare.messages,
-          'bare `ws` broadcast (upper bound)',
-          fmt(r.bare.deliveriesPerS),
-          fmt(r.bare.p50Ms),
-          fmt(r.bare.p99Ms),
-          `${fmt(r.bare.cpuPct, 2)}%`,
-        ],
+        runRow(r.sockets, 'ours: local gateway + Lambda handlers + dynalite', r.ours),
+        runRow(r.sockets, 'bare `ws` broadcast (upper bound)', r.bare),
         [
           r.sockets,
           '',
