@@ -1,5 +1,5 @@
 import type { Deps } from './core/deps.ts';
-import { forgetConnection } from './core/sockets.ts';
+import { forgetSocket } from './core/sockets.ts';
 import { identityOf } from './edge/ws.ts';
 import type { WsProxyEvent, WsProxyResult } from './edge/ws-types.ts';
 import { lambdaEntry } from './runtime.ts';
@@ -11,7 +11,7 @@ import { lambdaEntry } from './runtime.ts';
 export function makeDisconnectHandler(deps: Deps) {
   return async (event: WsProxyEvent): Promise<WsProxyResult> => {
     const id = identityOf(event);
-    await forgetConnection(deps, id.connectionId);
+    await forgetSocket(deps, id.connectionId);
     const code = event.requestContext.disconnectStatusCode;
     deps.audit('info', 'ws.disconnect', {
       username: id.username,

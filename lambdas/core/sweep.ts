@@ -1,14 +1,9 @@
 import { accessRefs, accessStateFrom } from './access.ts';
 import { nowS } from './clock.ts';
-import {
-  allConnections,
-  type Connection,
-  connectionsWithoutRow,
-  deleteMembership,
-  orphanMemberships,
-} from './connections.ts';
 import type { Deps } from './deps.ts';
-import { type CloseReason, closeConnection, forgetConnection } from './sockets.ts';
+import { deleteMembership, orphanMemberships } from './memberships.ts';
+import { allSocketRows, type SocketRow, socketsWithoutRow } from './socket-rows.ts';
+import { type CloseReason, closeSocket, forgetSocket } from './sockets.ts';
 import { batchGet } from './store.ts';
 
 /** API Gateway ends every socket after 2 hours; a row older than this is a socket that is certainly gone. */
@@ -38,7 +33,7 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
   const closed: Record<CloseReason, number> = { token_expired: 0, token_revoked: 0, blocked: 0 };
   let forgotten = 0;
   // Expired rows too: dynalite never deletes them and DynamoDB only late.
-  const connections = await allConnections(deps, { includeExpired: true });
+  const connections = await allSocketRows(deps, { includeExpired: true });
   for (let i = 0; i < connections.length; i += CHUNK) {
     const chunk = connections.slice(i, i + CHUNK);
     const subjects = chunk.map((c) => ({ claims: c, username: c.username }));
@@ -56,14 +51,14 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
         try {
           if (reason) {
             // Condemned by the row read above: removed only if it still holds that token.
-            if (await closeConnection(deps, c, reason, { ifJti: c.jti })) closed[reason]++;
+            if (await closeSocket(deps, c, reason, { ifJti: c.jti })) closed[reason]++;
           } else if (
             now - Math.floor(c.connectedAt / 1000) > MAX_SOCKET_AGE_S ||
             (deps.api &&
               deps.clock.now() - c.connectedAt >= HANDSHAKE_GRACE_MS &&
               !(await deps.api.exists(c.connectionId)))
           ) {
-            await forgetConnection(deps, c.connectionId);
+            await forgetSocket(deps, c.connectionId);
             forgotten++;
           }
         } catch (err) {
@@ -84,7 +79,7 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
     youngerThanMs: HANDSHAKE_GRACE_MS,
   });
   const gone = new Set(
-    await connectionsWithoutRow(
+    await socketsWithoutRow(
       deps,
       candidates.map((o) => o.connectionId),
     ),
@@ -97,7 +92,7 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
 }
 
 function closeReason(
-  c: Connection,
+  c: SocketRow,
   state: ReturnType<typeof accessStateFrom>,
   now: number,
   skew: number,
