@@ -5,7 +5,7 @@ import type { WsProxyEvent, WsProxyResult } from './edge/ws-types.ts';
 import { lambdaEntry } from './runtime.ts';
 
 /**
- * `$disconnect`: removes the socket and its memberships and tells each room. API
+ * `$disconnect`: forgets the socket (its row, memberships and slot) and tells each room. API
  * Gateway delivers it on a best-effort basis, so the sweeper and TTL clean up too.
  */
 export function makeDisconnectHandler(deps: Deps) {

@@ -19,8 +19,8 @@ const STALE_AFTER_MS = 30_000;
  */
 export async function admitSocket(deps: Deps, socket: Omit<SocketRow, 'rooms'>): Promise<boolean> {
   const personal = userRoom(socket.username);
-  const connection: SocketRow = { ...socket, rooms: [personal] };
-  const { admitted, stored } = await storeIfSlot(deps, connection, personal);
+  const row: SocketRow = { ...socket, rooms: [personal] };
+  const { admitted, stored } = await storeIfSlot(deps, row, personal);
   const entry = {
     username: socket.username,
     sub: socket.sub,
@@ -47,30 +47,30 @@ export async function admitSocket(deps: Deps, socket: Omit<SocketRow, 'rooms'>):
  */
 async function storeIfSlot(
   deps: Deps,
-  connection: SocketRow,
+  row: SocketRow,
   personal: string,
 ): Promise<{ admitted: boolean; stored: boolean }> {
   const max = deps.settings.maxConnectionsPerUser;
   if (deps.settings.messageEncryption) {
     // The socket's frames are encrypted with its session's key: read it before the row is written.
     const [messageKey, slot] = await Promise.all([
-      sessionMessageKey(deps, connection.sid),
-      takeSlot(deps, connection, max),
+      sessionMessageKey(deps, row.sid),
+      takeSlot(deps, row, max),
     ]);
-    const admitted = slot || (await reclaimStaleSlots(deps, connection, max));
+    const admitted = slot || (await reclaimStaleSlots(deps, row, max));
     if (!admitted) return { admitted, stored: false };
     await Promise.all([
-      putSocketRow(deps, { ...connection, messageKey }),
-      putMembership(deps, { ...connection, messageKey }, personal),
+      putSocketRow(deps, { ...row, messageKey }),
+      putMembership(deps, { ...row, messageKey }, personal),
     ]);
     return { admitted, stored: true };
   }
   const [, , slot] = await Promise.all([
-    putSocketRow(deps, connection),
-    putMembership(deps, connection, personal),
-    takeSlot(deps, connection, max),
+    putSocketRow(deps, row),
+    putMembership(deps, row, personal),
+    takeSlot(deps, row, max),
   ]);
-  return { admitted: slot || (await reclaimStaleSlots(deps, connection, max)), stored: true };
+  return { admitted: slot || (await reclaimStaleSlots(deps, row, max)), stored: true };
 }
 
 /**

@@ -55,7 +55,7 @@ export async function takeSlot(deps: StoreDeps, s: SlotHolder, max: number): Pro
   return taken !== undefined;
 }
 
-/** Gives slots back (a socket removed, or found stale). Idempotent. */
+/** Gives slots back (a socket forgotten, or found stale). Idempotent. */
 export async function releaseSlots(
   deps: StoreDeps,
   username: string,
