@@ -3,7 +3,7 @@ import type { Deps } from './deps.ts';
 import { inRange, type KeyRange } from './key-ranges.ts';
 import { memberKey } from './memberships.ts';
 import { queryLive } from './socket-rows.ts';
-import { allPages, batchGet, type Item, isLive, S, storeCall, str } from './store.ts';
+import { allPages, batchGetMany, type Item, isLive, S, storeCall, str } from './store.ts';
 
 /** A room's member as fan-out reads it: the socket and what it needs to deliver to it. */
 export interface Member {
@@ -114,15 +114,12 @@ export async function roomMembersAmong(
   connectionIds: readonly string[],
 ): Promise<Member[]> {
   const ids = [...new Set(connectionIds)];
-  const out: Member[] = [];
   const now = Math.floor(Date.now() / 1000);
-  for (let i = 0; i < ids.length; i += 100) {
-    const rows = await batchGet(
-      deps.db,
-      ids.slice(i, i + 100).map((id) => ({ table: deps.tables.connections, key: memberKey(room, id) })),
-      { consistent: true },
-    );
-    for (const row of rows) if (isLive(row, now)) out.push(memberFrom(row));
-  }
-  return out;
+  const rows = await batchGetMany(
+    deps.db,
+    deps.tables.connections,
+    ids.map((id) => memberKey(room, id)),
+    { consistent: true },
+  );
+  return rows.filter((row) => isLive(row, now)).map(memberFrom);
 }

@@ -9,7 +9,7 @@ import type { Deps } from './deps.ts';
 import { rolesOrDefault } from './roles.ts';
 import {
   allPages,
-  batchGet,
+  batchGetMany,
   type Item,
   isLive,
   N,
@@ -245,17 +245,8 @@ export async function socketsWithoutRow(
   connectionIds: readonly string[],
 ): Promise<string[]> {
   const ids = [...new Set(connectionIds)];
-  const missing: string[] = [];
-  for (let i = 0; i < ids.length; i += 100) {
-    const chunk = ids.slice(i, i + 100);
-    const rows = await batchGet(
-      deps.db,
-      chunk.map((id) => ({ table: deps.tables.connections, key: socketRowKey(id) })),
-      { consistent: true },
-    );
-    chunk.forEach((id, j) => {
-      if (!rows[j]) missing.push(id);
-    });
-  }
-  return missing;
+  const rows = await batchGetMany(deps.db, deps.tables.connections, ids.map(socketRowKey), {
+    consistent: true,
+  });
+  return ids.filter((_, j) => !rows[j]);
 }

@@ -140,3 +140,24 @@ export async function batchGet(
   }
   return refs.map((ref) => results.get(keyId(ref.table, ref.key)));
 }
+
+/** BatchGetItem's limit of keys per call. */
+const BATCH_GET_MAX = 100;
+
+/**
+ * `batchGet` over any number of keys of one table, `BATCH_GET_MAX` a call, one call after
+ * another; items in key order (undefined where absent).
+ */
+export async function batchGetMany(
+  db: DynamoDBClient,
+  table: string,
+  keys: readonly Item[],
+  options: { consistent?: boolean } = {},
+): Promise<(Item | undefined)[]> {
+  const items: (Item | undefined)[] = [];
+  for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
+    const chunk = keys.slice(i, i + BATCH_GET_MAX).map((key) => ({ table, key }));
+    items.push(...(await batchGet(db, chunk, options)));
+  }
+  return items;
+}
