@@ -150,7 +150,7 @@ export async function login(
     throw new AppError('forbidden', blockedMessage('this user is blocked', state.userBlock));
   }
 
-  const forget = (id: string) =>
+  const clear = (id: string) =>
     storeCall(
       'reset failures',
       (db) => db.send(new DeleteItemCommand({ TableName: tables.counters, Key: { id: S(id) } })),
@@ -159,8 +159,8 @@ export async function login(
   const [pair] = await Promise.all([
     issueTokenPair(deps, user),
     // The right password clears what failures it could have caused, and marks the address known.
-    forget(counterId(scopes.user, window)),
-    forget(counterId(scopes.pair, window)),
+    clear(counterId(scopes.user, window)),
+    clear(counterId(scopes.pair, window)),
     source.ip ? markKnownAddress(deps, name, source.ip, now) : undefined,
   ]);
   deps.audit('info', 'auth.login', { username, sub: user.sub, ip: source.ip });
