@@ -363,18 +363,14 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       case 'message':
         this.#rooms.receive(frame);
         return;
-      case 'member_joined':
-        this.emit('member_joined', frame);
-        return;
-      case 'member_left':
-        this.emit('member_left', frame);
-        return;
       case 'removed':
         this.#rooms.removed(frame.room);
         this.emit('removed', frame);
         return;
+      case 'member_joined':
+      case 'member_left':
       case 'access_changed':
-        this.emit('access_changed', frame);
+        this.emit(frame.type, frame);
         return;
       case 'closing':
         this.#link.closing(frame.reason);
