@@ -1,23 +1,16 @@
 import { accessDenial, accessRefs, accessStateFrom, blockId, putBlock, readAccessState } from './access.ts';
 import { nowS } from './clock.ts';
-import {
-  type Connection,
-  connectionFrom,
-  connectionKey,
-  joinRoom,
-  leaveRoom,
-  roomMembers,
-  updateConnectionToken,
-} from './connections.ts';
 import { incrementCounter, secondsLeft, windowAt } from './counters.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { decryptFrame, encryptFrame } from './frame-crypto.ts';
 import { fitFrame } from './frame-size.ts';
 import { accessOf, grantRef, readGrant } from './grants.ts';
+import { joinRoom, leaveRoom } from './memberships.ts';
 import { type ClientId, type ClientMessage, clientIdOf, errorFrame, parseClientMessage } from './protocol.ts';
 import { publishedReply, publishMessage } from './publish.ts';
 import { joinHistory } from './recovery.ts';
+import { roomMembers } from './room-members.ts';
 import {
   type Access,
   denialMessage,
@@ -30,7 +23,8 @@ import {
   type RoomDenial,
   userRoom,
 } from './rooms.ts';
-import { type CloseReason, closeConnection, closeUserSockets, sendToConnections } from './sockets.ts';
+import { type SocketRow, socketRowFrom, socketRowKey, updateSocketToken } from './socket-rows.ts';
+import { type CloseReason, closeSocket, closeUserSockets, sendToSockets } from './sockets.ts';
 import { batchGet } from './store.ts';
 import { verifyAccessToken } from './tokens.ts';
 
@@ -73,7 +67,7 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
     batchGet(
       deps.db,
       [
-        { table: deps.tables.connections, key: connectionKey(sender.connectionId) },
+        { table: deps.tables.connections, key: socketRowKey(sender.connectionId) },
         ...accessRefs(deps, subject),
         // Last, so the rows before it are laid out as refusalOf reads them.
         ...(grantRoom ? [grantRef(deps, grantRoom, sender.username)] : []),
@@ -98,7 +92,7 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
     refusal = refusalOf(subject, rows, now, settings.clockSkewS);
   }
   if (refusal || !rows[0]) return close(deps, sender, refusal ?? 'token_revoked');
-  const conn = connectionFrom(rows[0]);
+  const conn = socketRowFrom(rows[0]);
   const prefetched = grantRoom ? accessOf(rows.at(-1)) : undefined;
   const grantOf: GrantOf = (room) =>
     room === grantRoom ? Promise.resolve(prefetched) : readGrant(deps, room, conn.username);
@@ -134,7 +128,7 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
  */
 async function handleEncrypted(
   deps: Deps,
-  conn: Connection,
+  conn: SocketRow,
   jwe: string,
   now: number,
   grantOf: GrantOf,
@@ -167,7 +161,7 @@ function refusalOf(
   const state = accessStateFrom(subject, accessRows, now);
   if (!row || state.revoked) return 'token_revoked';
   if (state.userBlock) return 'blocked';
-  if (connectionFrom(row).exp + clockSkewS <= now) return 'token_expired';
+  if (socketRowFrom(row).exp + clockSkewS <= now) return 'token_expired';
   return undefined;
 }
 
@@ -217,7 +211,7 @@ async function close(
   sender: FrameSender,
   reason: 'token_revoked' | 'token_expired' | 'blocked',
 ): Promise<FrameReply> {
-  await closeConnection(deps, { connectionId: sender.connectionId, username: sender.username }, reason);
+  await closeSocket(deps, { connectionId: sender.connectionId, username: sender.username }, reason);
   return undefined;
 }
 
@@ -229,7 +223,7 @@ async function close(
  */
 async function stopReason(
   deps: Deps,
-  conn: Connection,
+  conn: SocketRow,
   now: number,
   room?: Room,
 ): Promise<CloseReason | RoomDenial | undefined> {
@@ -238,7 +232,7 @@ async function stopReason(
   const [row, ...accessRows] = await batchGet(
     deps.db,
     [
-      { table: deps.tables.connections, key: connectionKey(conn.connectionId) },
+      { table: deps.tables.connections, key: socketRowKey(conn.connectionId) },
       ...accessRefs(deps, subject),
       ...grant,
     ],
@@ -258,7 +252,7 @@ const isCloseReason = (r: CloseReason | RoomDenial): r is CloseReason =>
  * Refuses a room frame with `forbidden`, audited as `room.denied`. A socket whose row still
  * lists a `private:` room it has no grant to (a revocation raced its join) leaves it here.
  */
-async function deny(deps: Deps, conn: Connection, room: Room, denial: RoomDenial): Promise<never> {
+async function deny(deps: Deps, conn: SocketRow, room: Room, denial: RoomDenial): Promise<never> {
   deps.audit('warn', 'room.denied', {
     username: conn.username,
     sub: conn.sub,
@@ -272,7 +266,7 @@ async function deny(deps: Deps, conn: Connection, room: Room, denial: RoomDenial
 }
 
 /** A socket whose row went while one of its frames was handled: closed at the gateway if still open. */
-async function endForgotten(deps: Deps, connectionId: string): Promise<FrameReply> {
+async function closeForgotten(deps: Deps, connectionId: string): Promise<FrameReply> {
   await deps.api?.close(connectionId).catch(() => false);
   return undefined;
 }
@@ -295,7 +289,7 @@ function withId(frame: Record<string, unknown>, id: ClientId | undefined): Recor
   return id === undefined ? frame : { ...frame, id };
 }
 
-async function requireMember(deps: Deps, conn: Connection, room: string): Promise<Room> {
+async function requireMember(deps: Deps, conn: SocketRow, room: string): Promise<Room> {
   const parsed = parseRoom(room);
   if (!conn.rooms.includes(room)) await deny(deps, conn, parsed, 'not_member');
   return parsed;
@@ -303,7 +297,7 @@ async function requireMember(deps: Deps, conn: Connection, room: string): Promis
 
 async function dispatch(
   deps: Deps,
-  conn: Connection,
+  conn: SocketRow,
   m: ClientMessage,
   now: number,
   id: ClientId | undefined,
@@ -347,7 +341,7 @@ async function dispatch(
         joinHistory(deps, m.room, m, deps.clock.now()),
       ]);
       // The socket was forgotten while joining: make sure it is not left open and deaf.
-      if (joined === 'gone') return endForgotten(deps, conn.connectionId);
+      if (joined === 'gone') return closeForgotten(deps, conn.connectionId);
       if (joined === 'refused') return deny(deps, conn, room, 'no_grant');
       // The count read with the frame may be stale: the conditional write decides.
       if (joined === 'full') {
@@ -355,7 +349,7 @@ async function dispatch(
       }
       const others = members.filter((x) => x.connectionId !== conn.connectionId);
       if (others.length > 0 && !listed)
-        await sendToConnections(deps, others, {
+        await sendToSockets(deps, others, {
           type: 'member_joined',
           room: m.room,
           username: conn.username,
@@ -389,7 +383,7 @@ async function dispatch(
       ]);
       const others = members.filter((x) => x.connectionId !== conn.connectionId);
       if (others.length > 0)
-        await sendToConnections(deps, others, { type: 'member_left', room: m.room, username: conn.username });
+        await sendToSockets(deps, others, { type: 'member_left', room: m.room, username: conn.username });
       return withId({ type: 'left', room: m.room }, id);
     }
     case 'presence': {
@@ -421,7 +415,7 @@ async function dispatch(
       if ('stopped' in published) {
         const { stopped } = published;
         if (!isCloseReason(stopped)) return deny(deps, conn, room, stopped);
-        await closeConnection(deps, conn, stopped);
+        await closeSocket(deps, conn, stopped);
         return undefined;
       }
       return withId({ type: 'ack', ...publishedReply(published) }, id);
@@ -431,7 +425,7 @@ async function dispatch(
       if (claims.sub !== conn.sub) throw new AppError('invalid_token', 'the new token is for another user');
       const denial = accessDenial(await readAccessState(deps, { claims }));
       if (denial) throw new AppError('invalid_token', denial.message);
-      if (!(await updateConnectionToken(deps, conn.connectionId, claims))) {
+      if (!(await updateSocketToken(deps, conn.connectionId, claims))) {
         throw new AppError('invalid_token', 'this socket is closed');
       }
       return withId({ type: 'token_refreshed', exp: claims.exp }, id);

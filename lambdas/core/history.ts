@@ -17,7 +17,7 @@ export interface ChatMessage {
   readonly seq: number;
 }
 
-type Store = Pick<Deps, 'db' | 'tables' | 'settings'>;
+type StoreDeps = Pick<Deps, 'db' | 'tables' | 'settings'>;
 
 /** Widest `seq` the sort key holds in order (far beyond any room's lifetime). */
 const SEQ_DIGITS = 15;
@@ -32,7 +32,7 @@ export function messageSk(epoch: string, seq: number): string {
 }
 
 /** Keeps a message in its room's history for `historyTtlS` (nothing is kept when that is 0). */
-export async function saveMessage(deps: Store, m: ChatMessage): Promise<void> {
+export async function saveMessage(deps: StoreDeps, m: ChatMessage): Promise<void> {
   if (deps.settings.historyTtlS === 0) return;
   await storeCall(
     'save message',
@@ -77,7 +77,7 @@ function messageFrom(room: string, i: Item): ChatMessage {
 
 /** The latest `limit` live messages of a room, oldest first (one Query, newest first, reversed). */
 export async function recentMessages(
-  deps: Store,
+  deps: StoreDeps,
   room: string,
   limit: number,
   nowSeconds: number,
@@ -122,7 +122,7 @@ export interface MessagesSince {
  * has expired.
  */
 export async function messagesSince(
-  deps: Store,
+  deps: StoreDeps,
   room: string,
   since: Pick<RoomPosition, 'epoch' | 'seq'>,
   limit: number,
