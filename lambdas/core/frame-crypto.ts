@@ -23,10 +23,7 @@ export async function encryptFrame(key: string, frame: unknown): Promise<{ type:
 export async function decryptFrame(key: string, jwe: string, maxBytes: number): Promise<string> {
   let plaintext: Uint8Array;
   try {
-    plaintext = await openJwe(
-      Promise.resolve().then(() => importMessageKey(key)),
-      jwe,
-    );
+    plaintext = await openJwe(importMessageKey(key), jwe);
   } catch (err) {
     if (err instanceof JweError && err.reason === 'zip') {
       throw new AppError('invalid_request', 'compressed (zip) JWE payloads are not accepted');
