@@ -215,10 +215,10 @@ function fanoutQueue(
   });
 }
 
+/** The WebSocket API on `WS_PORT`, its `$default` results sent back as route responses. */
 async function startWebSocketApi(config: LocalConfig, options: StartOptions, deps: Deps): Promise<WsGateway> {
-  const routes = await wsRoutes(deps);
   return startWsGateway({
-    routes,
+    routes: await wsRoutes(deps),
     host: config.host,
     port: config.wsPort,
     returnResponseRoutes: ['$default'],
@@ -235,14 +235,16 @@ function signedConnectionsApi(ws: WsGateway, opened: ClosingOrder): ConnectionsA
   return signed;
 }
 
+/** The HTTP API on `PORT`, with the CORS lists of the deployed one and the demo page for what no route takes. */
 async function startHttpApi(config: LocalConfig, deps: Deps, ws: WsGateway): Promise<HttpGateway> {
+  const { allowedOrigins } = config.settings;
   const routes = await httpRoutes(deps);
   return startHttpGateway({
     routes,
+    cors: { ...CORS, allowOrigins: allowedOrigins },
+    fallback: demoPage({ wsUrl: ws.url, allowedOrigins }),
     host: config.host,
     port: config.port,
-    cors: { ...CORS, allowOrigins: config.settings.allowedOrigins },
-    fallback: demoPage({ wsUrl: ws.url, allowedOrigins: config.settings.allowedOrigins }),
   }).catch(listenProblem('PORT', config.port, config.host));
 }
 
