@@ -11,8 +11,10 @@ import { encryptFrame } from './frame-crypto.ts';
 import { isRetryable, POST_RETRY, RetriesExhausted, withRetries } from './post-retry.ts';
 import { userRoom } from './rooms.ts';
 import { releaseSlots } from './socket-slots.ts';
+import type { ClosingFrame, ClosingReason, ServerFrame } from './wire.ts';
 
-export type CloseReason = 'token_expired' | 'token_revoked' | 'blocked';
+/** Why the server closes a socket (the `closing` frame's `reason`). */
+export type CloseReason = ClosingReason;
 
 /** Parallel `@connections` calls per fan-out: enough to hide latency, few enough to stay under API limits. */
 export const FANOUT_CONCURRENCY = 16;
@@ -91,7 +93,7 @@ export interface Recipient {
 export async function sendToConnections(
   deps: SocketDeps,
   recipients: readonly Recipient[],
-  payload: unknown,
+  payload: ServerFrame,
   options: { quiet?: boolean } = {},
 ): Promise<Delivery> {
   const api = deps.api;
@@ -168,7 +170,7 @@ export async function closeConnection(
   try {
     // The `closing` frame is a courtesy; the DELETE is not: a socket whose rows go is never left open.
     const open = await api
-      .post(c.connectionId, JSON.stringify({ type: 'closing', reason }))
+      .post(c.connectionId, JSON.stringify({ type: 'closing', reason } satisfies ClosingFrame))
       .catch(() => true);
     if (open) await api.close(c.connectionId);
   } finally {

@@ -1,12 +1,6 @@
-import { accessRefs, accessStateFrom } from './access.ts';
+import { accessRefs, accessStateFrom, closeReason } from './access.ts';
 import { nowS } from './clock.ts';
-import {
-  allConnections,
-  type Connection,
-  connectionsWithoutRow,
-  deleteMembership,
-  orphanMemberships,
-} from './connections.ts';
+import { allConnections, connectionsWithoutRow, deleteMembership, orphanMemberships } from './connections.ts';
 import type { Deps } from './deps.ts';
 import { type CloseReason, closeConnection, forgetConnection } from './sockets.ts';
 import { batchGet } from './store.ts';
@@ -94,16 +88,4 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
   const report = { checked: connections.length, closed, forgotten, orphansRemoved: orphans.length };
   deps.audit('info', 'sweep.run', { count: connections.length });
   return report;
-}
-
-function closeReason(
-  c: Connection,
-  state: ReturnType<typeof accessStateFrom>,
-  now: number,
-  skew: number,
-): CloseReason | undefined {
-  if (state.revoked) return 'token_revoked';
-  if (state.userBlock) return 'blocked';
-  if (c.exp + skew <= now) return 'token_expired';
-  return undefined;
 }
