@@ -89,9 +89,11 @@ export async function publishMessage<Stop = never>(
   } as PublishResult<Stop>;
 }
 
+/** A published message's reference as its sender reads it: an `ack` but for its `type` and `id`. */
+export type PublishedReply = Required<Pick<AckFrame, 'messageId' | 'epoch' | 'seq'>> &
+  Pick<AckFrame, 'duplicate'>;
+
 /** The reference a sender is answered with (`ack`, `202`): `duplicate` only when true. */
-export function publishedReply(
-  r: PublishedRef & { duplicate: boolean },
-): Required<Pick<AckFrame, 'messageId' | 'epoch' | 'seq'>> & Pick<AckFrame, 'duplicate'> {
+export function publishedReply(r: PublishedRef & { duplicate: boolean }): PublishedReply {
   return { messageId: r.messageId, epoch: r.epoch, seq: r.seq, ...(r.duplicate ? { duplicate: true } : {}) };
 }

@@ -196,6 +196,13 @@ export type HttpErrorCode =
   | 'internal'
   | 'not_found';
 
+/** The body of every HTTP error response. */
+export interface HttpErrorBody {
+  error: HttpErrorCode;
+  /** Safe to show; never a stack or a cause. */
+  message: string;
+}
+
 /** The name part of a room (`[kind:]name`) of every kind but `dm:`: 1-64 of `[A-Za-z0-9_.-]`. */
 export const ROOM_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 /** A username as stored, and so in `user:` and `dm:` rooms: lower-cased, 3-32 of `[a-z0-9_.-]`. */

@@ -2,7 +2,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import type { Audit } from '../core/audit.ts';
 import { AppError, type ErrorCode, isAppError } from '../core/errors.ts';
 import { normalizeIp } from '../core/ip.ts';
-import type { HttpErrorCode } from '../core/wire.ts';
+import type { HttpErrorBody, HttpErrorCode } from '../core/wire.ts';
 
 export type HttpEvent = APIGatewayProxyEventV2;
 export type HttpResult = APIGatewayProxyStructuredResultV2;
@@ -37,7 +37,7 @@ function publicCode(code: ErrorCode): HttpErrorCode {
 }
 
 /** The body of every HTTP error. */
-function errorBody(error: HttpErrorCode, message: string): { error: HttpErrorCode; message: string } {
+function errorBody(error: HttpErrorCode, message: string): HttpErrorBody {
   return { error, message };
 }
 
