@@ -41,20 +41,13 @@ import { closeConnection, sendToConnections } from './sockets.ts';
 import { batchGet } from './store.ts';
 import { verifyAccessToken } from './tokens.ts';
 import type {
-  AckFrame,
   ClosingReason,
   EncryptedFrame,
-  IdentityFrame,
-  JoinedFrame,
-  LeftFrame,
   MemberJoinedFrame,
   MemberLeftFrame,
-  PongFrame,
-  PresenceFrame,
   ReplyOf,
   RequestId,
   ServerFrame,
-  TokenRefreshedFrame,
 } from './wire.ts';
 
 /** Rooms one socket may join (its own `user:` room aside): bounds the connection row and the work of $disconnect. */
@@ -196,7 +189,7 @@ async function handleEncrypted(frame: FrameContext, jwe: string): Promise<Encryp
 async function dispatch(frame: FrameContext, m: Request): Promise<ReplyOf[keyof ReplyOf] | undefined> {
   switch (m.type) {
     case 'ping':
-      return withId<PongFrame>({ type: 'pong' }, frame.id);
+      return withId<ReplyOf['ping']>({ type: 'pong' }, frame.id);
     case 'whoami':
       return identity(frame);
     case 'join':
@@ -291,14 +284,14 @@ function tooManyRooms(): AppError {
   return new AppError('invalid_request', `a socket may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
 }
 
-function identity({ conn, id }: FrameContext): IdentityFrame {
-  return withId<IdentityFrame>(
+function identity({ conn, id }: FrameContext): ReplyOf['whoami'] {
+  return withId<ReplyOf['whoami']>(
     { type: 'identity', sub: conn.sub, username: conn.username, roles: [...conn.roles], exp: conn.exp },
     id,
   );
 }
 
-async function join(frame: FrameContext, m: Request<'join'>): Promise<JoinedFrame | undefined> {
+async function join(frame: FrameContext, m: Request<'join'>): Promise<ReplyOf['join'] | undefined> {
   const { deps, conn } = frame;
   const room = parseRoom(m.room);
   let grant = needsGrant(room) ? await frame.grantOf(room.name) : undefined;
@@ -334,7 +327,7 @@ async function join(frame: FrameContext, m: Request<'join'>): Promise<JoinedFram
   // (members included), sealed when it will be. The oldest history goes first; a recovered
   // history keeps its oldest instead, so it stays gapless: its end short of `seq` tells the
   // client to join again from there.
-  const reply: JoinedFrame = {
+  const reply: ReplyOf['join'] = {
     type: 'joined',
     room: m.room,
     epoch: position.epoch,
@@ -350,7 +343,7 @@ async function join(frame: FrameContext, m: Request<'join'>): Promise<JoinedFram
   });
 }
 
-async function leave(frame: FrameContext, m: Request<'leave'>): Promise<LeftFrame> {
+async function leave(frame: FrameContext, m: Request<'leave'>): Promise<ReplyOf['leave']> {
   const { deps, conn } = frame;
   await requireMember(deps, conn, m.room);
   const [, members] = await Promise.all([
@@ -358,19 +351,19 @@ async function leave(frame: FrameContext, m: Request<'leave'>): Promise<LeftFram
     roomMembers(deps, m.room),
   ]);
   await tellOthers(deps, conn, members, { type: 'member_left', room: m.room, username: conn.username });
-  return withId<LeftFrame>({ type: 'left', room: m.room }, frame.id);
+  return withId<ReplyOf['leave']>({ type: 'left', room: m.room }, frame.id);
 }
 
-async function presence(frame: FrameContext, m: Request<'presence'>): Promise<PresenceFrame> {
+async function presence(frame: FrameContext, m: Request<'presence'>): Promise<ReplyOf['presence']> {
   const { deps, conn } = frame;
   const room = await requireMember(deps, conn, m.room);
   if (needsGrant(room) && !(await frame.grantOf(room.name))) return deny(deps, conn, room, 'no_grant');
   const members = await roomMembers(deps, m.room);
   const names = [...new Set(members.map((x) => x.username))].sort();
-  return withId<PresenceFrame>({ type: 'presence', room: m.room, members: names }, frame.id);
+  return withId<ReplyOf['presence']>({ type: 'presence', room: m.room, members: names }, frame.id);
 }
 
-async function post(frame: FrameContext, m: Request<'message'>): Promise<AckFrame | undefined> {
+async function post(frame: FrameContext, m: Request<'message'>): Promise<ReplyOf['message'] | undefined> {
   const { deps, conn } = frame;
   const room = await requireMember(deps, conn, m.room);
   const denial = postDenial(room, conn, needsGrant(room) ? await frame.grantOf(room.name) : undefined);
@@ -394,10 +387,13 @@ async function post(frame: FrameContext, m: Request<'message'>): Promise<AckFram
     await closeConnection(deps, conn, stopped);
     return undefined;
   }
-  return withId<AckFrame>({ type: 'ack', ...publishedReply(published) }, frame.id);
+  return withId<ReplyOf['message']>({ type: 'ack', ...publishedReply(published) }, frame.id);
 }
 
-async function refreshToken(frame: FrameContext, m: Request<'refresh_token'>): Promise<TokenRefreshedFrame> {
+async function refreshToken(
+  frame: FrameContext,
+  m: Request<'refresh_token'>,
+): Promise<ReplyOf['refresh_token']> {
   const { deps, conn } = frame;
   const claims = await verifyAccessToken(deps, m.token);
   if (claims.sub !== conn.sub) throw new AppError('invalid_token', 'the new token is for another user');
@@ -406,5 +402,5 @@ async function refreshToken(frame: FrameContext, m: Request<'refresh_token'>): P
   if (!(await updateConnectionToken(deps, conn.connectionId, claims))) {
     throw new AppError('invalid_token', 'this socket is closed');
   }
-  return withId<TokenRefreshedFrame>({ type: 'token_refreshed', exp: claims.exp }, frame.id);
+  return withId<ReplyOf['refresh_token']>({ type: 'token_refreshed', exp: claims.exp }, frame.id);
 }
