@@ -4,7 +4,6 @@ import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { allPages, batchGet, type Item, isLive, type KeyRef, N, num, S, storeCall, str } from './store.ts';
 import type { AccessClaims } from './tokens.ts';
-import type { ClosingReason } from './wire.ts';
 
 /** What a request carries that the revocation list and the blocklist may refuse. */
 export interface AccessSubject {
@@ -119,23 +118,6 @@ export function accessDenial(state: AccessState): AppError | undefined {
     return new AppError('forbidden', blockedMessage('requests from this address are blocked', state.ipBlock));
   if (state.userBlock)
     return new AppError('forbidden', blockedMessage('this user is blocked', state.userBlock));
-  return undefined;
-}
-
-/**
- * Why an open socket must be closed, or undefined while it may stay open: the one rule of
- * the frame path and the sweeper. `live` is the token its connection row holds now (undefined
- * when the row is gone, which counts as revoked); `state`, that token's and its user's rows.
- */
-export function closeReason(
-  live: { readonly exp: number } | undefined,
-  state: AccessState,
-  nowSeconds: number,
-  clockSkewS: number,
-): ClosingReason | undefined {
-  if (!live || state.revoked) return 'token_revoked';
-  if (state.userBlock) return 'blocked';
-  if (live.exp + clockSkewS <= nowSeconds) return 'token_expired';
   return undefined;
 }
 

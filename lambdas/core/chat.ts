@@ -1,9 +1,7 @@
-import { accessDenial, accessRefs, accessStateFrom, closeReason, readAccessState } from './access.ts';
+import { accessDenial, readAccessState } from './access.ts';
 import { nowS } from './clock.ts';
 import {
   type Connection,
-  connectionFrom,
-  connectionKey,
   joinRoom,
   leaveRoom,
   type Member,
@@ -14,18 +12,11 @@ import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { decryptFrame, encryptFrame } from './frame-crypto.ts';
 import { fitFrame } from './frame-size.ts';
-import { accessOf, grantRef, readGrant } from './grants.ts';
-import {
-  type ClientMessage,
-  errorFrame,
-  type FramePeek,
-  parseClientMessage,
-  peekFrame,
-  peekId,
-} from './protocol.ts';
+import { readGrant } from './grants.ts';
+import { type ClientMessage, errorFrame, parseClientMessage, peekFrame, peekId } from './protocol.ts';
 import { publishedReply, publishMessage } from './publish.ts';
 import { countFrame, enforceRateLimit } from './rate-limit.ts';
-import { joinHistory } from './recovery.ts';
+import { type JoinHistory, joinHistory } from './recovery.ts';
 import {
   type Access,
   denialMessage,
@@ -37,8 +28,8 @@ import {
   type RoomDenial,
   userRoom,
 } from './rooms.ts';
+import { readSocketAccess } from './socket-access.ts';
 import { closeConnection, sendToConnections } from './sockets.ts';
-import { batchGet } from './store.ts';
 import { verifyAccessToken } from './tokens.ts';
 import type {
   ClosingReason,
@@ -93,20 +84,24 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
   const now = nowS(deps.clock);
   // The frame is parsed once here for what must be known before any read; parseClientMessage validates it later.
   const peek = peekFrame(body);
-  const { grantRoom } = peek;
-  const [counted, { rows, refusal }] = await Promise.all([
-    countFrame(deps, sender.sub, now),
-    readFrameRows(deps, sender, peek, now),
-  ]);
-  const row = rows[0];
-  if (refusal || !row) {
-    await closeConnection(deps, sender, refusal ?? 'token_revoked');
+  const socket = { connectionId: sender.connectionId, username: sender.username, claims: sender };
+  const read = (consistent: boolean) =>
+    readSocketAccess(deps, socket, peek.grantRoom, { consistent, nowSeconds: now });
+  // Every frame but a keep-alive reads its rows strongly consistent: a frame read with a stale
+  // view could act for a token revoked or a user blocked a moment ago. A `ping` reads eventually
+  // consistent (half the read units): a stale view that lets it pass gives nothing but a pong
+  // (no room, no member, no message), the revoking path closes the socket itself, and the next
+  // other frame reads strongly. A stale view that refuses it (a row written at $connect or a
+  // refresh not yet seen) is read again strongly before the socket is closed on it.
+  const [counted, first] = await Promise.all([countFrame(deps, sender.sub, now), read(!peek.keepAlive)]);
+  const seen = first.closeReason && peek.keepAlive ? await read(true) : first;
+  const conn = seen.connection;
+  if (seen.closeReason || !conn) {
+    await closeConnection(deps, sender, seen.closeReason ?? 'token_revoked');
     return undefined;
   }
-  const conn = connectionFrom(row);
-  const prefetched = grantRoom ? accessOf(rows.at(-1)) : undefined;
   const grantOf: GrantOf = (room) =>
-    room === grantRoom ? Promise.resolve(prefetched) : readGrant(deps, room, conn.username);
+    room === peek.grantRoom ? Promise.resolve(seen.grant) : readGrant(deps, room, conn.username);
 
   if ((await enforceRateLimit(deps, sender, counted, now)) === 'blocked') return undefined;
   if (Buffer.byteLength(body) > deps.settings.maxMessageBytes) {
@@ -116,51 +111,6 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
   const frame: FrameContext = { deps, conn, now, id: peek.id, grantOf };
   if (message.type === 'encrypted') return handleEncrypted(frame, message.jwe);
   return dispatch(frame, message);
-}
-
-/**
- * The rows a frame is judged by: the connection row first, then its token's and user's
- * (`accessRefs`), then the grant of the `private:` room it names, if it does; and why they
- * refuse its socket, if they do.
- */
-async function readFrameRows(
-  deps: Deps,
-  sender: FrameSender,
-  peek: FramePeek,
-  now: number,
-): Promise<{ rows: Awaited<ReturnType<typeof batchGet>>; refusal: ClosingReason | undefined }> {
-  const subject = { claims: { ...sender }, username: sender.username };
-  const read = (consistent: boolean) =>
-    batchGet(
-      deps.db,
-      [
-        { table: deps.tables.connections, key: connectionKey(sender.connectionId) },
-        ...accessRefs(deps, subject),
-        // Last, so the rows before it are laid out as refusalOf reads them.
-        ...(peek.grantRoom ? [grantRef(deps, peek.grantRoom, sender.username)] : []),
-      ],
-      { consistent },
-    );
-  const refusalOf = ([row, ...accessRows]: Awaited<ReturnType<typeof read>>) =>
-    closeReason(
-      row && connectionFrom(row),
-      accessStateFrom(subject, accessRows, now),
-      now,
-      deps.settings.clockSkewS,
-    );
-  // Every frame but a keep-alive reads its rows strongly consistent: a frame read with a stale
-  // view could act for a token revoked or a user blocked a moment ago. A `ping` reads eventually
-  // consistent (half the read units): a stale view that lets it pass gives nothing but a pong
-  // (no room, no member, no message), the revoking path closes the socket itself, and the next
-  // other frame reads strongly. A stale view that refuses it (a row written at $connect or a
-  // refresh not yet seen) is read again strongly before the socket is closed on it.
-  let rows = await read(!peek.keepAlive);
-  let refusal = refusalOf(rows);
-  if (refusal && peek.keepAlive) {
-    rows = await read(true);
-    refusal = refusalOf(rows);
-  }
-  return { rows, refusal };
 }
 
 /**
@@ -221,20 +171,10 @@ async function stopReason(
   now: number,
   room: Room,
 ): Promise<ClosingReason | RoomDenial | undefined> {
-  const subject = { claims: conn, username: conn.username };
-  const grant = needsGrant(room) ? [grantRef(deps, room.name, conn.username)] : [];
-  const [row, ...accessRows] = await batchGet(
-    deps.db,
-    [
-      { table: deps.tables.connections, key: connectionKey(conn.connectionId) },
-      ...accessRefs(deps, subject),
-      ...grant,
-    ],
-    { consistent: true },
-  );
-  const state = accessStateFrom(subject, accessRows, now);
-  const reason = closeReason(row && connectionFrom(row), state, now, deps.settings.clockSkewS);
-  return reason ?? postDenial(room, conn, grant.length > 0 ? accessOf(accessRows.at(-1)) : undefined);
+  const socket = { connectionId: conn.connectionId, username: conn.username, claims: conn };
+  const grantRoom = needsGrant(room) ? room.name : undefined;
+  const seen = await readSocketAccess(deps, socket, grantRoom, { consistent: true, nowSeconds: now });
+  return seen.closeReason ?? postDenial(room, conn, seen.grant);
 }
 
 const isClosingReason = (r: ClosingReason | RoomDenial): r is ClosingReason =>
@@ -309,7 +249,7 @@ async function join(frame: FrameContext, m: Request<'join'>): Promise<ReplyOf['j
     grant = await readGrant(deps, room.name, conn.username);
     return grant !== undefined;
   };
-  const [joined, members, { position, history, recovered }] = await Promise.all([
+  const [joined, members, messages] = await Promise.all([
     already ? 'joined' : joinRoom(deps, conn, m.room, { maxRooms, ...(needsGrant(room) ? { recheck } : {}) }),
     roomMembers(deps, m.room),
     joinHistory(deps, m.room, m, deps.clock.now()),
@@ -321,15 +261,27 @@ async function join(frame: FrameContext, m: Request<'join'>): Promise<ReplyOf['j
   if (joined === 'full') throw tooManyRooms();
   if (!listed)
     await tellOthers(deps, conn, members, { type: 'member_joined', room: m.room, username: conn.username });
+  return joinedReply(frame, m.room, members, messages, grant);
+}
+
+/**
+ * The `joined` reply. It must fit API Gateway's 128 KB message limit, measured on the whole
+ * frame (members included), sealed when it will be. The oldest history goes first; a recovered
+ * history keeps its oldest instead, so it stays gapless: its end short of `seq` tells the
+ * client to join again from there.
+ */
+function joinedReply(
+  { conn, id }: FrameContext,
+  room: string,
+  members: readonly Member[],
+  { position, history, recovered }: JoinHistory,
+  grant: Access | undefined,
+): ReplyOf['join'] {
   // The joining socket's own row may or may not be in the Query that ran beside its write.
   const names = [...new Set([conn.username, ...members.map((x) => x.username)])].sort();
-  // The reply must fit API Gateway's 128 KB message limit, measured on the whole frame
-  // (members included), sealed when it will be. The oldest history goes first; a recovered
-  // history keeps its oldest instead, so it stays gapless: its end short of `seq` tells the
-  // client to join again from there.
   const reply: ReplyOf['join'] = {
     type: 'joined',
-    room: m.room,
+    room,
     epoch: position.epoch,
     seq: position.seq,
     members: names,
@@ -337,7 +289,7 @@ async function join(frame: FrameContext, m: Request<'join'>): Promise<ReplyOf['j
     ...(recovered === undefined ? {} : { recovered }),
     ...(grant ? { access: grant } : {}),
   };
-  return fitFrame(withId(reply, frame.id), 'history', {
+  return fitFrame(withId(reply, id), 'history', {
     encrypted: conn.messageKey !== undefined,
     drop: recovered ? 'newest' : 'oldest',
   });

@@ -1,7 +1,8 @@
-import { accessRefs, accessStateFrom, closeReason } from './access.ts';
+import { accessRefs, accessStateFrom } from './access.ts';
 import { nowS } from './clock.ts';
 import { allConnections, connectionsWithoutRow, deleteMembership, orphanMemberships } from './connections.ts';
 import type { Deps } from './deps.ts';
+import { closeReason } from './socket-access.ts';
 import { type CloseReason, closeConnection, forgetConnection } from './sockets.ts';
 import { batchGet } from './store.ts';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type AccessState, closeReason } from '../../../lambdas/core/access.ts';
+import type { AccessState } from '../../../lambdas/core/access.ts';
+import { closeReason } from '../../../lambdas/core/socket-access.ts';
 
 const open: AccessState = { revoked: undefined, userBlock: undefined, ipBlock: undefined };
 const block = { reason: 'abuse', expiresAt: 2_000 };
