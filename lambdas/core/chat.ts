@@ -70,7 +70,7 @@ interface FrameContext {
 }
 
 /** A request, by its type (an encrypted frame is opened before it is dispatched). */
-type Request<K extends keyof ReplyOf = keyof ReplyOf> = Extract<ClientMessage, { type: K }>;
+type RequestFrame<K extends keyof ReplyOf = keyof ReplyOf> = Extract<ClientMessage, { type: K }>;
 
 /**
  * Handles one client frame. Round trip 1, in parallel: the user's rate-limit counter
@@ -136,7 +136,7 @@ async function handleEncrypted(frame: FrameContext, jwe: string): Promise<Encryp
 }
 
 /** Runs one request; each type's handler answers with that type's reply (`ReplyOf`). */
-async function dispatch(frame: FrameContext, m: Request): Promise<ReplyOf[keyof ReplyOf] | undefined> {
+async function dispatch(frame: FrameContext, m: RequestFrame): Promise<ReplyOf[keyof ReplyOf] | undefined> {
   switch (m.type) {
     case 'ping':
       return withId<ReplyOf['ping']>({ type: 'pong' }, frame.id);
@@ -231,7 +231,7 @@ function identity({ conn, id }: FrameContext): ReplyOf['whoami'] {
   );
 }
 
-async function join(frame: FrameContext, m: Request<'join'>): Promise<ReplyOf['join'] | undefined> {
+async function join(frame: FrameContext, m: RequestFrame<'join'>): Promise<ReplyOf['join'] | undefined> {
   const { deps, conn } = frame;
   const room = parseRoom(m.room);
   let grant = needsGrant(room) ? await frame.grantOf(room.name) : undefined;
@@ -295,7 +295,7 @@ function joinedReply(
   });
 }
 
-async function leave(frame: FrameContext, m: Request<'leave'>): Promise<ReplyOf['leave']> {
+async function leave(frame: FrameContext, m: RequestFrame<'leave'>): Promise<ReplyOf['leave']> {
   const { deps, conn } = frame;
   await requireMember(deps, conn, m.room);
   const [, members] = await Promise.all([
@@ -306,7 +306,7 @@ async function leave(frame: FrameContext, m: Request<'leave'>): Promise<ReplyOf[
   return withId<ReplyOf['leave']>({ type: 'left', room: m.room }, frame.id);
 }
 
-async function presence(frame: FrameContext, m: Request<'presence'>): Promise<ReplyOf['presence']> {
+async function presence(frame: FrameContext, m: RequestFrame<'presence'>): Promise<ReplyOf['presence']> {
   const { deps, conn } = frame;
   const room = await requireMember(deps, conn, m.room);
   if (needsGrant(room) && !(await frame.grantOf(room.name))) return deny(deps, conn, room, 'no_grant');
@@ -315,7 +315,10 @@ async function presence(frame: FrameContext, m: Request<'presence'>): Promise<Re
   return withId<ReplyOf['presence']>({ type: 'presence', room: m.room, members: names }, frame.id);
 }
 
-async function post(frame: FrameContext, m: Request<'message'>): Promise<ReplyOf['message'] | undefined> {
+async function post(
+  frame: FrameContext,
+  m: RequestFrame<'message'>,
+): Promise<ReplyOf['message'] | undefined> {
   const { deps, conn } = frame;
   const room = await requireMember(deps, conn, m.room);
   const denial = postDenial(room, conn, needsGrant(room) ? await frame.grantOf(room.name) : undefined);
@@ -344,7 +347,7 @@ async function post(frame: FrameContext, m: Request<'message'>): Promise<ReplyOf
 
 async function refreshToken(
   frame: FrameContext,
-  m: Request<'refresh_token'>,
+  m: RequestFrame<'refresh_token'>,
 ): Promise<ReplyOf['refresh_token']> {
   const { deps, conn } = frame;
   const claims = await verifyAccessToken(deps, m.token);
