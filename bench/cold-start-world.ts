@@ -4,8 +4,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { putConnection } from '../lambdas/core/connections.ts';
 import { generateStoredKey, publicJwkOf } from '../lambdas/core/keys.ts';
+import { putSocketRow } from '../lambdas/core/socket-rows.ts';
 import { localTableNames, TABLE_KEYS, tableEnvName } from '../lambdas/core/tables.ts';
 import type { FunctionSpec } from '../lambdas/functions.ts';
 import { makeLoginHandler } from '../lambdas/http-login.ts';
@@ -170,7 +170,7 @@ export async function startColdStartWorld(prefix = 'cold-'): Promise<ColdStartWo
     };
     const socket = connectionInfo();
     const socketPair = await freshPair();
-    await putConnection(deps, {
+    await putSocketRow(deps, {
       ...socketPair.claims,
       connectionId: socket.connectionId,
       ip: '203.0.113.7',

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import { allConnections, joinRoom, leaveRoom } from '../lambdas/core/connections.ts';
 import { connectionsApi } from '../lambdas/core/connections-api.ts';
+import { joinRoom, leaveRoom } from '../lambdas/core/memberships.ts';
+import { allSocketRows } from '../lambdas/core/socket-rows.ts';
 import { issueAccessToken } from '../lambdas/core/tokens.ts';
 import {
   sdkConnectionsApi as managementApi,
@@ -140,7 +141,7 @@ async function ours(count: number, messages: number): Promise<Delivery> {
     progress(`e2e: ${count} sockets through the authorizer and $connect in ${fmt((now() - t0) / 1000)} s`);
     // Memberships straight into the store: 1000 `join` frames would each tell every earlier
     // member (n² member_joined posts), which is setup, not what is measured.
-    const rows = await allConnections(system.deps);
+    const rows = await allSocketRows(system.deps);
     await mapLimit(rows, 16, (c) => joinRoom(system.deps, c, ROOM));
     await drive(sockets, 1);
     const result = await drive(sockets, messages);

@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { BatchWriteItemCommand, type WriteRequest } from '@aws-sdk/client-dynamodb';
 import type { Audit } from '../lambdas/core/audit.ts';
 import { systemClock } from '../lambdas/core/clock.ts';
-import { CONNECTION_TTL_S } from '../lambdas/core/connections.ts';
 import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
 import { FANOUT_TUNING, readRoomForFanout, storeAndDeliver } from '../lambdas/core/fanout.ts';
+import { SOCKET_TTL_S } from '../lambdas/core/socket-rows.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
 import type { ChatMessage } from '../lambdas/core/wire.ts';
 import { makeFanoutWorkerHandler } from '../lambdas/fanout-worker.ts';
@@ -138,7 +138,7 @@ export async function measureScale(sizes: readonly number[]): Promise<MeasuredRo
     for (const members of sizes) {
       const room = `scale-${members}`;
       const ids = Array.from({ length: members }, () => `${randomBytes(11).toString('base64url')}=`);
-      const expiresAt = { N: String(Math.floor(Date.now() / 1000) + CONNECTION_TTL_S) };
+      const expiresAt = { N: String(Math.floor(Date.now() / 1000) + SOCKET_TTL_S) };
       const writes: WriteRequest[][] = [];
       for (let i = 0; i < ids.length; i += 25) {
         writes.push(

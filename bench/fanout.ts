@@ -5,8 +5,9 @@ import {
   ScanCommand,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
-import { CONNECTION_TTL_S, connectionKey, roomMembers } from '../lambdas/core/connections.ts';
-import type { Item } from '../lambdas/core/store.ts';
+import { roomMembers } from '../lambdas/core/room-members.ts';
+import { SOCKET_TTL_S, socketRowKey } from '../lambdas/core/socket-rows.ts';
+import { allPages, type Item } from '../lambdas/core/store.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
 import { ensureTables, localDynamoClient, startDynalite } from '../local/dynamo.ts';
 import { RoundTripProbe } from '../test/kit/round-trips.ts';
@@ -47,14 +48,14 @@ function itemBytes(item: Item): number {
   return size;
 }
 
-/** The rows `putConnection` and `joinRoom` write for one socket in one room (lambdas/core/connections.ts). */
+/** The rows `putSocketRow` and `joinRoom` write for one socket in one room (lambdas/core/socket-rows.ts, memberships.ts). */
 function socketRows(i: number, room: string, now: number): Item[] {
   const connectionId = `${randomBytes(11).toString('base64url')}=`;
   const username = `user${i}`;
-  const expiresAt = { N: String(Math.floor(now / 1000) + CONNECTION_TTL_S) };
+  const expiresAt = { N: String(Math.floor(now / 1000) + SOCKET_TTL_S) };
   return [
     {
-      ...connectionKey(connectionId),
+      ...socketRowKey(connectionId),
       connectionId: { S: connectionId },
       sub: { S: `sub-${randomBytes(8).toString('hex')}` },
       username: { S: username },
@@ -99,10 +100,8 @@ async function writeAll(db: DynamoDBClient, table: string, items: Item[]): Promi
  * bills) every item of the table. Paginates over 1 MB pages as DynamoDB does.
  */
 export async function scanRoom(db: DynamoDBClient, table: string, room: string): Promise<string[]> {
-  const ids: string[] = [];
-  let start: Item | undefined;
-  do {
-    const out = await db.send(
+  const items = await allPages((start) =>
+    db.send(
       new ScanCommand({
         TableName: table,
         FilterExpression: 'pk = :room',
@@ -110,11 +109,9 @@ export async function scanRoom(db: DynamoDBClient, table: string, room: string):
         ProjectionExpression: 'sk',
         ExclusiveStartKey: start,
       }),
-    );
-    for (const item of out.Items ?? []) if (item.sk?.S) ids.push(item.sk.S);
-    start = out.LastEvaluatedKey;
-  } while (start);
-  return ids;
+    ),
+  );
+  return items.flatMap((item) => (item.sk?.S ? [item.sk.S] : []));
 }
 
 /**
@@ -225,7 +222,7 @@ function fanoutSection(points: readonly FanoutPoint[]): Section {
     '',
     growth,
     '',
-    `Each stored connection is a socket row plus one membership row (the layout of lambdas/core/connections.ts), ` +
+    `Each stored connection is a socket row plus one membership row (the layout of lambdas/core/socket-rows.ts and memberships.ts), ` +
       `so the table holds twice as many items as connections; every room has ${FANOUT_ROOM} members. ` +
       "RRU from dynalite's ConsumedCapacity, which follows DynamoDB's rule: a Query or Scan is billed on the " +
       'bytes it reads, rounded up to 4 KB per 1 MB page, halved for eventually consistent reads; a Scan bills ' +

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { type RawData, WebSocket } from 'ws';
-import { roomMembers } from '../lambdas/core/connections.ts';
+import { roomMembers } from '../lambdas/core/room-members.ts';
 import { issueAccessToken } from '../lambdas/core/tokens.ts';
 import { localConfig } from '../local/config.ts';
 import { type LocalSystem, startLocal } from '../local/system.ts';

@@ -1,6 +1,7 @@
-import { joinRoom, putConnection } from '../lambdas/core/connections.ts';
 import type { Deps } from '../lambdas/core/deps.ts';
 import { putGrant } from '../lambdas/core/grants.ts';
+import { joinRoom } from '../lambdas/core/memberships.ts';
+import { putSocketRow } from '../lambdas/core/socket-rows.ts';
 import { issueAccessToken } from '../lambdas/core/tokens.ts';
 import { makeLoginHandler } from '../lambdas/http-login.ts';
 import { makeRefreshHandler } from '../lambdas/http-refresh.ts';
@@ -56,7 +57,7 @@ export async function measureRoutes(): Promise<RoutesResult> {
     for (let i = 1; i < ROOM_SIZE; i++) {
       const other = { ...claims, sub: `peer-${i}`, username: `peer${i}`, jti: `jti-${i}`, sid: `sid-${i}` };
       const c = { ...other, connectionId: `peer${String(i).padStart(12, '0')}=`, ip: '203.0.113.9' };
-      await putConnection(deps, { ...c, connectedAt: Date.now(), rooms: [] });
+      await putSocketRow(deps, { ...c, connectedAt: Date.now(), rooms: [] });
       await joinRoom(deps, { ...c, connectedAt: Date.now() }, room);
     }
 

@@ -88,7 +88,8 @@ function parseArgs(args: string[]): Args {
   return out;
 }
 
-interface Store {
+/** The tables the CLI acts on, opened on AWS or in the local system, with the deps over them. */
+interface OpenedStore {
   deps: Deps;
   /** What `block` and `revoke` do to open sockets, for the summary line. */
   sockets: string;
@@ -133,7 +134,7 @@ async function checkAws(db: DynamoDBClient): Promise<void> {
   }
 }
 
-async function openAws(command: string): Promise<Store> {
+async function openAws(command: string): Promise<OpenedStore> {
   const settings = localConfig({ ...process.env, DATA_DIR: ':memory:' }).settings;
   const needed = [...(TABLES_OF[command] ?? [])];
   const endpoint = process.env.WS_MANAGEMENT_ENDPOINT;
@@ -163,7 +164,7 @@ function storeOf(
   db: DynamoDBClient,
   tables: Parameters<typeof depsOf>[2],
   client: SignedConnectionsApi | undefined,
-): Store {
+): OpenedStore {
   return {
     deps: depsOf(settings, db, tables, client),
     sockets: client ? 'sockets closed' : 'open sockets close at their next frame or sweep',
@@ -174,7 +175,7 @@ function storeOf(
   };
 }
 
-async function openLocal(dataDir: string, settings: Settings): Promise<Store> {
+async function openLocal(dataDir: string, settings: Settings): Promise<OpenedStore> {
   const tables = localTableNames();
   // Two processes cannot open one LevelDB folder: reach the running system's store when there is one.
   const running = await findRunning(dataDir);
@@ -227,7 +228,7 @@ function operator(): { username: string } {
   return { username: `cli:${process.env.USER ?? process.env.LOGNAME ?? 'operator'}`.slice(0, 64) };
 }
 
-async function runCommand(args: Args, store: Store): Promise<void> {
+async function runCommand(args: Args, store: OpenedStore): Promise<void> {
   const { deps } = store;
   switch (args.command) {
     case 'list':
@@ -309,7 +310,7 @@ async function run(argv: string[]): Promise<void> {
     await rotateLocalKeys(config.dataDir, config.settings);
     return;
   }
-  let store: Store;
+  let store: OpenedStore;
   if (aws) store = await openAws(args.command);
   else {
     const config = localConfig(process.env);

@@ -12,7 +12,7 @@ export interface CloseStatus {
 }
 
 /** One open socket of the gateway, from its upgrade to its `$disconnect`. */
-interface Connection {
+interface OpenSocket {
   info: ConnectionInfo;
   authorizer: WsAuthorizerContext | undefined;
   socket: WebSocket;
@@ -51,7 +51,7 @@ const UNSUPPORTED_DATA = 'Unsupported data';
  * frame rules close sockets as API Gateway does, and every end fires one `$disconnect`.
  */
 export class ConnectionLifecycle {
-  private readonly live = new Map<string, Connection>();
+  private readonly live = new Map<string, OpenSocket>();
 
   constructor(private readonly options: LifecycleOptions) {}
 
@@ -81,7 +81,7 @@ export class ConnectionLifecycle {
   ): void {
     const { maxFrameBytes, idleTimeoutMs, maxConnectionMs, log } = this.options;
     let markClosed = () => {};
-    const conn: Connection = {
+    const conn: OpenSocket = {
       info,
       authorizer,
       socket: ws,
@@ -194,14 +194,14 @@ export class ConnectionLifecycle {
     );
   }
 
-  private closeBy(conn: Connection, status: CloseStatus, frameReason: string) {
+  private closeBy(conn: OpenSocket, status: CloseStatus, frameReason: string) {
     if (conn.closing) return;
     conn.closing = true;
     conn.cause = status;
     conn.socket.close(status.code, frameReason);
   }
 
-  private onMessage(conn: Connection, data: Buffer, isBinary: boolean) {
+  private onMessage(conn: OpenSocket, data: Buffer, isBinary: boolean) {
     conn.lastActiveAt = Date.now();
     conn.lastTrafficAt = conn.lastActiveAt;
     if (conn.closing) return;
@@ -220,7 +220,7 @@ export class ConnectionLifecycle {
     this.options.track(this.dispatchMessage(conn, event, ids.requestId));
   }
 
-  private async dispatchMessage(conn: Connection, event: WsProxyEvent, requestId: string) {
+  private async dispatchMessage(conn: OpenSocket, event: WsProxyEvent, requestId: string) {
     const { routes, routeResponse, log } = this.options;
     const { connectionId } = conn.info;
     const entry = {
@@ -253,13 +253,13 @@ export class ConnectionLifecycle {
     }
   }
 
-  private sendText(conn: Connection, text: string) {
+  private sendText(conn: OpenSocket, text: string) {
     this.sendData(conn, Buffer.from(text, 'utf8'), false);
   }
 
   // Server-sent frames count against the idle timeout too: services on API Gateway keep idle
   // sockets open with server-side keep-alives alone, up to the two-hour limit.
-  private sendData(conn: Connection, data: Buffer, binary: boolean) {
+  private sendData(conn: OpenSocket, data: Buffer, binary: boolean) {
     if (conn.socket.readyState !== conn.socket.OPEN) return;
     conn.lastTrafficAt = Date.now();
     conn.socket.send(data, { binary });

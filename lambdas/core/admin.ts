@@ -1,11 +1,11 @@
 import { blockId, putBlock, removeBlock, revokeUserTokens } from './access.ts';
-import { allConnections } from './connections.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { normalizeIp } from './ip.ts';
 import { idempotencyKeyOf, messageContent } from './protocol.ts';
 import { publishedReply, publishMessage } from './publish.ts';
 import { parseRoom } from './rooms.ts';
+import { allSocketRows } from './socket-rows.ts';
 import { closeUserSockets } from './sockets.ts';
 import type { AccessClaims } from './tokens.ts';
 import { getUser, normalizeUsername, type User } from './users.ts';
@@ -121,7 +121,7 @@ export interface ConnectionView {
 
 /** Every open socket (a Scan: an operator's question, never a request path of clients). */
 export async function listConnections(deps: Deps): Promise<ConnectionView[]> {
-  return (await allConnections(deps))
+  return (await allSocketRows(deps))
     .map((c) => ({
       connectionId: c.connectionId,
       username: c.username,

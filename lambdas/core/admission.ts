@@ -1,16 +1,10 @@
-import {
-  CONNECTION_TTL_S,
-  type Connection,
-  deleteMembership,
-  putConnection,
-  putMembership,
-  removeConnection,
-} from './connections.ts';
 import type { Deps } from './deps.ts';
+import { deleteMembership, putMembership } from './memberships.ts';
 import { userRoom } from './rooms.ts';
 import { sessionMessageKey } from './sessions.ts';
+import { deleteSocketRow, putSocketRow, SOCKET_TTL_S, type SocketRow } from './socket-rows.ts';
 import { releaseSlots, type SlotHolder, slotHolders, takeSlot } from './socket-slots.ts';
-import { forgetConnection } from './sockets.ts';
+import { forgetSocket } from './sockets.ts';
 
 /** API Gateway's integration timeout: a younger socket may be a handshake still in progress. */
 const STALE_AFTER_MS = 30_000;
@@ -23,10 +17,10 @@ const STALE_AFTER_MS = 30_000;
  * stored) when the user holds all its slots. The socket is in its user's `user:` room from
  * the start: the membership is written beside the row that lists it, in the same round trip.
  */
-export async function admitSocket(deps: Deps, socket: Omit<Connection, 'rooms'>): Promise<boolean> {
+export async function admitSocket(deps: Deps, socket: Omit<SocketRow, 'rooms'>): Promise<boolean> {
   const personal = userRoom(socket.username);
-  const connection: Connection = { ...socket, rooms: [personal] };
-  const { admitted, stored } = await storeIfSlot(deps, connection, personal);
+  const row: SocketRow = { ...socket, rooms: [personal] };
+  const { admitted, stored } = await storeIfSlot(deps, row, personal);
   const entry = {
     username: socket.username,
     sub: socket.sub,
@@ -36,7 +30,7 @@ export async function admitSocket(deps: Deps, socket: Omit<Connection, 'rooms'>)
   if (!admitted) {
     if (stored)
       await Promise.all([
-        removeConnection(deps, socket.connectionId),
+        deleteSocketRow(deps, socket.connectionId),
         deleteMembership(deps, personal, socket.connectionId),
       ]);
     deps.audit('warn', 'ws.denied', { ...entry, reason: 'too_many_connections' });
@@ -53,30 +47,30 @@ export async function admitSocket(deps: Deps, socket: Omit<Connection, 'rooms'>)
  */
 async function storeIfSlot(
   deps: Deps,
-  connection: Connection,
+  row: SocketRow,
   personal: string,
 ): Promise<{ admitted: boolean; stored: boolean }> {
   const max = deps.settings.maxConnectionsPerUser;
   if (deps.settings.messageEncryption) {
     // The socket's frames are encrypted with its session's key: read it before the row is written.
     const [messageKey, slot] = await Promise.all([
-      sessionMessageKey(deps, connection.sid),
-      takeSlot(deps, connection, max),
+      sessionMessageKey(deps, row.sid),
+      takeSlot(deps, row, max),
     ]);
-    const admitted = slot || (await reclaimStaleSlots(deps, connection, max));
+    const admitted = slot || (await reclaimStaleSlots(deps, row, max));
     if (!admitted) return { admitted, stored: false };
     await Promise.all([
-      putConnection(deps, { ...connection, messageKey }),
-      putMembership(deps, { ...connection, messageKey }, personal),
+      putSocketRow(deps, { ...row, messageKey }),
+      putMembership(deps, { ...row, messageKey }, personal),
     ]);
     return { admitted, stored: true };
   }
   const [, , slot] = await Promise.all([
-    putConnection(deps, connection),
-    putMembership(deps, connection, personal),
-    takeSlot(deps, connection, max),
+    putSocketRow(deps, row),
+    putMembership(deps, row, personal),
+    takeSlot(deps, row, max),
   ]);
-  return { admitted: slot || (await reclaimStaleSlots(deps, connection, max)), stored: true };
+  return { admitted: slot || (await reclaimStaleSlots(deps, row, max)), stored: true };
 }
 
 /**
@@ -90,7 +84,7 @@ async function reclaimStaleSlots(deps: Deps, me: SlotHolder, max: number): Promi
     await Promise.all(
       holders.map(async (h) => {
         const age = me.connectedAt - h.connectedAt;
-        if (age > CONNECTION_TTL_S * 1000) return h;
+        if (age > SOCKET_TTL_S * 1000) return h;
         // A socket still inside its own $connect answers 410 too: only older ones can be stale.
         if (!deps.api || age < STALE_AFTER_MS) return undefined;
         return (await deps.api.exists(h.connectionId).catch(() => true)) ? undefined : h;
@@ -100,7 +94,7 @@ async function reclaimStaleSlots(deps: Deps, me: SlotHolder, max: number): Promi
   if (stale.length === 0) return false;
   await Promise.all([
     releaseSlots(deps, me.username, stale),
-    ...stale.map((h) => forgetConnection(deps, h.connectionId)),
+    ...stale.map((h) => forgetSocket(deps, h.connectionId)),
   ]);
   return takeSlot(deps, me, max);
 }

@@ -20,7 +20,8 @@ import { userFromItem, userKey } from './users.ts';
 
 export type { TokenPair };
 
-export interface Caller {
+/** Where an HTTP request came from (not who made it: that is its token's claims). */
+export interface RequestSource {
   /** Source IP (normalized), when known. */
   readonly ip: string | undefined;
 }
@@ -55,7 +56,11 @@ function tokenPair(
  * Spends a refresh token for a new pair. A spent token presented again revokes its
  * whole family, the family's access tokens included, and closes its sockets.
  */
-export async function refresh(deps: Deps, body: Record<string, unknown>, caller: Caller): Promise<TokenPair> {
+export async function refresh(
+  deps: Deps,
+  body: Record<string, unknown>,
+  source: RequestSource,
+): Promise<TokenPair> {
   // The user, its revocation mark and its blocks are read in the same round trip as the rotation.
   const outcome = await rotateSession(deps, body.refresh_token, (session) =>
     batchGet(
@@ -63,7 +68,7 @@ export async function refresh(deps: Deps, body: Record<string, unknown>, caller:
       [
         { table: deps.tables.users, key: userKey(session.username) },
         { table: deps.tables.revoked, key: { id: S(revokedId.user(session.sub)) } },
-        ...accessRefs(deps, { username: session.username, ip: caller.ip }),
+        ...accessRefs(deps, { username: session.username, ip: source.ip }),
       ],
       { consistent: true },
     ),
@@ -75,13 +80,13 @@ export async function refresh(deps: Deps, body: Record<string, unknown>, caller:
       username: session.username,
       sub: session.sub,
       sid: session.sid,
-      ip: caller.ip,
+      ip: source.ip,
       reason: 'spent_token_reused',
     });
     await closeSockets(deps, () => closeSessionSockets(deps, session.sid, 'token_revoked'));
     throw new AppError('invalid_token', 'the refresh token has already been used');
   }
-  const access = { username: session.username, ip: caller.ip };
+  const access = { username: session.username, ip: source.ip };
   const now = nowS(deps.clock);
   const [userItem, userMark, ...accessRows] = outcome.alongside;
   const user = userItem ? userFromItem(userItem) : undefined;
@@ -106,7 +111,7 @@ export async function refresh(deps: Deps, body: Record<string, unknown>, caller:
     username: user.username,
     sub: user.sub,
     sid: session.sid,
-    ip: caller.ip,
+    ip: source.ip,
   });
   return tokenPair(deps, token, outcome.refreshToken, session.messageKey);
 }
@@ -132,7 +137,7 @@ export async function authenticate(deps: Deps, token: string): Promise<AccessCla
 }
 
 /** Revokes the access token and its refresh family, and closes every socket opened with them. */
-export async function logout(deps: Deps, claims: AccessClaims, caller: Caller): Promise<void> {
+export async function logout(deps: Deps, claims: AccessClaims, source: RequestSource): Promise<void> {
   await Promise.all([
     revokeAccessToken(deps, claims.jti, claims.exp),
     revokeSidTokens(deps, claims.sid),
@@ -142,7 +147,7 @@ export async function logout(deps: Deps, claims: AccessClaims, caller: Caller): 
     username: claims.username,
     sub: claims.sub,
     sid: claims.sid,
-    ip: caller.ip,
+    ip: source.ip,
   });
   deps.audit('info', 'token.revoked', {
     username: claims.username,

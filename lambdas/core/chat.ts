@@ -1,22 +1,16 @@
 import { accessDenial, readAccessState } from './access.ts';
 import { nowS } from './clock.ts';
-import {
-  type Connection,
-  joinRoom,
-  leaveRoom,
-  type Member,
-  roomMembers,
-  updateConnectionToken,
-} from './connections.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { decryptFrame, encryptFrame } from './frame-crypto.ts';
 import { fitFrame } from './frame-size.ts';
 import { readGrant } from './grants.ts';
+import { joinRoom, leaveRoom } from './memberships.ts';
 import { type ClientMessage, errorFrame, parseClientMessage, peekFrame, peekId } from './protocol.ts';
 import { publishedReply, publishMessage } from './publish.ts';
 import { countFrame, enforceRateLimit } from './rate-limit.ts';
 import { type JoinHistory, joinHistory } from './recovery.ts';
+import { type Member, roomMembers } from './room-members.ts';
 import {
   type Access,
   denialMessage,
@@ -29,7 +23,8 @@ import {
   userRoom,
 } from './rooms.ts';
 import { readSocketAccess } from './socket-access.ts';
-import { closeConnection, sendToConnections } from './sockets.ts';
+import { type SocketRow, updateSocketToken } from './socket-rows.ts';
+import { closeSocket, sendToSockets } from './sockets.ts';
 import { verifyAccessToken } from './tokens.ts';
 import type {
   ClosingReason,
@@ -63,7 +58,7 @@ type GrantOf = (room: string) => Promise<Access | undefined>;
 /** One frame being handled: the socket as its row says, the frame's time and `id`. */
 interface FrameContext {
   readonly deps: Deps;
-  readonly conn: Connection;
+  readonly conn: SocketRow;
   readonly now: number;
   readonly id: RequestId | undefined;
   readonly grantOf: GrantOf;
@@ -95,9 +90,9 @@ export async function handleFrame(deps: Deps, sender: FrameSender, body: string)
   // refresh not yet seen) is read again strongly before the socket is closed on it.
   const [counted, first] = await Promise.all([countFrame(deps, sender.sub, now), read(!peek.keepAlive)]);
   const seen = first.closeReason && peek.keepAlive ? await read(true) : first;
-  const conn = seen.connection;
+  const conn = seen.row;
   if (seen.closeReason || !conn) {
-    await closeConnection(deps, sender, seen.closeReason ?? 'token_revoked');
+    await closeSocket(deps, sender, seen.closeReason ?? 'token_revoked');
     return undefined;
   }
   const grantOf: GrantOf = (room) =>
@@ -167,7 +162,7 @@ function withId<T extends { id?: RequestId }>(frame: T, id: RequestId | undefine
  */
 async function stopReason(
   deps: Deps,
-  conn: Connection,
+  conn: SocketRow,
   now: number,
   room: Room,
 ): Promise<ClosingReason | RoomDenial | undefined> {
@@ -184,7 +179,7 @@ const isClosingReason = (r: ClosingReason | RoomDenial): r is ClosingReason =>
  * Refuses a room frame with `forbidden`, audited as `room.denied`. A socket whose row still
  * lists a `private:` room it has no grant to (a revocation raced its join) leaves it here.
  */
-async function deny(deps: Deps, conn: Connection, room: Room, denial: RoomDenial): Promise<never> {
+async function deny(deps: Deps, conn: SocketRow, room: Room, denial: RoomDenial): Promise<never> {
   deps.audit('warn', 'room.denied', {
     username: conn.username,
     sub: conn.sub,
@@ -198,12 +193,12 @@ async function deny(deps: Deps, conn: Connection, room: Room, denial: RoomDenial
 }
 
 /** A socket whose row went while one of its frames was handled: closed at the gateway if still open. */
-async function endForgotten(deps: Deps, connectionId: string): Promise<undefined> {
+async function closeForgotten(deps: Deps, connectionId: string): Promise<undefined> {
   await deps.api?.close(connectionId).catch(() => false);
   return undefined;
 }
 
-async function requireMember(deps: Deps, conn: Connection, room: string): Promise<Room> {
+async function requireMember(deps: Deps, conn: SocketRow, room: string): Promise<Room> {
   const parsed = parseRoom(room);
   if (!conn.rooms.includes(room)) await deny(deps, conn, parsed, 'not_member');
   return parsed;
@@ -212,12 +207,12 @@ async function requireMember(deps: Deps, conn: Connection, room: string): Promis
 /** Tells the room's other sockets that this one joined or left. */
 async function tellOthers(
   deps: Deps,
-  conn: Connection,
+  conn: SocketRow,
   members: readonly Member[],
   frame: MemberJoinedFrame | MemberLeftFrame,
 ): Promise<void> {
   const others = members.filter((x) => x.connectionId !== conn.connectionId);
-  if (others.length > 0) await sendToConnections(deps, others, frame);
+  if (others.length > 0) await sendToSockets(deps, others, frame);
 }
 
 function tooManyRooms(): AppError {
@@ -255,7 +250,7 @@ async function join(frame: FrameContext, m: RequestFrame<'join'>): Promise<Reply
     joinHistory(deps, m.room, m, deps.clock.now()),
   ]);
   // The socket was forgotten while joining: make sure it is not left open and deaf.
-  if (joined === 'gone') return endForgotten(deps, conn.connectionId);
+  if (joined === 'gone') return closeForgotten(deps, conn.connectionId);
   if (joined === 'refused') return deny(deps, conn, room, 'no_grant');
   // The count read with the frame may be stale: the conditional write decides.
   if (joined === 'full') throw tooManyRooms();
@@ -339,7 +334,7 @@ async function post(
   if ('stopped' in published) {
     const { stopped } = published;
     if (!isClosingReason(stopped)) return deny(deps, conn, room, stopped);
-    await closeConnection(deps, conn, stopped);
+    await closeSocket(deps, conn, stopped);
     return undefined;
   }
   return withId<ReplyOf['message']>({ type: 'ack', ...publishedReply(published) }, frame.id);
@@ -354,7 +349,7 @@ async function refreshToken(
   if (claims.sub !== conn.sub) throw new AppError('invalid_token', 'the new token is for another user');
   const denial = accessDenial(await readAccessState(deps, { claims }));
   if (denial) throw new AppError('invalid_token', denial.message);
-  if (!(await updateConnectionToken(deps, conn.connectionId, claims))) {
+  if (!(await updateSocketToken(deps, conn.connectionId, claims))) {
     throw new AppError('invalid_token', 'this socket is closed');
   }
   return withId<ReplyOf['refresh_token']>({ type: 'token_refreshed', exp: claims.exp }, frame.id);

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { type MembersPage, roomMembersAmong, roomMembersPage } from './connections.ts';
 import type { Deps } from './deps.ts';
 import { type KeyRange, keyPosition, rangeShare, splitRange } from './key-ranges.ts';
-import { sendToConnections } from './sockets.ts';
+import { type MembersPage, roomMembersAmong, roomMembersPage } from './room-members.ts';
+import { sendToSockets } from './sockets.ts';
 import { batchGet, isConditionFailure, N, num, S, storeCall, str } from './store.ts';
 import type { ChatMessage } from './wire.ts';
 
@@ -88,7 +88,7 @@ export async function deliverToRoom(
     const members = first.more
       ? (await roomMembersPage(deps, room, {}, Number.POSITIVE_INFINITY)).members
       : first.members;
-    const delivery = await sendToConnections(deps, members, frame);
+    const delivery = await sendToSockets(deps, members, frame);
     return { mode: 'direct', delivered: delivery.delivered };
   }
   const parts = partsFor(first, {}, tuning, tuning.maxJobs);
@@ -244,12 +244,12 @@ export async function runJob(deps: FanoutDeps, job: FanoutJob): Promise<{ posted
 async function post(
   deps: FanoutDeps,
   job: FanoutJob,
-  members: Parameters<typeof sendToConnections>[1],
+  members: Parameters<typeof sendToSockets>[1],
   tuning: FanoutTuning,
 ): Promise<number> {
   const round = job.round ?? 0;
   const last = round >= tuning.retryRounds || !deps.queue;
-  const delivery = await sendToConnections(deps, members, job.frame, { quiet: !last });
+  const delivery = await sendToSockets(deps, members, job.frame, { quiet: !last });
   const later = last ? [] : delivery.retryable;
   // Final refusals (403, 413) are reported now; the retryable ones after their last round.
   if (!last && delivery.failed > later.length) reportFailed(deps, job, members.length, delivery, undefined);
@@ -272,7 +272,7 @@ function reportFailed(
   deps: FanoutDeps,
   job: FanoutJob,
   count: number,
-  delivery: Awaited<ReturnType<typeof sendToConnections>>,
+  delivery: Awaited<ReturnType<typeof sendToSockets>>,
   errorName: string | undefined,
 ): void {
   deps.audit('warn', 'delivery.failed', {

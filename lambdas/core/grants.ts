@@ -1,9 +1,10 @@
 import { DeleteItemCommand, PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
-import { leaveRoom, roomMembers } from './connections.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
+import { leaveRoom } from './memberships.ts';
+import { roomMembers } from './room-members.ts';
 import { type Access, parseRoom, type Room } from './rooms.ts';
-import { sendToConnections } from './sockets.ts';
+import { sendToSockets } from './sockets.ts';
 import { allPages, batchGet, type Item, type KeyRef, N, num, S, storeCall, str } from './store.ts';
 import type { AccessClaims } from './tokens.ts';
 import { getUser, normalizeUsername } from './users.ts';
@@ -14,7 +15,7 @@ import { getUser, normalizeUsername } from './users.ts';
 // consistent. Of a join and a revocation that race, one of the two therefore sees the
 // other: the join refuses itself, or the revocation finds the socket and removes it.
 
-type Store = Pick<Deps, 'db' | 'tables'>;
+type StoreDeps = Pick<Deps, 'db' | 'tables'>;
 
 export interface GrantView {
   readonly username: string;
@@ -39,7 +40,11 @@ export function accessOf(row: Item | undefined): Access | undefined {
 }
 
 /** One user's access to a room, read strongly consistent. */
-export async function readGrant(deps: Store, room: string, username: string): Promise<Access | undefined> {
+export async function readGrant(
+  deps: StoreDeps,
+  room: string,
+  username: string,
+): Promise<Access | undefined> {
   const [row] = await batchGet(deps.db, [grantRef(deps, room, username)], { consistent: true });
   return accessOf(row);
 }
@@ -102,8 +107,7 @@ export async function putGrant(
     const mine = (await roomMembers(deps, room.name, { consistent: true })).filter(
       (m) => m.username === user.username,
     );
-    if (mine.length > 0)
-      await sendToConnections(deps, mine, { type: 'access_changed', room: room.name, access });
+    if (mine.length > 0) await sendToSockets(deps, mine, { type: 'access_changed', room: room.name, access });
   }
 }
 
@@ -155,14 +159,14 @@ export async function removeFromRoom(deps: Deps, room: string, username: string)
   await Promise.all(mine.map((m) => leaveRoom(deps, m.connectionId, room)));
   const others = members.filter((m) => m.username !== username);
   await Promise.all([
-    sendToConnections(deps, mine, { type: 'removed', room, reason: 'access_revoked' }),
-    others.length > 0 ? sendToConnections(deps, others, { type: 'member_left', room, username }) : undefined,
+    sendToSockets(deps, mine, { type: 'removed', room, reason: 'access_revoked' }),
+    others.length > 0 ? sendToSockets(deps, others, { type: 'member_left', room, username }) : undefined,
   ]);
   return mine.length;
 }
 
 /** `GET /admin/rooms/{room}/grants`: every grant of a `private:` room, by username. */
-export async function listGrants(deps: Store, rawRoom: string | undefined): Promise<GrantView[]> {
+export async function listGrants(deps: StoreDeps, rawRoom: string | undefined): Promise<GrantView[]> {
   const room = privateRoom(rawRoom);
   const grants: GrantView[] = [];
   const rows = await allPages((start) =>

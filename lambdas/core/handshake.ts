@@ -6,7 +6,7 @@ import { AppError } from './errors.ts';
 import { recordIpFailure } from './ip-failures.ts';
 import { isOriginAllowed } from './origin.ts';
 import { DEFAULT_ROLE } from './roles.ts';
-import { batchGet, isConditionFailure, N, S, storeCall } from './store.ts';
+import { batchGet, N, S, storeCall, unlessConditionFails } from './store.ts';
 import { type AccessClaims, verifyAccessToken, verifyTicket } from './tokens.ts';
 
 /** Where the client put its credential, in the order they are tried. */
@@ -109,8 +109,8 @@ async function decide(deps: Deps, input: HandshakeInput): Promise<HandshakeOutco
 
 /** Marks a ticket spent; false if it already was (a conditional put, so exactly one handshake wins). */
 async function spendTicket(deps: Deps, ticketId: string, now: number): Promise<boolean> {
-  try {
-    await storeCall(
+  const spent = await unlessConditionFails(
+    storeCall(
       'spend ticket',
       (db) =>
         db.send(
@@ -121,10 +121,7 @@ async function spendTicket(deps: Deps, ticketId: string, now: number): Promise<b
           }),
         ),
       deps.db,
-    );
-    return true;
-  } catch (err) {
-    if (isConditionFailure(err)) return false;
-    throw err;
-  }
+    ),
+  );
+  return spent !== undefined;
 }

@@ -7,7 +7,7 @@ import type { ChatMessage } from './wire.ts';
 /** A chat message as stored and delivered (the wire's): its text, its data (any JSON), or both. */
 export type { ChatMessage };
 
-type Store = Pick<Deps, 'db' | 'tables' | 'settings'>;
+type StoreDeps = Pick<Deps, 'db' | 'tables' | 'settings'>;
 
 /** Widest `seq` the sort key holds in order (far beyond any room's lifetime). */
 const SEQ_DIGITS = 15;
@@ -22,7 +22,7 @@ export function messageSk(epoch: string, seq: number): string {
 }
 
 /** Keeps a message in its room's history for `historyTtlS` (nothing is kept when that is 0). */
-export async function saveMessage(deps: Store, m: ChatMessage): Promise<void> {
+export async function saveMessage(deps: StoreDeps, m: ChatMessage): Promise<void> {
   if (deps.settings.historyTtlS === 0) return;
   await storeCall(
     'save message',
@@ -67,7 +67,7 @@ function messageFrom(room: string, i: Item): ChatMessage {
 
 /** The latest `limit` live messages of a room, oldest first (one Query, newest first, reversed). */
 export async function recentMessages(
-  deps: Store,
+  deps: StoreDeps,
   room: string,
   limit: number,
   nowSeconds: number,
@@ -112,7 +112,7 @@ export interface MessagesSince {
  * has expired.
  */
 export async function messagesSince(
-  deps: Store,
+  deps: StoreDeps,
   room: string,
   since: Pick<RoomPosition, 'epoch' | 'seq'>,
   limit: number,

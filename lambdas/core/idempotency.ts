@@ -10,7 +10,7 @@ export interface PublishedRef {
   readonly seq: number;
 }
 
-type Store = Pick<Deps, 'db' | 'tables' | 'settings'>;
+type StoreDeps = Pick<Deps, 'db' | 'tables' | 'settings'>;
 
 /**
  * Records `ref` as the publication of `key` by `username` in `room`, for `historyTtlS`,
@@ -20,7 +20,7 @@ type Store = Pick<Deps, 'db' | 'tables' | 'settings'>;
  * history partition (`k#<username>#<key>`), beside the messages it stands for.
  */
 export async function claimIdempotencyKey(
-  deps: Store,
+  deps: StoreDeps,
   room: string,
   username: string,
   key: string,

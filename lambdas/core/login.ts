@@ -1,13 +1,13 @@
 import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { accessDenial, accessRefs, accessStateFrom, blockedMessage, readAccessState } from './access.ts';
-import { type Caller, issueTokenPair, type TokenPair } from './auth.ts';
+import { issueTokenPair, type RequestSource, type TokenPair } from './auth.ts';
 import { nowS } from './clock.ts';
 import { counterId, incrementCounter, secondsLeft, windowAt } from './counters.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { recordIpFailure } from './ip-failures.ts';
 import { hashPassword, PASSWORD_MAX, validatePassword, verifyPassword } from './passwords.ts';
-import { batchGet, isConditionFailure, isLive, N, num, S, storeCall } from './store.ts';
+import { batchGet, isLive, N, num, S, storeCall, unlessConditionFails } from './store.ts';
 import { createUser, normalizeUsername, userFromItem, userKey } from './users.ts';
 
 // Password checks live apart from the token paths so that only register and login
@@ -17,19 +17,19 @@ import { createUser, normalizeUsername, userFromItem, userKey } from './users.ts
 export async function register(
   deps: Deps,
   body: Record<string, unknown>,
-  caller: Caller,
+  source: RequestSource,
 ): Promise<{ username: string }> {
   const username = normalizeUsername(body.username);
   if (!username) throw new AppError('invalid_request', 'username must be 3-32 of a-z, 0-9, _ . -');
   const password = validatePassword(body.password);
-  if (caller.ip) {
+  if (source.ip) {
     // Every registration costs an argon2 hash: count each from the IP (an atomic ADD, so a
     // burst cannot slip past) in the same round trip as the IP's block.
     const now = nowS(deps.clock);
     const window = windowAt(now, deps.settings.loginFailureWindowS);
     const [state, count] = await Promise.all([
-      readAccessState(deps, { ip: caller.ip }),
-      incrementCounter(deps, `register#ip#${caller.ip}`, window),
+      readAccessState(deps, { ip: source.ip }),
+      incrementCounter(deps, `register#ip#${source.ip}`, window),
     ]);
     const denial = accessDenial(state);
     if (denial) throw denial;
@@ -37,7 +37,7 @@ export async function register(
       if (count === deps.settings.registerMaxPerIp + 1)
         deps.audit('warn', 'auth.denied', {
           route: 'POST /auth/register',
-          ip: caller.ip,
+          ip: source.ip,
           reason: 'rate_limited',
         });
       throw new AppError('rate_limited', 'too many registrations from this address; try again later', {
@@ -46,7 +46,7 @@ export async function register(
     }
   }
   const user = await createUser(deps, { username, passwordHash: await hashPassword(password) });
-  deps.audit('info', 'auth.register', { username, sub: user.sub, ip: caller.ip });
+  deps.audit('info', 'auth.register', { username, sub: user.sub, ip: source.ip });
   return { username };
 }
 
@@ -75,7 +75,11 @@ const KNOWN_ADDRESS_S = 30 * 86_400;
  * of a username from all addresses only slow it down: one password check per
  * `LOGIN_SLOWDOWN_S` (a conditional write), and addresses it has logged in from are exempt.
  */
-export async function login(deps: Deps, body: Record<string, unknown>, caller: Caller): Promise<TokenPair> {
+export async function login(
+  deps: Deps,
+  body: Record<string, unknown>,
+  source: RequestSource,
+): Promise<TokenPair> {
   if (typeof body.username !== 'string' || typeof body.password !== 'string') {
     throw new AppError('invalid_request', 'username and password are required strings');
   }
@@ -84,14 +88,14 @@ export async function login(deps: Deps, body: Record<string, unknown>, caller: C
   const now = nowS(deps.clock);
   const window = windowAt(now, settings.loginFailureWindowS);
   const name = username || '-';
-  const ip = caller.ip ?? '-';
+  const ip = source.ip ?? '-';
   const scopes = {
     user: loginScope.user(name),
     pair: loginScope.pair(name, ip),
-    ip: caller.ip ? loginScope.ip(caller.ip) : undefined,
+    ip: source.ip ? loginScope.ip(source.ip) : undefined,
   };
 
-  const access = { username: username || undefined, ip: caller.ip };
+  const access = { username: username || undefined, ip: source.ip };
   const counter = (scope: string) => ({ table: tables.counters, key: { id: S(counterId(scope, window)) } });
   const [userItem, userFailures, pairFailures, ipFailures, known, ...accessRows] = await batchGet(
     deps.db,
@@ -107,7 +111,7 @@ export async function login(deps: Deps, body: Record<string, unknown>, caller: C
   );
   const state = accessStateFrom(access, accessRows, now);
   if (state.ipBlock) {
-    deps.audit('warn', 'auth.login_failed', { username, ip: caller.ip, reason: 'ip_blocked' });
+    deps.audit('warn', 'auth.login_failed', { username, ip: source.ip, reason: 'ip_blocked' });
     throw new AppError('forbidden', 'logins from this address are blocked');
   }
   const count = (item: typeof userFailures) => (isLive(item, now) ? (num(item, 'count') ?? 0) : 0);
@@ -115,14 +119,14 @@ export async function login(deps: Deps, body: Record<string, unknown>, caller: C
     count(pairFailures) >= settings.loginMaxFailures ||
     (scopes.ip && count(ipFailures) >= settings.loginMaxFailuresPerIp)
   ) {
-    deps.audit('warn', 'auth.login_failed', { username, ip: caller.ip, reason: 'rate_limited' });
+    deps.audit('warn', 'auth.login_failed', { username, ip: source.ip, reason: 'rate_limited' });
     throw new AppError('rate_limited', 'too many failed logins; try again later', {
       retryAfterS: secondsLeft(window, now),
     });
   }
-  if (count(userFailures) >= settings.loginMaxFailures && !(caller.ip && isLive(known, now))) {
+  if (count(userFailures) >= settings.loginMaxFailures && !(source.ip && isLive(known, now))) {
     if (!(await takeSlowdownSlot(deps, name, now))) {
-      deps.audit('warn', 'auth.login_failed', { username, ip: caller.ip, reason: 'slowed_down' });
+      deps.audit('warn', 'auth.login_failed', { username, ip: source.ip, reason: 'slowed_down' });
       throw new AppError('rate_limited', 'too many failed logins for this user; retry in a moment', {
         retryAfterS: LOGIN_SLOWDOWN_S,
       });
@@ -133,20 +137,20 @@ export async function login(deps: Deps, body: Record<string, unknown>, caller: C
   const password = body.password.normalize('NFC');
   const ok = [...password].length <= PASSWORD_MAX && (await verifyPassword(user?.passwordHash, password));
   if (!ok || !user) {
-    await recordLoginFailure(deps, { scopes, ip: caller.ip, window });
+    await recordLoginFailure(deps, { scopes, ip: source.ip, window });
     deps.audit('warn', 'auth.login_failed', {
       username,
-      ip: caller.ip,
+      ip: source.ip,
       reason: user ? 'bad_password' : 'unknown_user',
     });
     throw new AppError('invalid_credentials', 'invalid username or password');
   }
   if (state.userBlock) {
-    deps.audit('warn', 'auth.login_failed', { username, ip: caller.ip, reason: 'blocked' });
+    deps.audit('warn', 'auth.login_failed', { username, ip: source.ip, reason: 'blocked' });
     throw new AppError('forbidden', blockedMessage('this user is blocked', state.userBlock));
   }
 
-  const forget = (id: string) =>
+  const clear = (id: string) =>
     storeCall(
       'reset failures',
       (db) => db.send(new DeleteItemCommand({ TableName: tables.counters, Key: { id: S(id) } })),
@@ -155,18 +159,18 @@ export async function login(deps: Deps, body: Record<string, unknown>, caller: C
   const [pair] = await Promise.all([
     issueTokenPair(deps, user),
     // The right password clears what failures it could have caused, and marks the address known.
-    forget(counterId(scopes.user, window)),
-    forget(counterId(scopes.pair, window)),
-    caller.ip ? markKnownAddress(deps, name, caller.ip, now) : undefined,
+    clear(counterId(scopes.user, window)),
+    clear(counterId(scopes.pair, window)),
+    source.ip ? markKnownAddress(deps, name, source.ip, now) : undefined,
   ]);
-  deps.audit('info', 'auth.login', { username, sub: user.sub, ip: caller.ip });
+  deps.audit('info', 'auth.login', { username, sub: user.sub, ip: source.ip });
   return pair;
 }
 
 /** One password check per `LOGIN_SLOWDOWN_S` for a username: a conditional put, so racing attempts take turns. */
 async function takeSlowdownSlot(deps: Deps, username: string, now: number): Promise<boolean> {
-  try {
-    await storeCall(
+  const taken = await unlessConditionFails(
+    storeCall(
       'login slowdown',
       (db) =>
         db.send(
@@ -178,12 +182,9 @@ async function takeSlowdownSlot(deps: Deps, username: string, now: number): Prom
           }),
         ),
       deps.db,
-    );
-    return true;
-  } catch (err) {
-    if (isConditionFailure(err)) return false;
-    throw err;
-  }
+    ),
+  );
+  return taken !== undefined;
 }
 
 async function markKnownAddress(deps: Deps, username: string, ip: string, now: number): Promise<void> {

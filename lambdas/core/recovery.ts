@@ -2,7 +2,7 @@ import type { Deps } from './deps.ts';
 import { type ChatMessage, type MessagesSince, messagesSince, recentMessages } from './history.ts';
 import { type RoomPosition, roomPosition } from './sequence.ts';
 
-type Store = Pick<Deps, 'db' | 'tables' | 'settings'>;
+type StoreDeps = Pick<Deps, 'db' | 'tables' | 'settings'>;
 
 /** What a `joined` reply says of the room's messages. */
 export interface JoinHistory {
@@ -20,7 +20,7 @@ export interface JoinHistory {
  * One round trip (the counter's GetItem beside one history Query), two when recovery fails.
  */
 export async function joinHistory(
-  deps: Store,
+  deps: StoreDeps,
   room: string,
   want: { readonly history: number; readonly since?: Pick<RoomPosition, 'epoch' | 'seq'> },
   nowMs: number,

@@ -12,7 +12,7 @@ export interface RoomPosition {
   readonly startedAt: number;
 }
 
-type Store = Pick<Deps, 'db' | 'tables' | 'settings'>;
+type StoreDeps = Pick<Deps, 'db' | 'tables' | 'settings'>;
 
 /**
  * The room's counter lives in its own history partition, under a sort key no message or
@@ -52,7 +52,7 @@ function positionOf(item: Item | undefined): RoomPosition | undefined {
  * over under a new epoch; the condition decides, so two senders racing on an expired
  * counter start one epoch between them, not two.
  */
-export async function nextSeq(deps: Store, room: string, nowMs: number): Promise<RoomPosition> {
+export async function nextSeq(deps: StoreDeps, room: string, nowMs: number): Promise<RoomPosition> {
   const nowSeconds = Math.floor(nowMs / 1000);
   const expiresAt = nowSeconds + counterLifetimeS(deps.settings);
   for (let attempt = 0; attempt < 4; attempt++) {
@@ -95,7 +95,7 @@ export async function nextSeq(deps: Store, room: string, nowMs: number): Promise
 
 /** Starts a room's numbering over at `seq` under `epoch`, if its counter is (still) missing or expired. */
 async function restart(
-  deps: Store,
+  deps: StoreDeps,
   room: string,
   epoch: string,
   seq: number,
@@ -135,7 +135,7 @@ async function restart(
  * has no live counter yet gets one at `seq` 0, so the epoch a joining client is told is the
  * one its room's next message is numbered under (one more write, once per epoch).
  */
-export async function roomPosition(deps: Store, room: string, nowMs: number): Promise<RoomPosition> {
+export async function roomPosition(deps: StoreDeps, room: string, nowMs: number): Promise<RoomPosition> {
   const nowSeconds = Math.floor(nowMs / 1000);
   for (let attempt = 0; attempt < 4; attempt++) {
     const out = await storeCall(

@@ -4,7 +4,7 @@ import { nowS } from './clock.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { newMessageKey } from './frame-crypto.ts';
-import { type Item, isConditionFailure, isLive, N, num, S, SS, storeCall, str, strs } from './store.ts';
+import { type Item, isLive, N, num, S, SS, storeCall, str, strs, unlessConditionFails } from './store.ts';
 
 /**
  * A refresh-token family. Each refresh spends the current token and issues the next;
@@ -132,7 +132,7 @@ export async function rotateSession<T = undefined>(
   const next = newSecret();
   const expiresAt = now + deps.settings.refreshTokenTtlS;
   const spent = [...strs(item, 'spent'), presented].slice(-MAX_SPENT);
-  const rotation = storeCall(
+  const write = storeCall(
     'rotate session',
     (db) =>
       db.send(
@@ -151,14 +151,9 @@ export async function rotateSession<T = undefined>(
         }),
       ),
     deps.db,
-  ).then(
-    () => true,
-    (err: unknown) => {
-      // Another request spent this token first: this one is a reuse of a spent token.
-      if (isConditionFailure(err)) return false;
-      throw err;
-    },
   );
+  // Undefined when another request spent this token first: this one is a reuse of a spent token.
+  const rotation = unlessConditionFails(write).then((out) => out !== undefined);
   const [rotated, extra] = await Promise.all([rotation, alongside ? alongside(session) : (undefined as T)]);
   if (!rotated) return { kind: 'reused', session };
   return {
@@ -171,22 +166,22 @@ export async function rotateSession<T = undefined>(
 
 /** Marks a family revoked so that none of its refresh tokens works again. */
 export async function revokeSession(deps: Pick<Deps, 'db' | 'tables' | 'clock'>, sid: string): Promise<void> {
-  await storeCall(
-    'revoke session',
-    (db) =>
-      db.send(
-        new UpdateItemCommand({
-          TableName: deps.tables.sessions,
-          Key: { sid: S(sid) },
-          UpdateExpression: 'SET revokedAt = if_not_exists(revokedAt, :now)',
-          ConditionExpression: 'attribute_exists(sid)',
-          ExpressionAttributeValues: { ':now': N(nowS(deps.clock)) },
-        }),
-      ),
-    deps.db,
-  ).catch((err: unknown) => {
-    if (!isConditionFailure(err)) throw err;
-  });
+  await unlessConditionFails(
+    storeCall(
+      'revoke session',
+      (db) =>
+        db.send(
+          new UpdateItemCommand({
+            TableName: deps.tables.sessions,
+            Key: { sid: S(sid) },
+            UpdateExpression: 'SET revokedAt = if_not_exists(revokedAt, :now)',
+            ConditionExpression: 'attribute_exists(sid)',
+            ExpressionAttributeValues: { ':now': N(nowS(deps.clock)) },
+          }),
+        ),
+      deps.db,
+    ),
+  );
 }
 
 /** The message key of a session, if it has one (for `$connect` with `messageEncryption`). */

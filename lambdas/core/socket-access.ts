@@ -1,14 +1,14 @@
 import { type AccessState, type AccessSubject, accessRefs, accessStateFrom } from './access.ts';
-import { type Connection, connectionFrom, connectionKey } from './connections.ts';
 import type { Deps } from './deps.ts';
 import { accessOf, grantRef } from './grants.ts';
 import type { Access } from './rooms.ts';
+import { type SocketRow, socketRowFrom, socketRowKey } from './socket-rows.ts';
 import { batchGet } from './store.ts';
 import type { ClosingReason } from './wire.ts';
 
 /**
  * Why an open socket must be closed, or undefined while it may stay open: the one rule of
- * the frame path and the sweeper. `live` is the token its connection row holds now (undefined
+ * the frame path and the sweeper. `live` is the token its socket row holds now (undefined
  * when the row is gone, which counts as revoked); `state`, that token's and its user's rows.
  */
 export function closeReason(
@@ -25,8 +25,8 @@ export function closeReason(
 
 /** A socket as its rows say now: see `readSocketAccess`. */
 export interface SocketAccess {
-  /** The connection row, undefined when it is gone. */
-  readonly connection: Connection | undefined;
+  /** The socket row, undefined when it is gone. */
+  readonly row: SocketRow | undefined;
   /** Why the socket must be closed (`closeReason`), if it must. */
   readonly closeReason: ClosingReason | undefined;
   /** The user's grant to the `private:` room asked for, if one was and the user has it. */
@@ -41,7 +41,7 @@ export interface SocketSubject {
 }
 
 /**
- * Reads in one BatchGetItem what decides whether a socket may still act: its connection row,
+ * Reads in one BatchGetItem what decides whether a socket may still act: its socket row,
  * its token's revocations and its user's block (`accessRefs`) and, for `grantRoom`, the
  * user's grant to that `private:` room; and judges them with `closeReason`.
  */
@@ -52,21 +52,21 @@ export async function readSocketAccess(
   options: { readonly consistent: boolean; readonly nowSeconds: number },
 ): Promise<SocketAccess> {
   const subject = { claims: socket.claims, username: socket.username };
-  const [row, ...accessRows] = await batchGet(
+  const [item, ...accessRows] = await batchGet(
     deps.db,
     [
-      { table: deps.tables.connections, key: connectionKey(socket.connectionId) },
+      { table: deps.tables.connections, key: socketRowKey(socket.connectionId) },
       ...accessRefs(deps, subject),
       // Last, so that the access rows before it are laid out as accessStateFrom reads them.
       ...(grantRoom ? [grantRef(deps, grantRoom, socket.username)] : []),
     ],
     { consistent: options.consistent },
   );
-  const connection = row && connectionFrom(row);
+  const row = item && socketRowFrom(item);
   const state = accessStateFrom(subject, accessRows, options.nowSeconds);
   return {
-    connection,
-    closeReason: closeReason(connection, state, options.nowSeconds, deps.settings.clockSkewS),
+    row,
+    closeReason: closeReason(row, state, options.nowSeconds, deps.settings.clockSkewS),
     grant: grantRoom ? accessOf(accessRows.at(-1)) : undefined,
   };
 }

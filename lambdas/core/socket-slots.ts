@@ -1,14 +1,14 @@
 import { GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import { CONNECTION_TTL_S } from './connections.ts';
 import type { Deps } from './deps.ts';
-import { type Item, isConditionFailure, N, S, SS, storeCall, strs } from './store.ts';
+import { SOCKET_TTL_S } from './socket-rows.ts';
+import { type Item, N, S, SS, storeCall, strs, unlessConditionFails } from './store.ts';
 
 // `maxConnectionsPerUser` is held by one item per user whose string set has one entry per
 // socket. Taking a slot is a single conditional ADD on that item, so DynamoDB serializes
 // racing handshakes and at most N of them ever pass, however they overlap. Counting the
 // user's rows instead cannot hold: a row written a moment later is not seen.
 
-type Store = Pick<Deps, 'db' | 'tables'>;
+type StoreDeps = Pick<Deps, 'db' | 'tables'>;
 
 /** One socket, as its slot entry names it. */
 export interface SlotHolder {
@@ -29,9 +29,9 @@ function holderOf(username: string, entry: string): SlotHolder | undefined {
 }
 
 /** Takes one of the user's `max` slots for a socket; false when all are held. */
-export async function takeSlot(deps: Store, s: SlotHolder, max: number): Promise<boolean> {
-  try {
-    await storeCall(
+export async function takeSlot(deps: StoreDeps, s: SlotHolder, max: number): Promise<boolean> {
+  const taken = await unlessConditionFails(
+    storeCall(
       'take socket slot',
       (db) =>
         db.send(
@@ -45,22 +45,19 @@ export async function takeSlot(deps: Store, s: SlotHolder, max: number): Promise
               ':one': S(entryOf(s)),
               ':max': N(max),
               // Every socket it names is gone once the newest one would be.
-              ':exp': N(Math.floor(s.connectedAt / 1000) + CONNECTION_TTL_S),
+              ':exp': N(Math.floor(s.connectedAt / 1000) + SOCKET_TTL_S),
             },
           }),
         ),
       deps.db,
-    );
-    return true;
-  } catch (err) {
-    if (isConditionFailure(err)) return false;
-    throw err;
-  }
+    ),
+  );
+  return taken !== undefined;
 }
 
-/** Gives slots back (a socket removed, or found stale). Idempotent. */
+/** Gives slots back (a socket forgotten, or found stale). Idempotent. */
 export async function releaseSlots(
-  deps: Store,
+  deps: StoreDeps,
   username: string,
   holders: readonly Pick<SlotHolder, 'connectionId' | 'connectedAt'>[],
 ): Promise<void> {
@@ -81,7 +78,7 @@ export async function releaseSlots(
 }
 
 /** The sockets holding a user's slots (a strongly consistent read). */
-export async function slotHolders(deps: Store, username: string): Promise<SlotHolder[]> {
+export async function slotHolders(deps: StoreDeps, username: string): Promise<SlotHolder[]> {
   const out = await storeCall(
     'read socket slots',
     (db) =>

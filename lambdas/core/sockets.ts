@@ -1,15 +1,10 @@
-import {
-  type Connection,
-  connectionIdsOfSession,
-  connectionsOfUser,
-  deleteConnectionRows,
-  removeConnection,
-  roomMembers,
-} from './connections.ts';
 import type { Deps } from './deps.ts';
 import { encryptFrame } from './frame-crypto.ts';
+import { deleteMemberships } from './memberships.ts';
 import { isRetryable, POST_RETRY, RetriesExhausted, withRetries } from './post-retry.ts';
+import { roomMembers } from './room-members.ts';
 import { userRoom } from './rooms.ts';
+import { deleteSocketRow, type SocketRow, socketIdsOfSession, socketsOfUser } from './socket-rows.ts';
 import { releaseSlots } from './socket-slots.ts';
 import type { ClosingFrame, ClosingReason, ServerFrame } from './wire.ts';
 
@@ -37,31 +32,31 @@ async function mapLimit<T>(
 }
 
 /**
- * Forgets a socket (closed, gone with 410, or swept): its row and memberships, and
- * tells the rest of each of its rooms `member_left`. Safe to race: only the caller
- * that actually removed the row sends anything.
+ * Forgets a socket (closed, gone with 410, or swept): deletes its row, memberships and
+ * slot, and tells the rest of each of its rooms `member_left`. Safe to race: only the
+ * call that actually deleted the row sends anything.
  */
-export async function forgetConnection(deps: SocketDeps, connectionId: string): Promise<void> {
-  const removed = await removeConnection(deps, connectionId);
-  if (removed) await forgetRemoved(deps, removed);
+export async function forgetSocket(deps: SocketDeps, connectionId: string): Promise<void> {
+  const deleted = await deleteSocketRow(deps, connectionId);
+  if (deleted) await forgetDeleted(deps, deleted);
 }
 
-/** The rest of forgetting, for the one caller whose DeleteItem returned the row. */
-async function forgetRemoved(deps: SocketDeps, removed: Connection): Promise<void> {
-  const { connectionId } = removed;
+/** The rest of forgetting, for the one call whose DeleteItem returned the row. */
+async function forgetDeleted(deps: SocketDeps, deleted: SocketRow): Promise<void> {
+  const { connectionId } = deleted;
   // Memberships and the socket's slot go, and each room is read, in the same round trip. A
   // `user:` room is joined without a word at $connect, and so left without one.
-  const told = removed.rooms.filter((room) => room !== userRoom(removed.username));
+  const told = deleted.rooms.filter((room) => room !== userRoom(deleted.username));
   const [, , rooms] = await Promise.all([
-    deleteConnectionRows(deps, connectionId, removed.rooms, { keepConnection: true }),
-    releaseSlots(deps, removed.username, [removed]),
+    deleteMemberships(deps, connectionId, deleted.rooms),
+    releaseSlots(deps, deleted.username, [deleted]),
     Promise.all(told.map(async (room) => ({ room, members: await roomMembers(deps, room) }))),
   ]);
   await Promise.all(
     rooms.map(async ({ room, members }) => {
       const others = members.filter((m) => m.connectionId !== connectionId);
       if (others.length === 0) return;
-      await sendToConnections(deps, others, { type: 'member_left', room, username: removed.username });
+      await sendToSockets(deps, others, { type: 'member_left', room, username: deleted.username });
     }),
   );
 }
@@ -86,11 +81,11 @@ export interface Recipient {
 /**
  * Sends one payload to each socket, a bounded number at a time (encrypted for sockets
  * whose session has a message key). Throttled and failed posts are retried (see
- * post-retry.ts); sockets that answer 410 are forgotten, once. What still fails is
+ * post-retry.ts); sockets that answer 410 are closed and forgotten, once. What still fails is
  * counted, not thrown, so one bad socket never stops a room's delivery, and reported
  * in one `delivery.failed` line per payload.
  */
-export async function sendToConnections(
+export async function sendToSockets(
   deps: SocketDeps,
   recipients: readonly Recipient[],
   payload: ServerFrame,
@@ -141,7 +136,7 @@ export async function sendToConnections(
   await Promise.all(
     gone.map(async (id) => {
       await api.close(id).catch(() => false);
-      await forgetConnection(deps, id).catch(() => {});
+      await forgetSocket(deps, id).catch(() => {});
     }),
   );
   return { delivered, gone, failed, retries, retryable };
@@ -150,11 +145,11 @@ export async function sendToConnections(
 /**
  * Closes one socket from the server: `{"type":"closing","reason"}` first (API Gateway's
  * DELETE carries no close code or reason), then DeleteConnection, then the rows.
- * With `ifJti` (the sweeper, which judged a row read earlier) the row is removed first,
+ * With `ifJti` (the sweeper, which judged a row read earlier) the row is deleted first,
  * on condition that it still holds that token, and nothing is sent when it does not:
  * the socket refreshed its token meanwhile. Resolves whether this call closed it.
  */
-export async function closeConnection(
+export async function closeSocket(
   deps: SocketDeps,
   c: { connectionId: string; username?: string },
   reason: CloseReason,
@@ -162,10 +157,10 @@ export async function closeConnection(
 ): Promise<boolean> {
   const api = deps.api;
   if (!api) throw new Error('this function cannot close sockets');
-  let removed: Connection | undefined;
+  let deleted: SocketRow | undefined;
   if (options.ifJti !== undefined) {
-    removed = await removeConnection(deps, c.connectionId, { ifJti: options.ifJti });
-    if (!removed) return false;
+    deleted = await deleteSocketRow(deps, c.connectionId, { ifJti: options.ifJti });
+    if (!deleted) return false;
   }
   try {
     // The `closing` frame is a courtesy; the DELETE is not: a socket whose rows go is never left open.
@@ -174,14 +169,14 @@ export async function closeConnection(
       .catch(() => true);
     if (open) await api.close(c.connectionId);
   } finally {
-    if (removed) await forgetRemoved(deps, removed);
-    else await forgetConnection(deps, c.connectionId);
+    if (deleted) await forgetDeleted(deps, deleted);
+    else await forgetSocket(deps, c.connectionId);
   }
   deps.audit('info', 'ws.closed_by_server', { connectionId: c.connectionId, username: c.username, reason });
   return true;
 }
 
-async function closeAll(
+async function closeEach(
   deps: SocketDeps,
   targets: { connectionId: string; username?: string }[],
   reason: CloseReason,
@@ -189,7 +184,7 @@ async function closeAll(
   let closed = 0;
   await mapLimit(targets, FANOUT_CONCURRENCY, async (t) => {
     try {
-      await closeConnection(deps, t, reason);
+      await closeSocket(deps, t, reason);
       closed++;
     } catch (err) {
       deps.audit('warn', 'error', {
@@ -209,7 +204,7 @@ export async function closeUserSockets(
   reason: CloseReason,
 ): Promise<number> {
   if (!deps.api) return 0;
-  return closeAll(deps, await connectionsOfUser(deps, username), reason);
+  return closeEach(deps, await socketsOfUser(deps, username), reason);
 }
 
 /** Closes every socket opened with a token of one refresh family (GSI `bySid`). */
@@ -219,8 +214,8 @@ export async function closeSessionSockets(
   reason: CloseReason,
 ): Promise<number> {
   if (!deps.api) return 0;
-  const ids = await connectionIdsOfSession(deps, sid);
-  return closeAll(
+  const ids = await socketIdsOfSession(deps, sid);
+  return closeEach(
     deps,
     ids.map((connectionId) => ({ connectionId })),
     reason,

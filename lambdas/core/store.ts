@@ -64,16 +64,35 @@ export interface Page {
 /**
  * Every item of a paginated Query or Scan, in order: `page` is called with each
  * `ExclusiveStartKey` (undefined first) until DynamoDB returns no `LastEvaluatedKey`.
+ * With `keep`, only the items it accepts are collected; with `enough`, reading stops
+ * once it is true of the count collected (`page` is told that count, to set a `Limit`).
  */
-export async function allPages(page: (start: Item | undefined) => Promise<Page>): Promise<Item[]> {
+export async function allPages(
+  page: (start: Item | undefined, collected: number) => Promise<Page>,
+  options: { keep?: (item: Item) => boolean; enough?: (collected: number) => boolean } = {},
+): Promise<Item[]> {
+  const { keep, enough } = options;
   const items: Item[] = [];
   let start: Item | undefined;
   do {
-    const out = await page(start);
-    items.push(...(out.Items ?? []));
+    const out = await page(start, items.length);
+    for (const item of out.Items ?? []) if (!keep || keep(item)) items.push(item);
     start = out.LastEvaluatedKey;
-  } while (start);
+  } while (start && !enough?.(items.length));
   return items;
+}
+
+/**
+ * Runs a conditional write and resolves `undefined` when its condition failed (the
+ * write that must happen once lost, or its item is gone); other failures pass on.
+ */
+export async function unlessConditionFails<T>(write: Promise<T>): Promise<T | undefined> {
+  try {
+    return await write;
+  } catch (err) {
+    if (isConditionFailure(err)) return undefined;
+    throw err;
+  }
 }
 
 export interface KeyRef {
@@ -120,4 +139,25 @@ export async function batchGet(
     if (Object.keys(pending).length > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
   }
   return refs.map((ref) => results.get(keyId(ref.table, ref.key)));
+}
+
+/** BatchGetItem's limit of keys per call. */
+const BATCH_GET_MAX = 100;
+
+/**
+ * `batchGet` over any number of keys of one table, `BATCH_GET_MAX` a call, one call after
+ * another; items in key order (undefined where absent).
+ */
+export async function batchGetMany(
+  db: DynamoDBClient,
+  table: string,
+  keys: readonly Item[],
+  options: { consistent?: boolean } = {},
+): Promise<(Item | undefined)[]> {
+  const items: (Item | undefined)[] = [];
+  for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
+    const chunk = keys.slice(i, i + BATCH_GET_MAX).map((key) => ({ table, key }));
+    items.push(...(await batchGet(db, chunk, options)));
+  }
+  return items;
 }

@@ -1,9 +1,10 @@
 import { accessRefs, accessStateFrom } from './access.ts';
 import { nowS } from './clock.ts';
-import { allConnections, connectionsWithoutRow, deleteMembership, orphanMemberships } from './connections.ts';
 import type { Deps } from './deps.ts';
+import { deleteMembership, orphanMemberships } from './memberships.ts';
 import { closeReason } from './socket-access.ts';
-import { type CloseReason, closeConnection, forgetConnection } from './sockets.ts';
+import { allSocketRows, socketsWithoutRow } from './socket-rows.ts';
+import { type CloseReason, closeSocket, forgetSocket } from './sockets.ts';
 import { batchGet } from './store.ts';
 
 /** API Gateway ends every socket after 2 hours; a row older than this is a socket that is certainly gone. */
@@ -33,9 +34,9 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
   const closed: Record<CloseReason, number> = { token_expired: 0, token_revoked: 0, blocked: 0 };
   let forgotten = 0;
   // Expired rows too: dynalite never deletes them and DynamoDB only late.
-  const connections = await allConnections(deps, { includeExpired: true });
-  for (let i = 0; i < connections.length; i += CHUNK) {
-    const chunk = connections.slice(i, i + CHUNK);
+  const sockets = await allSocketRows(deps, { includeExpired: true });
+  for (let i = 0; i < sockets.length; i += CHUNK) {
+    const chunk = sockets.slice(i, i + CHUNK);
     const subjects = chunk.map((c) => ({ claims: c, username: c.username }));
     // Eventually consistent: the sweeper is the backstop for what the push path missed, and a
     // revocation or block missed minutes ago is in every view; a stale one only defers a close by a sweep.
@@ -50,15 +51,15 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
         const reason = closeReason(c, state, now, deps.settings.clockSkewS);
         try {
           if (reason) {
-            // Condemned by the row read above: removed only if it still holds that token.
-            if (await closeConnection(deps, c, reason, { ifJti: c.jti })) closed[reason]++;
+            // Condemned by the row read above: closed only if its row still holds that token.
+            if (await closeSocket(deps, c, reason, { ifJti: c.jti })) closed[reason]++;
           } else if (
             now - Math.floor(c.connectedAt / 1000) > MAX_SOCKET_AGE_S ||
             (deps.api &&
               deps.clock.now() - c.connectedAt >= HANDSHAKE_GRACE_MS &&
               !(await deps.api.exists(c.connectionId)))
           ) {
-            await forgetConnection(deps, c.connectionId);
+            await forgetSocket(deps, c.connectionId);
             forgotten++;
           }
         } catch (err) {
@@ -73,20 +74,20 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
   }
   // A membership is an orphan only if its socket has no row now, read right before the
   // delete: sockets that connected and joined since the first read are not in it.
-  const seen = new Set(connections.map((c) => c.connectionId));
+  const seen = new Set(sockets.map((c) => c.connectionId));
   const candidates = await orphanMemberships(deps, seen, {
     nowMs: deps.clock.now(),
     youngerThanMs: HANDSHAKE_GRACE_MS,
   });
   const gone = new Set(
-    await connectionsWithoutRow(
+    await socketsWithoutRow(
       deps,
       candidates.map((o) => o.connectionId),
     ),
   );
   const orphans = candidates.filter((o) => gone.has(o.connectionId));
   await Promise.all(orphans.map((o) => deleteMembership(deps, o.room, o.connectionId)));
-  const report = { checked: connections.length, closed, forgotten, orphansRemoved: orphans.length };
-  deps.audit('info', 'sweep.run', { count: connections.length });
+  const report = { checked: sockets.length, closed, forgotten, orphansRemoved: orphans.length };
+  deps.audit('info', 'sweep.run', { count: sockets.length });
   return report;
 }

@@ -95,9 +95,9 @@ export const TABLES: Readonly<Record<TableKey, TableDef>> = {
     sortKey: { name: 'sk', type: 'S' },
     ttlAttribute: TTL_ATTRIBUTE,
     indexes: [
-      // Sparse: only connection items carry these attributes, never memberships. `byUser`
+      // Sparse: only socket rows carry these attributes, never memberships. `byUser`
       // projects everything because closing or counting a user's sockets reads every field
-      // of the row (connectionFrom); `bySid` needs the socket's key alone.
+      // of the row (socketRowFrom); `bySid` needs the socket's key alone.
       { indexName: 'byUser', partitionKey: { name: 'username', type: 'S' }, projection: 'ALL' },
       { indexName: 'bySid', partitionKey: { name: 'sid', type: 'S' }, projection: 'KEYS_ONLY' },
     ],

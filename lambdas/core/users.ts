@@ -9,7 +9,17 @@ import {
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { DEFAULT_ROLE, ROLE_PATTERN } from './roles.ts';
-import { allPages, type Item, isConditionFailure, S, SS, storeCall, str, strs } from './store.ts';
+import {
+  allPages,
+  type Item,
+  isConditionFailure,
+  S,
+  SS,
+  storeCall,
+  str,
+  strs,
+  unlessConditionFails,
+} from './store.ts';
 
 const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
 
@@ -110,8 +120,8 @@ async function putNewUser(
     passwordHash: undefined,
     createdAt: new Date(deps.clock.now()).toISOString(),
   };
-  try {
-    await storeCall(
+  const created = await unlessConditionFails(
+    storeCall(
       what,
       (db) =>
         db.send(
@@ -128,12 +138,9 @@ async function putNewUser(
           }),
         ),
       deps.db,
-    );
-    return user;
-  } catch (err) {
-    if (isConditionFailure(err)) return undefined;
-    throw err;
-  }
+    ),
+  );
+  return created === undefined ? undefined : user;
 }
 
 export async function getUser(

@@ -2,8 +2,8 @@ import { mkdir } from 'node:fs/promises';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blockUser, publishToRoom } from '../../lambdas/core/admin.ts';
-import { connectionsOfUser } from '../../lambdas/core/connections.ts';
 import { deleteGrant, putGrant } from '../../lambdas/core/grants.ts';
+import { socketsOfUser } from '../../lambdas/core/socket-rows.ts';
 import type { AccessClaims } from '../../lambdas/core/tokens.ts';
 import { PASSWORD, type TestSystem } from '../kit/system.ts';
 import { clientFor, closeClients, loggedIn, nodeSocket } from '../kit/web-client.ts';
@@ -227,7 +227,7 @@ describe('the demo page in Chromium', () => {
   it('survives a server-side close: reconnects, rejoins and shows what came next', async () => {
     const { page, problems } = await openPage();
     await signUp(page, 'dave');
-    const [row] = await connectionsOfUser(system.deps, 'dave');
+    const [row] = await socketsOfUser(system.deps, 'dave');
     await system.deps.api?.close(row?.connectionId ?? '');
     await containsText(page.locator('#log'), 'Connection lost; reconnect attempt 1');
     await hasText(page.locator('#status'), 'live');
@@ -239,7 +239,7 @@ describe('the demo page in Chromium', () => {
     await erin.join('lobby');
     await erin.send('lobby', 'Welcome back, Dave.');
     await isVisible(message(page, erin.username, 'Welcome back, Dave.'));
-    expect(await connectionsOfUser(system.deps, 'dave')).toHaveLength(1);
+    expect(await socketsOfUser(system.deps, 'dave')).toHaveLength(1);
     expect(problems).toEqual([]);
   });
 
@@ -258,7 +258,7 @@ describe('the demo page in Chromium', () => {
       await hal.send('lobby', 'Missed two.');
       await route.continue();
     });
-    const [row] = await connectionsOfUser(system.deps, 'jade');
+    const [row] = await socketsOfUser(system.deps, 'jade');
     await system.deps.api?.close(row?.connectionId ?? '');
     await containsText(page.locator('#messages'), '2 missed messages restored');
     await isVisible(message(page, hal.username, 'Missed one.'));

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { roomMembers } from '../../lambdas/core/connections.ts';
 import { publishMessage } from '../../lambdas/core/publish.ts';
+import { roomMembers } from '../../lambdas/core/room-members.ts';
 import { registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
 import { is, openClient, Refused, terminateAll } from '../kit/ws-client.ts';
 

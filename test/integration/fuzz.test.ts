@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { roomMembers } from '../../lambdas/core/connections.ts';
 import { AppError } from '../../lambdas/core/errors.ts';
 import { recentMessages } from '../../lambdas/core/history.ts';
 import { hashPassword } from '../../lambdas/core/passwords.ts';
+import { roomMembers } from '../../lambdas/core/room-members.ts';
 import { parseSettings, SETTING_NAMES, SettingsError } from '../../lambdas/core/settings.ts';
 import { verifyAccessToken } from '../../lambdas/core/tokens.ts';
 import { createUser } from '../../lambdas/core/users.ts';

@@ -5,7 +5,7 @@ import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
-import { allConnections } from '../../lambdas/core/connections.ts';
+import { allSocketRows } from '../../lambdas/core/socket-rows.ts';
 import { localDynamoClient } from '../../local/dynamo.ts';
 import { runTs, startProcess } from '../kit/processes.ts';
 import { freePort, PASSWORD, registerAndLogin, startTestSystem, tempDir } from '../kit/system.ts';
@@ -186,7 +186,7 @@ describe('@connections of the running system', () => {
     cleanups.push(async () => {
       await client.close();
     });
-    const [row] = await allConnections(system.deps);
+    const [row] = await allSocketRows(system.deps);
     const url = `${system.wsUrl.replace(/^ws/, 'http')}/local/@connections/${encodeURIComponent(row?.connectionId ?? '')}`;
     const forged = JSON.stringify({
       type: 'message',

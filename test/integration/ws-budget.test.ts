@@ -1,10 +1,12 @@
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blockId, putBlock } from '../../lambdas/core/access.ts';
-import { type Connection, connectionsOfUser, joinRoom, roomMembers } from '../../lambdas/core/connections.ts';
 import type { ConnectionsApi } from '../../lambdas/core/deps.ts';
 import { putGrant } from '../../lambdas/core/grants.ts';
+import { joinRoom } from '../../lambdas/core/memberships.ts';
 import { hashPassword } from '../../lambdas/core/passwords.ts';
+import { roomMembers } from '../../lambdas/core/room-members.ts';
+import { type SocketRow, socketsOfUser } from '../../lambdas/core/socket-rows.ts';
 import { issueTicket } from '../../lambdas/core/tokens.ts';
 import { createUser } from '../../lambdas/core/users.ts';
 import { type ProbeCall, RoundTripProbe } from '../kit/round-trips.ts';
@@ -312,12 +314,12 @@ describe('the ack of a message to a big room', () => {
   /** Opens `n` sockets of one user, each with its connection id, found as it opened (closed after each test). */
   async function openSockets(n: number): Promise<{ client: Client; id: string }[]> {
     const out: { client: Client; id: string }[] = [];
-    const known = new Set((await connectionsOfUser(big.deps, 'ivy')).map((c) => c.connectionId));
+    const known = new Set((await socketsOfUser(big.deps, 'ivy')).map((c) => c.connectionId));
     for (let i = 0; i < n; i++) {
       const client = await openClient(big.wsUrl, { protocols: ['jwt', ivyToken] });
-      const fresh = (await connectionsOfUser(big.deps, 'ivy')).filter((c) => !known.has(c.connectionId));
+      const fresh = (await socketsOfUser(big.deps, 'ivy')).filter((c) => !known.has(c.connectionId));
       expect(fresh).toHaveLength(1);
-      const row = fresh[0] as Connection;
+      const row = fresh[0] as SocketRow;
       known.add(row.connectionId);
       out.push({ client, id: row.connectionId });
     }
@@ -325,7 +327,7 @@ describe('the ack of a message to a big room', () => {
   }
 
   async function joinAll(sockets: readonly { id: string }[], room: string): Promise<void> {
-    const rows = await connectionsOfUser(big.deps, 'ivy');
+    const rows = await socketsOfUser(big.deps, 'ivy');
     for (const s of sockets) {
       const row = rows.find((r) => r.connectionId === s.id);
       if (!row) throw new Error('no row for a socket');

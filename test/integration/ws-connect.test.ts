@@ -6,7 +6,7 @@ import { type CryptoKey, decodeJwt, exportJWK, generateKeyPair, type JWK } from 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blockId, putBlock, removeBlock } from '../../lambdas/core/access.ts';
 import { nowS } from '../../lambdas/core/clock.ts';
-import { allConnections, putConnection } from '../../lambdas/core/connections.ts';
+import { allSocketRows, putSocketRow } from '../../lambdas/core/socket-rows.ts';
 import { releaseSlots, slotHolders, takeSlot } from '../../lambdas/core/socket-slots.ts';
 import { issueAccessToken, issueTicket } from '../../lambdas/core/tokens.ts';
 import { encodePart, signEd25519 } from '../kit/forge.ts';
@@ -669,7 +669,7 @@ describe('maxConnectionsPerUser = 2', () => {
       expect(
         await takeSlot(limited.deps, { username: 'dave', connectionId, connectedAt: Date.now() - 60_000 }, 2),
       ).toBe(true);
-      await putConnection(limited.deps, {
+      await putSocketRow(limited.deps, {
         connectionId,
         sub: String(claims.sub),
         username: 'dave',
@@ -767,7 +767,7 @@ describe('maxConnectionsPerUser = 3 under parallel handshakes', () => {
           refused: Array(9).fill(403),
         });
         for (const c of opened) expect(await c.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
-        expect((await allConnections(capped.deps)).filter((c) => c.username === 'para')).toHaveLength(3);
+        expect((await allSocketRows(capped.deps)).filter((c) => c.username === 'para')).toHaveLength(3);
         await Promise.all(opened.map((c) => c.close()));
         // Each $disconnect gives its slot back.
         await waitForSlots(capped, 'para', 0);

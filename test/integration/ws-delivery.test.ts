@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connectionsOfUser, roomMembers } from '../../lambdas/core/connections.ts';
+import { roomMembers } from '../../lambdas/core/room-members.ts';
+import { socketsOfUser } from '../../lambdas/core/socket-rows.ts';
 import { registerAndLogin, startWsTestSystem, type TestSystem } from '../kit/system.ts';
 import { until } from '../kit/wait.ts';
 import { type Client, is, openClient, terminateAll } from '../kit/ws-client.ts';
@@ -42,10 +43,10 @@ async function room(): Promise<{ name: string; clients: Record<User, Client>; id
   const clients = {} as Record<User, Client>;
   const ids = {} as Record<User, string>;
   for (const u of USERS) {
-    const before = new Set((await connectionsOfUser(system.deps, u)).map((c) => c.connectionId));
+    const before = new Set((await socketsOfUser(system.deps, u)).map((c) => c.connectionId));
     clients[u] = await openClient(system.wsUrl, { protocols: ['jwt', tokens[u] ?? ''] });
     await clients[u].request({ type: 'join', room: name });
-    const mine = (await connectionsOfUser(system.deps, u)).find((c) => !before.has(c.connectionId));
+    const mine = (await socketsOfUser(system.deps, u)).find((c) => !before.has(c.connectionId));
     ids[u] = mine?.connectionId ?? '';
   }
   await until('every member_joined', () =>
@@ -113,7 +114,7 @@ describe('fan-out when @connections throttles or fails', () => {
   it('still closes a socket the server ends when its closing frame cannot be posted (500)', async () => {
     const pair = await registerAndLogin(system, 'dexter');
     const client = await openClient(system.wsUrl, { protocols: ['jwt', pair.access_token] });
-    const [row] = await connectionsOfUser(system.deps, 'dexter');
+    const [row] = await socketsOfUser(system.deps, 'dexter');
     faults.set(row?.connectionId ?? '', { method: 'POST', status: 500, times: 1000 });
     expect((await system.request('POST', '/auth/logout', { token: pair.access_token })).status).toBe(204);
     const closed = await Promise.race([client.closed, new Promise((r) => setTimeout(() => r('open'), 3000))]);

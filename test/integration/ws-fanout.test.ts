@@ -1,12 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { BatchWriteItemCommand, type WriteRequest } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  allConnections,
-  CONNECTION_TTL_S,
-  type Connection,
-  joinRoom,
-} from '../../lambdas/core/connections.ts';
+import { joinRoom } from '../../lambdas/core/memberships.ts';
+import { allSocketRows, SOCKET_TTL_S, type SocketRow } from '../../lambdas/core/socket-rows.ts';
 import { issueAccessToken } from '../../lambdas/core/tokens.ts';
 import { startTestSystem, type TestSystem } from '../kit/system.ts';
 import { type Client, is, openClient, terminateAll } from '../kit/ws-client.ts';
@@ -43,7 +39,7 @@ async function mapLimit<T, R>(
 }
 
 /** Puts or deletes the room's membership rows of these sockets, 25 per BatchWriteItem. */
-async function writeMemberships(rows: readonly Connection[], how: 'put' | 'delete'): Promise<void> {
+async function writeMemberships(rows: readonly SocketRow[], how: 'put' | 'delete'): Promise<void> {
   const table = system.deps.tables.connections;
   const requests: WriteRequest[] = rows.map((c) =>
     how === 'put'
@@ -54,7 +50,7 @@ async function writeMemberships(rows: readonly Connection[], how: 'put' | 'delet
               sk: { S: c.connectionId },
               memberName: { S: c.username },
               memberSub: { S: c.sub },
-              expiresAt: { N: String(Math.floor(c.connectedAt / 1000) + CONNECTION_TTL_S) },
+              expiresAt: { N: String(Math.floor(c.connectedAt / 1000) + SOCKET_TTL_S) },
             },
           },
         }
@@ -132,7 +128,7 @@ beforeAll(async () => {
   );
   // The sender first, alone, so that its row is known: it joins with a real `join` (its row gets the room).
   const sender = await openClient(system.wsUrl, { protocols: ['jwt', tokens[0] as string] });
-  const [senderRow] = await allConnections(system.deps);
+  const [senderRow] = await allSocketRows(system.deps);
   clients = [
     sender,
     ...(await mapLimit(tokens.slice(1), 8, (token) =>
@@ -141,17 +137,17 @@ beforeAll(async () => {
   ];
   // Membership rows straight into the store, 25 a request: 2,000 `join` frames would each tell
   // every earlier member (n² member_joined posts), which is setup, not what is tested; and the
-  // machine is shared. The rows are what `join` writes (lambdas/core/connections.ts).
-  const rows = await allConnections(system.deps);
+  // machine is shared. The rows are what `join` writes (lambdas/core/memberships.ts).
+  const rows = await allSocketRows(system.deps);
   expect(rows).toHaveLength(SOCKETS);
   await writeMemberships(rows, 'put');
-  expect(await joinRoom(system.deps, senderRow as Connection, ROOM)).toBe('joined');
+  expect(await joinRoom(system.deps, senderRow as SocketRow, ROOM)).toBe('joined');
   for (const c of rows.slice(0, FLAKY)) flaky.set(c.connectionId, 5);
 }, 600_000);
 
 afterAll(async () => {
   // Out of the room first, or every $disconnect would tell every remaining member (n² again).
-  await writeMemberships(await allConnections(system.deps), 'delete');
+  await writeMemberships(await allSocketRows(system.deps), 'delete');
   terminateAll();
   await system.close();
 }, 600_000);

@@ -1,6 +1,7 @@
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { allConnections, roomMembers } from '../../lambdas/core/connections.ts';
+import { roomMembers } from '../../lambdas/core/room-members.ts';
+import { allSocketRows } from '../../lambdas/core/socket-rows.ts';
 import { accessTokens, startWsTestSystem, type TestSystem } from '../kit/system.ts';
 import { type Client, type Frame, is, openClient, terminateAll } from '../kit/ws-client.ts';
 
@@ -405,7 +406,7 @@ describe('rooms per socket', () => {
 
     // The socket row (what $disconnect reads) and the membership items (what fan-out reads) agree.
     // Its own user: room comes on top of the 50 it joined.
-    const row = (await allConnections(system.deps)).find((c) => c.rooms.some((r) => r.startsWith('cap-')));
+    const row = (await allSocketRows(system.deps)).find((c) => c.rooms.some((r) => r.startsWith('cap-')));
     expect(new Set(row?.rooms)).toEqual(new Set([...joined, 'user:amy']));
     const withMember = await Promise.all(
       names.map(async (room) => ((await roomMembers(system.deps, room)).length > 0 ? room : '')),

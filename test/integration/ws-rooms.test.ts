@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connectionsOfUser, roomMembers } from '../../lambdas/core/connections.ts';
 import { hashPassword } from '../../lambdas/core/passwords.ts';
+import { roomMembers } from '../../lambdas/core/room-members.ts';
+import { socketsOfUser } from '../../lambdas/core/socket-rows.ts';
 import { createUser } from '../../lambdas/core/users.ts';
 import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
 import { type Client, type Frame, is, openClient, terminateAll } from '../kit/ws-client.ts';
@@ -82,7 +83,7 @@ describe('user: rooms', () => {
     await ann.expectNone(is('member_left'), 200);
     // Its membership went with its row: the room holds exactly the user's open sockets.
     const ids = async () => ({
-      rows: (await connectionsOfUser(system.deps, 'ann')).map((r) => r.connectionId).sort(),
+      rows: (await socketsOfUser(system.deps, 'ann')).map((r) => r.connectionId).sort(),
       members: (await roomMembers(system.deps, 'user:ann', { consistent: true }))
         .map((m) => m.connectionId)
         .sort(),
@@ -254,7 +255,7 @@ describe('private: rooms and grants', () => {
       expect((await roomMembers(system.deps, room, { consistent: true })).map((m) => m.username)).toEqual([
         'ann',
       ]);
-      expect((await connectionsOfUser(system.deps, 'bob')).flatMap((c) => c.rooms)).not.toContain(room);
+      expect((await socketsOfUser(system.deps, 'bob')).flatMap((c) => c.rooms)).not.toContain(room);
       await ann.request({ type: 'message', room, text: 'secret' });
       await bob.expectNone(is('message', { text: 'secret' }), 100);
       await expectForbidden(bob, { type: 'presence', room });

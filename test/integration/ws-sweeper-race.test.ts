@@ -1,11 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { roomMembers } from '../../lambdas/core/room-members.ts';
 import {
-  connectionKey,
-  connectionsOfUser,
-  putConnection,
-  roomMembers,
-  updateConnectionToken,
-} from '../../lambdas/core/connections.ts';
+  putSocketRow,
+  socketRowKey,
+  socketsOfUser,
+  updateSocketToken,
+} from '../../lambdas/core/socket-rows.ts';
 import { batchGet } from '../../lambdas/core/store.ts';
 import {
   accessTokens,
@@ -100,7 +100,7 @@ describe('the sweeper against sockets that connect and join meanwhile', () => {
     const claims = claimsOfToken(tokens.sw0 ?? '');
     // What $connect stores before API Gateway has opened the socket: the gateway does not know it yet.
     const connectionId = 'midUpgrade0=';
-    await putConnection(system.deps, {
+    await putSocketRow(system.deps, {
       ...claims,
       connectionId,
       ip: '127.0.0.1',
@@ -109,7 +109,7 @@ describe('the sweeper against sockets that connect and join meanwhile', () => {
     });
     await system.sweep();
     const [row] = await batchGet(system.deps.db, [
-      { table: system.deps.tables.connections, key: connectionKey(connectionId) },
+      { table: system.deps.tables.connections, key: socketRowKey(connectionId) },
     ]);
     expect(row).toBeDefined();
   });
@@ -150,11 +150,11 @@ describe('the sweeper against a token refreshed meanwhile', () => {
     const pair = await registerAndLogin(system, 'sw_refresh');
     const claims = claimsOfToken(pair.access_token);
     const client = await openClient(system.wsUrl, { protocols: ['jwt', pair.access_token] });
-    const [row] = await connectionsOfUser(system.deps, 'sw_refresh');
+    const [row] = await socketsOfUser(system.deps, 'sw_refresh');
     const connectionId = row?.connectionId ?? '';
     const nowS = Math.floor(system.clock.now() / 1000);
     // The row as the sweep reads it: a token long expired.
-    await updateConnectionToken(system.deps, connectionId, { ...claims, exp: nowS - 3600 });
+    await updateSocketToken(system.deps, connectionId, { ...claims, exp: nowS - 3600 });
     // Right after the sweep's Scan returns, the socket refreshes (what a refresh_token frame writes).
     let refreshed = false;
     system.deps.db.middlewareStack.add(
@@ -162,7 +162,7 @@ describe('the sweeper against a token refreshed meanwhile', () => {
         const out = await next(args);
         if (!refreshed && context.commandName === 'ScanCommand') {
           refreshed = true;
-          await updateConnectionToken(system.deps, connectionId, {
+          await updateSocketToken(system.deps, connectionId, {
             ...claims,
             jti: `${claims.jti}-next`,
             exp: nowS + 900,

@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { connectionsOfUser } from '../../lambdas/core/connections.ts';
+import { socketsOfUser } from '../../lambdas/core/socket-rows.ts';
 import {
   type ClientEvents,
   type ClientOptions,
@@ -74,5 +74,5 @@ export function record<K extends keyof ClientEvents>(client: RealtimeClient, typ
 
 /** The connection ids the server holds for a user. */
 export async function connectionIds(system: TestSystem, username: string): Promise<string[]> {
-  return (await connectionsOfUser(system.deps, username)).map((c) => c.connectionId);
+  return (await socketsOfUser(system.deps, username)).map((c) => c.connectionId);
 }
