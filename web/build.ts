@@ -28,7 +28,7 @@ export async function buildWeb(options: { outDir?: string } = {}): Promise<WebBu
     bundle: true,
     minify: true,
     format: 'esm',
-    // The JWE code (and jose) is a chunk of its own, fetched only when the server encrypts.
+    // The JWE code is a chunk of its own, fetched only when the server encrypts.
     splitting: true,
     target: ['es2022', 'chrome109', 'firefox115', 'safari16'],
     platform: 'browser',

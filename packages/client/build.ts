@@ -11,7 +11,7 @@ const ENTRY = join(REPO_ROOT, 'web', 'client.ts');
 
 /**
  * Builds the client package in `packages/client/dist`: `web/client.ts` bundled by esbuild to
- * ESM (`index.js`, with the JWE code and `jose` in a chunk loaded only when the server
+ * ESM (`index.js`, with the JWE code in a chunk loaded only when the server
  * encrypts), and its declarations emitted by tsc under `types/`, with `.js` specifiers as
  * ESM declarations have. Returns the files written, relative to the package.
  */
