@@ -3,7 +3,7 @@
  * They are declared once, for the server and the client alike, in `lambdas/core/wire.ts`
  * (browser-safe: types and pure functions only); this module re-exports them and reads frames.
  */
-import type { EncryptedFrame, ServerFrame } from '../lambdas/core/wire.ts';
+import { type EncryptedFrame, isServerFrameType, type ServerFrame } from '../lambdas/core/wire.ts';
 
 export type {
   Access,
@@ -33,25 +33,6 @@ export type {
 } from '../lambdas/core/wire.ts';
 export { dmRoom, ROOM_PATTERN, roomKind, userRoom } from '../lambdas/core/wire.ts';
 
-/** Every `type` the server sends: a frame of another type is not one of ours. */
-const SERVER_TYPES: Readonly<Record<(ServerFrame | EncryptedFrame)['type'], true>> = {
-  message: true,
-  joined: true,
-  member_joined: true,
-  member_left: true,
-  removed: true,
-  access_changed: true,
-  presence: true,
-  left: true,
-  ack: true,
-  token_refreshed: true,
-  identity: true,
-  pong: true,
-  error: true,
-  closing: true,
-  encrypted: true,
-};
-
 /**
  * Reads one text frame. Returns undefined for anything that is not a JSON object with
  * a known `type` (API Gateway's own `{"message": "Internal server error"}` frames included).
@@ -65,6 +46,6 @@ export function parseServerFrame(text: string): ServerFrame | EncryptedFrame | u
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const type = (value as { type?: unknown }).type;
-  if (typeof type !== 'string' || !Object.hasOwn(SERVER_TYPES, type)) return undefined;
+  if (typeof type !== 'string' || !isServerFrameType(type)) return undefined;
   return value as ServerFrame | EncryptedFrame;
 }

@@ -173,6 +173,30 @@ export type ServerFrame =
   | ErrorFrame
   | ClosingFrame;
 
+/** Every `type` the server sends, sealed or not: the compiler holds it to `ServerFrame`. */
+const SERVER_FRAME_TYPES: Readonly<Record<(ServerFrame | EncryptedFrame)['type'], true>> = {
+  message: true,
+  joined: true,
+  member_joined: true,
+  member_left: true,
+  removed: true,
+  access_changed: true,
+  presence: true,
+  left: true,
+  ack: true,
+  token_refreshed: true,
+  identity: true,
+  pong: true,
+  error: true,
+  closing: true,
+  encrypted: true,
+};
+
+/** Whether a frame's `type` is one the server sends (a frame of any other type is not one of ours). */
+export function isServerFrameType(type: string): type is (ServerFrame | EncryptedFrame)['type'] {
+  return Object.hasOwn(SERVER_FRAME_TYPES, type);
+}
+
 /** The reply each request gets when it succeeds. */
 export interface ReplyOf {
   join: JoinedFrame;

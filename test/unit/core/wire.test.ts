@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseRoom } from '../../../lambdas/core/rooms.ts';
-import { dmRoom, ROOM_PATTERN, roomKind, userRoom } from '../../../lambdas/core/wire.ts';
+import { dmRoom, isServerFrameType, ROOM_PATTERN, roomKind, userRoom } from '../../../lambdas/core/wire.ts';
 
 describe('ROOM_PATTERN', () => {
   it('is the shape of every kind, built from the name and username parts', () => {
@@ -58,5 +58,26 @@ describe('dmRoom and userRoom', () => {
 
   it('names the room of one user', () => {
     expect(userRoom('alice')).toBe('user:alice');
+  });
+});
+
+describe('isServerFrameType', () => {
+  it('knows every frame the server sends, sealed ones included', () => {
+    for (const type of [
+      'message',
+      'joined',
+      'ack',
+      'error',
+      'closing',
+      'removed',
+      'access_changed',
+      'encrypted',
+    ])
+      expect(isServerFrameType(type), type).toBe(true);
+  });
+
+  it('refuses client frame types and names every object has', () => {
+    for (const type of ['join', 'ping', 'refresh_token', 'toString', 'constructor', '__proto__', ''])
+      expect(isServerFrameType(type), type).toBe(false);
   });
 });
