@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   type AttributeDefinition,
@@ -44,17 +44,52 @@ export async function startDynalite(options: {
   // Operations still running when the store closes would write to a closed database, which
   // dynalite answers by throwing out of a callback (the process dies): count them, refuse
   // new ones once closing, and close only when they are done.
-  let running = 0;
+  const operations = new RunningOperations();
   let closing = false;
-  let idle = () => {};
+  guardRequests(server, operations, (req) =>
+    closing ? CLOSING : credentials ? signatureRefusal(req, credentials) : undefined,
+  );
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://${host}:${port}`,
+    credentials,
+    close: async () => {
+      closing = true;
+      await operations.settled(10_000);
+      await new Promise<void>((resolve, reject) => {
+        server.closeIdleConnections();
+        server.close((err) => (err ? reject(err) : resolve()));
+      });
+    },
+  };
+}
+
+interface Refusal {
+  readonly status: number;
+  readonly type: string;
+  readonly message: string;
+}
+
+const CLOSING: Refusal = { status: 503, type: 'ServiceUnavailable', message: 'the store is closing' };
+
+/**
+ * Puts a check before dynalite's own request listeners: a refused request is answered here
+ * in DynamoDB's error shape; one that passes is counted by `operations` while it runs.
+ */
+function guardRequests(
+  server: Server,
+  operations: RunningOperations,
+  refusalOf: (req: IncomingMessage) => Refusal | undefined,
+): void {
   const serve = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
   server.removeAllListeners('request');
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const refusal = closing
-      ? { status: 503, type: 'ServiceUnavailable', message: 'the store is closing' }
-      : credentials
-        ? signatureRefusal(req, credentials)
-        : undefined;
+    const refusal = refusalOf(req);
     if (refusal) {
       const body = JSON.stringify({
         __type: `com.amazon.coral.service#${refusal.type}`,
@@ -68,45 +103,41 @@ export async function startDynalite(options: {
       res.end(body);
       return;
     }
-    running++;
-    // dynalite ends the response when its operation is done, even if the client has gone.
+    operations.track(res);
+    for (const listener of serve) listener.call(server, req, res);
+  });
+}
+
+/** The store's operations in progress, so that closing can wait for them. */
+class RunningOperations {
+  private running = 0;
+  private idle = () => {};
+
+  /** Counts `res` as running until dynalite ends it (as it does even if the client has gone). */
+  track(res: ServerResponse): void {
+    this.running++;
     const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
     let done = false;
     res.end = ((...args: unknown[]) => {
       if (!done) {
         done = true;
-        running--;
-        if (running === 0) idle();
+        this.running--;
+        if (this.running === 0) this.idle();
       }
       return end(...args);
     }) as ServerResponse['end'];
-    for (const listener of serve) listener.call(server, req, res);
-  });
-  const host = options.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://${host}:${port}`,
-    credentials,
-    close: async () => {
-      closing = true;
-      if (running > 0) {
-        await Promise.race([
-          new Promise<void>((resolve) => {
-            idle = resolve;
-          }),
-          new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
-        ]);
-      }
-      await new Promise<void>((resolve, reject) => {
-        server.closeIdleConnections();
-        server.close((err) => (err ? reject(err) : resolve()));
-      });
-    },
-  };
+  }
+
+  /** Resolves once none is running, or after `maxMs` at the most. */
+  async settled(maxMs: number): Promise<void> {
+    if (this.running === 0) return;
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        this.idle = resolve;
+      }),
+      new Promise((resolve) => setTimeout(resolve, maxMs).unref()),
+    ]);
+  }
 }
 
 /**
@@ -114,10 +145,7 @@ export async function startDynalite(options: {
  * The body's hash is the signed `x-amz-content-sha256` the SDK always sends (reading the
  * body here would take it from dynalite); only a client holding the secret can sign.
  */
-function signatureRefusal(
-  req: IncomingMessage,
-  credentials: SigningCredentials,
-): { status: number; type: string; message: string } | undefined {
+function signatureRefusal(req: IncomingMessage, credentials: SigningCredentials): Refusal | undefined {
   const claimed = req.headers['x-amz-content-sha256'];
   const signed = /SignedHeaders=[^,]*\bx-amz-content-sha256\b/.test(req.headers.authorization ?? '');
   if (req.headers.authorization && (typeof claimed !== 'string' || !signed)) {

@@ -3,14 +3,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
 import { formatRequestTime } from './aws-time.ts';
+import {
+  type CompiledRoute,
+  compileRoute,
+  decodePath,
+  type HttpHandler,
+  type HttpRoute,
+  matchRoute,
+  type RouteMatch,
+} from './http-routes.ts';
 
-export type HttpHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyResultV2>;
-
-export interface HttpRoute {
-  /** An HTTP API route key: `POST /auth/login`, `GET /admin/users/{username}`, `ANY /files/{proxy+}`. */
-  readonly routeKey: string;
-  readonly handler: HttpHandler;
-}
+export type { HttpHandler, HttpRoute } from './http-routes.ts';
 
 export interface CorsConfig {
   readonly allowOrigins: readonly string[];
@@ -41,42 +44,6 @@ export interface HttpGateway {
   close(): Promise<void>;
 }
 
-interface CompiledRoute {
-  method: string;
-  pattern: RegExp;
-  params: string[];
-  routeKey: string;
-  handler: HttpHandler;
-}
-
-function compile(route: HttpRoute): CompiledRoute {
-  const [method = '', path = ''] = route.routeKey.split(' ');
-  const params: string[] = [];
-  const source = path
-    .split('/')
-    .map((part) => {
-      const greedy = /^\{(\w+)\+\}$/.exec(part);
-      if (greedy?.[1]) {
-        params.push(greedy[1]);
-        return '(.+)';
-      }
-      const param = /^\{(\w+)\}$/.exec(part);
-      if (param?.[1]) {
-        params.push(param[1]);
-        return '([^/]+)';
-      }
-      return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    })
-    .join('/');
-  return {
-    method,
-    pattern: new RegExp(`^${source}$`),
-    params,
-    routeKey: route.routeKey,
-    handler: route.handler,
-  };
-}
-
 const TEXT_TYPES = /^(application\/(json|[\w.+-]*\+json|x-www-form-urlencoded|xml|javascript)|text\/)/i;
 
 /** Builds the HTTP API payload-2.0 event API Gateway would send for this request. */
@@ -84,8 +51,7 @@ function toEvent(
   req: IncomingMessage,
   url: URL,
   body: Buffer,
-  route: CompiledRoute,
-  match: RegExpExecArray,
+  { route, pathParameters }: RouteMatch,
 ): APIGatewayProxyEventV2 {
   const headers: Record<string, string> = {};
   const cookies: string[] = [];
@@ -97,10 +63,6 @@ function toEvent(
   }
   const query: Record<string, string> = {};
   for (const [k, v] of url.searchParams) query[k] = k in query ? `${query[k]},${v}` : v;
-  const pathParameters: Record<string, string> = {};
-  route.params.forEach((name, i) => {
-    pathParameters[name] = decodePath(match[i + 1] ?? '') ?? '';
-  });
   const now = new Date();
   const contentType = req.headers['content-type'] ?? '';
   const isText = body.length === 0 || TEXT_TYPES.test(contentType);
@@ -135,15 +97,6 @@ function toEvent(
     ...(body.length > 0 ? { body: isText ? body.toString('utf8') : body.toString('base64') } : {}),
     isBase64Encoded: !isText,
   };
-}
-
-/** A percent-encoded path decoded, or undefined when it does not decode (`%`, `%zz`, `%ff`). */
-function decodePath(raw: string): string | undefined {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return undefined;
-  }
 }
 
 /** What the gateway answers on its own: no route, a bad path, an oversized body, a crash, a time-out. */
@@ -194,6 +147,16 @@ function corsHeaders(cors: CorsConfig | undefined, origin: string | undefined): 
   };
 }
 
+/** What every request of one gateway is served with. */
+interface Served {
+  readonly routes: readonly CompiledRoute[];
+  readonly cors: CorsConfig | undefined;
+  readonly fallback: HttpGatewayOptions['fallback'];
+  readonly maxBody: number;
+  readonly timeoutMs: number;
+  readonly log: (line: Record<string, unknown>) => void;
+}
+
 /**
  * A local HTTP API: matches route keys as API Gateway does, turns each request into a
  * payload-2.0 event for the very handler functions that run on Lambda, and writes
@@ -201,93 +164,16 @@ function corsHeaders(cors: CorsConfig | undefined, origin: string | undefined): 
  * bodies 413; handler crashes 500 and time-outs 503, with API Gateway's messages.
  */
 export async function startHttpGateway(options: HttpGatewayOptions): Promise<HttpGateway> {
-  const routes = options.routes.map(compile);
-  const maxBody = options.maxBodyBytes ?? 10 * 1024 * 1024;
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const log = options.log ?? (() => {});
-
+  const served: Served = {
+    routes: options.routes.map(compileRoute),
+    cors: options.cors,
+    fallback: options.fallback,
+    maxBody: options.maxBodyBytes ?? 10 * 1024 * 1024,
+    timeoutMs: options.timeoutMs ?? 30_000,
+    log: options.log ?? (() => {}),
+  };
   const server: Server = createServer((req, res) => {
-    void (async () => {
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      const cors = corsHeaders(options.cors, req.headers.origin);
-      if (decodePath(url.pathname) === undefined) {
-        // Refused before any route or handler runs: a path parameter could not be decoded.
-        req.resume();
-        send(res, 400, { error: 'invalid_request', message: 'the path is not valid percent-encoding' }, cors);
-        log({ route: '-', status: 400, ms: 0, ip: req.socket.remoteAddress ?? '' });
-        return;
-      }
-      if (req.method === 'OPTIONS' && options.cors && req.headers['access-control-request-method']) {
-        res.writeHead(204, {
-          'x-content-type-options': 'nosniff',
-          ...cors,
-          ...(Object.keys(cors).length > 0
-            ? {
-                'access-control-allow-methods': options.cors.allowMethods.join(','),
-                'access-control-allow-headers': options.cors.allowHeaders.join(','),
-                'access-control-max-age': String(options.cors.maxAgeS),
-              }
-            : {}),
-        });
-        res.end();
-        return;
-      }
-      let route: CompiledRoute | undefined;
-      let match: RegExpExecArray | null = null;
-      for (const r of routes) {
-        if (r.method !== 'ANY' && r.method !== req.method) continue;
-        match = r.pattern.exec(url.pathname);
-        if (match) {
-          route = r;
-          break;
-        }
-      }
-      if (!route || !match) {
-        if (options.fallback && (await options.fallback(req, res))) return;
-        send(res, 404, { message: 'Not Found' }, cors);
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of req) {
-        size += (chunk as Buffer).length;
-        if (size > maxBody) {
-          send(res, 413, { message: 'Request Entity Too Large' }, { ...cors, connection: 'close' });
-          req.destroy();
-          return;
-        }
-        chunks.push(chunk as Buffer);
-      }
-      const event = toEvent(req, url, Buffer.concat(chunks), route, match);
-      const started = Date.now();
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        const result = await Promise.race([
-          route.handler(event),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error('timeout')), timeoutMs);
-          }),
-        ]);
-        writeResult(res, result, cors);
-      } catch (err) {
-        const timedOut = (err as Error).message === 'timeout';
-        send(
-          res,
-          timedOut ? 503 : 500,
-          { message: timedOut ? 'Service Unavailable' : 'Internal Server Error' },
-          cors,
-        );
-      } finally {
-        clearTimeout(timer);
-      }
-      // Access log without the query string: it may carry a token.
-      log({
-        route: route.routeKey,
-        status: res.statusCode,
-        ms: Date.now() - started,
-        ip: event.requestContext.http.sourceIp,
-      });
-    })().catch(() => {
+    serve(served, req, res).catch(() => {
       if (!res.headersSent) send(res, 500, { message: 'Internal Server Error' });
       else res.destroy();
     });
@@ -307,4 +193,105 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
         server.closeAllConnections();
       }),
   };
+}
+
+/** One request, as API Gateway takes it: path check, CORS preflight, route, body limit, handler. */
+async function serve(served: Served, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const cors = corsHeaders(served.cors, req.headers.origin);
+  if (decodePath(url.pathname) === undefined) {
+    // Refused before any route or handler runs: a path parameter could not be decoded.
+    req.resume();
+    send(res, 400, { error: 'invalid_request', message: 'the path is not valid percent-encoding' }, cors);
+    served.log({ route: '-', status: 400, ms: 0, ip: req.socket.remoteAddress ?? '' });
+    return;
+  }
+  if (req.method === 'OPTIONS' && served.cors && req.headers['access-control-request-method']) {
+    answerPreflight(res, served.cors, cors);
+    return;
+  }
+  const found = matchRoute(served.routes, req.method, url.pathname);
+  if (!found) {
+    if (served.fallback && (await served.fallback(req, res))) return;
+    send(res, 404, { message: 'Not Found' }, cors);
+    return;
+  }
+  const body = await readBody(req, res, served.maxBody, cors);
+  if (!body) return;
+  const event = toEvent(req, url, body, found);
+  const started = Date.now();
+  await answerWith(res, found.route.handler, event, served.timeoutMs, cors);
+  // Access log without the query string: it may carry a token.
+  served.log({
+    route: found.route.routeKey,
+    status: res.statusCode,
+    ms: Date.now() - started,
+    ip: event.requestContext.http.sourceIp,
+  });
+}
+
+function answerPreflight(res: ServerResponse, config: CorsConfig, cors: Record<string, string>): void {
+  res.writeHead(204, {
+    'x-content-type-options': 'nosniff',
+    ...cors,
+    ...(Object.keys(cors).length > 0
+      ? {
+          'access-control-allow-methods': config.allowMethods.join(','),
+          'access-control-allow-headers': config.allowHeaders.join(','),
+          'access-control-max-age': String(config.maxAgeS),
+        }
+      : {}),
+  });
+  res.end();
+}
+
+/** The request's body, or undefined once it has passed `maxBody` (answered 413, the request cut off). */
+async function readBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  maxBody: number,
+  cors: Record<string, string>,
+): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > maxBody) {
+      send(res, 413, { message: 'Request Entity Too Large' }, { ...cors, connection: 'close' });
+      req.destroy();
+      return undefined;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The handler's result written back, or API Gateway's 500 for a crash and 503 past the integration timeout. */
+async function answerWith(
+  res: ServerResponse,
+  handler: HttpHandler,
+  event: APIGatewayProxyEventV2,
+  timeoutMs: number,
+  cors: Record<string, string>,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const result = await Promise.race([
+      handler(event),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), timeoutMs);
+      }),
+    ]);
+    writeResult(res, result, cors);
+  } catch (err) {
+    const timedOut = (err as Error).message === 'timeout';
+    send(
+      res,
+      timedOut ? 503 : 500,
+      { message: timedOut ? 'Service Unavailable' : 'Internal Server Error' },
+      cors,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
 }

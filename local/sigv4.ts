@@ -67,6 +67,21 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
   return Array.isArray(v) ? v.join(',') : v;
 }
 
+/** What the `Authorization` header of a SigV4 request says. */
+interface Authorization {
+  readonly keyId: string | undefined;
+  /** The credential scope: `day/region/service/aws4_request`, and anything after it. */
+  readonly day: string;
+  readonly region: string;
+  readonly service: string;
+  readonly terminator: string | undefined;
+  readonly extraScope: readonly string[];
+  /** As sent (`host;x-amz-date`), and split. */
+  readonly signedHeaderList: string;
+  readonly signedHeaders: readonly string[];
+  readonly signature: string;
+}
+
 /**
  * Checks the AWS Signature Version 4 of a request, as API Gateway does for
  * `execute-api` calls: the `Authorization` header's scope (key id, date, region,
@@ -74,34 +89,65 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
  * the date within the allowed skew, and the signature itself (constant-time compare).
  */
 export function verifySigV4(req: SignedRequest, options: VerifyOptions): Verdict {
-  const auth = header(req.headers, 'authorization');
-  if (!auth) return { ok: false, missing: true, reason: 'Missing Authentication Token' };
-  const m = AUTH.exec(auth.trim());
-  if (!m) return { ok: false, missing: false, reason: 'Authorization header is not a SigV4 signature' };
-  const [, credential = '', signedHeaderList = '', signature = ''] = m;
-  const [keyId, day = '', region = '', service = '', terminator, ...extra] = credential.split('/');
-  if (keyId !== options.credentials.accessKeyId)
-    return { ok: false, missing: false, reason: 'The security token included in the request is invalid.' };
-  if (
-    region !== options.region ||
-    service !== options.service ||
-    terminator !== 'aws4_request' ||
-    extra.length
-  )
-    return {
-      ok: false,
-      missing: false,
-      reason: 'Credential should be scoped to a valid region and service.',
-    };
-
+  const authorization = header(req.headers, 'authorization');
+  if (!authorization) return { ok: false, missing: true, reason: 'Missing Authentication Token' };
+  const auth = parseAuthorization(authorization);
+  if (!auth) return refuse('Authorization header is not a SigV4 signature');
   const amzDate = header(req.headers, 'x-amz-date') ?? '';
+  const problem =
+    scopeProblem(auth, options) ??
+    dateProblem(amzDate, auth.day, options) ??
+    signedHeadersProblem(auth.signedHeaders) ??
+    bodyHashProblem(req);
+  if (problem) return refuse(problem);
+  const expected = hmac(
+    signingKey(options.credentials.secretAccessKey, auth),
+    stringToSign(amzDate, auth, canonicalRequest(req, auth)),
+  );
+  if (!timingSafeEqual(expected, Buffer.from(auth.signature, 'hex')))
+    return refuse('The request signature we calculated does not match the signature you provided.');
+  return { ok: true };
+}
+
+function refuse(reason: string): Verdict {
+  return { ok: false, missing: false, reason };
+}
+
+function parseAuthorization(value: string): Authorization | undefined {
+  const m = AUTH.exec(value.trim());
+  if (!m) return undefined;
+  const [, credential = '', signedHeaderList = '', signature = ''] = m;
+  const [keyId, day = '', region = '', service = '', terminator, ...extraScope] = credential.split('/');
+  return {
+    keyId,
+    day,
+    region,
+    service,
+    terminator,
+    extraScope,
+    signedHeaderList,
+    signedHeaders: signedHeaderList.split(';'),
+    signature,
+  };
+}
+
+function scopeProblem(auth: Authorization, options: VerifyOptions): string | undefined {
+  if (auth.keyId !== options.credentials.accessKeyId)
+    return 'The security token included in the request is invalid.';
+  if (
+    auth.region !== options.region ||
+    auth.service !== options.service ||
+    auth.terminator !== 'aws4_request' ||
+    auth.extraScope.length
+  )
+    return 'Credential should be scoped to a valid region and service.';
+  return undefined;
+}
+
+function dateProblem(amzDate: string, day: string, options: VerifyOptions): string | undefined {
   const d = AMZ_DATE.exec(amzDate);
   if (!d || amzDate.slice(0, 8) !== day)
-    return {
-      ok: false,
-      missing: false,
-      reason: 'X-Amz-Date is missing or does not match the credential scope.',
-    };
+    return 'X-Amz-Date is missing or does not match the credential scope.';
   const signedAt = Date.UTC(
     Number(d[1]),
     Number(d[2]) - 1,
@@ -111,53 +157,51 @@ export function verifySigV4(req: SignedRequest, options: VerifyOptions): Verdict
     Number(d[6]),
   );
   if (Math.abs(options.now - signedAt) > (options.maxSkewMs ?? 5 * 60_000))
-    return { ok: false, missing: false, reason: 'Signature expired or not yet valid.' };
+    return 'Signature expired or not yet valid.';
+  return undefined;
+}
 
-  const signedHeaders = signedHeaderList.split(';');
+function signedHeadersProblem(signedHeaders: readonly string[]): string | undefined {
   const sorted = [...signedHeaders].sort();
   if (
     signedHeaders.join(';') !== sorted.join(';') ||
     !signedHeaders.includes('host') ||
     !signedHeaders.includes('x-amz-date')
-  ) {
-    return {
-      ok: false,
-      missing: false,
-      reason: 'SignedHeaders must be sorted and include host and x-amz-date.',
-    };
-  }
+  )
+    return 'SignedHeaders must be sorted and include host and x-amz-date.';
+  return undefined;
+}
+
+function bodyHashProblem(req: SignedRequest): string | undefined {
   const claimedHash = header(req.headers, 'x-amz-content-sha256');
   if (claimedHash !== undefined && claimedHash !== req.bodySha256)
-    return {
-      ok: false,
-      missing: false,
-      reason: 'The provided x-amz-content-sha256 does not match the body.',
-    };
+    return 'The provided x-amz-content-sha256 does not match the body.';
+  return undefined;
+}
 
+function canonicalRequest(req: SignedRequest, auth: Authorization): string {
   const target = new URL(req.url, 'http://local');
-  const canonicalHeaders = signedHeaders
+  const canonicalHeaders = auth.signedHeaders
     .map((name) => `${name}:${(header(req.headers, name) ?? '').trim().replace(/\s+/g, ' ')}\n`)
     .join('');
-  const canonicalRequest = [
+  return [
     req.method,
     canonicalUri(req.url.split('?')[0] ?? '/'),
     canonicalQuery(target.search.slice(1)),
     canonicalHeaders,
-    signedHeaderList,
+    auth.signedHeaderList,
     req.bodySha256,
   ].join('\n');
-  const scope = `${day}/${region}/${service}/aws4_request`;
-  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonicalRequest)].join('\n');
-  const key = hmac(
-    hmac(hmac(hmac(`AWS4${options.credentials.secretAccessKey}`, day), region), service),
+}
+
+function stringToSign(amzDate: string, auth: Authorization, canonical: string): string {
+  const scope = `${auth.day}/${auth.region}/${auth.service}/aws4_request`;
+  return ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonical)].join('\n');
+}
+
+function signingKey(secretAccessKey: string, auth: Authorization): Buffer {
+  return hmac(
+    hmac(hmac(hmac(`AWS4${secretAccessKey}`, auth.day), auth.region), auth.service),
     'aws4_request',
   );
-  const expected = hmac(key, stringToSign);
-  if (!timingSafeEqual(expected, Buffer.from(signature, 'hex')))
-    return {
-      ok: false,
-      missing: false,
-      reason: 'The request signature we calculated does not match the signature you provided.',
-    };
-  return { ok: true };
 }

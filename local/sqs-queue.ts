@@ -19,8 +19,8 @@ export interface LocalQueueOptions {
   readonly duplicate?: (body: string) => boolean;
   readonly name?: string;
 }
-
-interface Held {
+/** A message as the queue holds it, from `send` to its deletion or the dead-letter queue. */
+export interface HeldMessage {
   readonly messageId: string;
   readonly body: string;
   readonly sentAt: number;
@@ -45,6 +45,9 @@ export interface LocalQueue extends MessageQueue {
   close(): Promise<void>;
 }
 
+/** The longest `DelaySeconds` SQS takes. */
+const MAX_DELAY_S = 900;
+
 /**
  * An SQS standard queue with a Lambda event source mapping, in process: `send` takes entries
  * (with `DelaySeconds`), a poller hands the worker batches of up to `batchSize` records in
@@ -54,22 +57,26 @@ export interface LocalQueue extends MessageQueue {
  * goes to the dead-letter queue after `maxReceiveCount` receives, as the redrive policy does.
  */
 export function localQueue(options: LocalQueueOptions): LocalQueue {
-  const batchSize = options.batchSize ?? 10;
-  const maxConcurrency = options.maxConcurrency ?? 4;
-  const visibilityMs = options.visibilityTimeoutMs ?? 2000;
-  const maxReceives = options.maxReceiveCount ?? 5;
-  const arn = `arn:aws:sqs:local:000000000000:${options.name ?? 'fanout'}`;
-  const waiting: Held[] = [];
-  const deadLetters: SqsRecord[] = [];
-  let inFlight = 0;
-  let inFlightRecords = 0;
-  let invocations = 0;
-  let timer: NodeJS.Timeout | undefined;
-  let closed = false;
-  let paused = false;
-  let idle: (() => void)[] = [];
+  const poller = new EventSourcePoller(options);
+  return {
+    send: (entries) => poller.send(entries),
+    get size() {
+      return poller.size;
+    },
+    deadLetters: poller.deadLetters,
+    get invocations() {
+      return poller.invocations;
+    },
+    pause: () => poller.pause(),
+    resume: () => poller.resume(),
+    drained: () => poller.whenIdle(),
+    close: () => poller.close(),
+  };
+}
 
-  const recordOf = (held: Held): SqsRecord => ({
+/** The record Lambda's event source mapping hands the worker for a held message. */
+export function sqsRecord(held: HeldMessage, queueArn: string): SqsRecord {
+  return {
     messageId: held.messageId,
     receiptHandle: `${held.messageId}#${held.receives}`,
     body: held.body,
@@ -82,125 +89,175 @@ export function localQueue(options: LocalQueueOptions): LocalQueue {
     messageAttributes: {},
     md5OfBody: createHash('md5').update(held.body).digest('hex'),
     eventSource: 'aws:sqs',
-    eventSourceARN: arn,
+    eventSourceARN: queueArn,
     awsRegion: 'local',
-  });
+  };
+}
 
-  const settle = () => {
-    if (waiting.length > 0 || inFlight > 0) return;
-    const done = idle;
-    idle = [];
-    for (const resolve of done) resolve();
+/**
+ * The ids of a batch that come back after the visibility timeout: those the worker's answer
+ * names in `batchItemFailures`, or every id of the batch when the answer names one it was
+ * not sent (Lambda then takes the whole batch as failed).
+ */
+export function failedIds(sentIds: readonly string[], answer: SqsBatchResponse | undefined): Set<string> {
+  const failures = answer?.batchItemFailures ?? [];
+  const known = new Set(sentIds);
+  return failures.every((f) => known.has(f.itemIdentifier))
+    ? new Set(failures.map((f) => f.itemIdentifier))
+    : known;
+}
+
+/**
+ * Takes out of `waiting` the first `batchSize` messages visible at `now` (in the order they
+ * wait) and counts a receive for each: one batch of the event source's poller.
+ */
+export function takeBatch(waiting: HeldMessage[], now: number, batchSize: number): HeldMessage[] {
+  const batch = waiting.filter((h) => h.availableAt <= now).slice(0, batchSize);
+  for (const held of batch) {
+    waiting.splice(waiting.indexOf(held), 1);
+    held.receives++;
+    held.firstReceiveAt ??= now;
+  }
+  return batch;
+}
+
+/** The queue's messages and the poller that invokes the worker with them. */
+class EventSourcePoller {
+  readonly deadLetters: SqsRecord[] = [];
+  invocations = 0;
+  private readonly batchSize: number;
+  private readonly maxConcurrency: number;
+  private readonly visibilityMs: number;
+  private readonly maxReceives: number;
+  private readonly arn: string;
+  private readonly waiting: HeldMessage[] = [];
+  private inFlight = 0;
+  private inFlightRecords = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private paused = false;
+  private idle: (() => void)[] = [];
+
+  constructor(private readonly options: LocalQueueOptions) {
+    this.batchSize = options.batchSize ?? 10;
+    this.maxConcurrency = options.maxConcurrency ?? 4;
+    this.visibilityMs = options.visibilityTimeoutMs ?? 2000;
+    this.maxReceives = options.maxReceiveCount ?? 5;
+    this.arn = `arn:aws:sqs:local:000000000000:${options.name ?? 'fanout'}`;
+  }
+
+  get size(): number {
+    return this.waiting.length + this.inFlightRecords;
+  }
+
+  async send(entries: readonly QueueEntry[]): Promise<void> {
+    if (this.closed) throw Object.assign(new Error('the queue is closed'), { name: 'QueueClosed' });
+    const now = Date.now();
+    for (const entry of entries) {
+      this.waiting.push({
+        messageId: randomUUID(),
+        body: entry.body,
+        sentAt: now,
+        availableAt: now + Math.min(MAX_DELAY_S, Math.max(0, entry.delayS ?? 0)) * 1000,
+        receives: 0,
+      });
+    }
+    // Like the event source's poller: the worker runs after `send` has answered.
+    setImmediate(this.pump);
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    setImmediate(this.pump);
+  }
+
+  whenIdle(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.idle.push(resolve);
+      this.settle();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.waiting.length = 0;
+    await this.whenIdle();
+  }
+
+  /** The delivery loop: batches of visible messages to the worker, up to the concurrency. */
+  private readonly pump = (): void => {
+    if (this.closed || this.paused) return;
+    const now = Date.now();
+    while (this.inFlight < this.maxConcurrency) {
+      const batch = takeBatch(this.waiting, now, this.batchSize);
+      if (batch.length === 0) break;
+      this.deliver(batch);
+    }
+    this.wakeAtNextVisible();
   };
 
-  const back = (held: Held) => {
-    if (held.receives >= maxReceives) {
-      const record = recordOf(held);
-      deadLetters.push(record);
-      options.onDeadLetter?.(record);
+  private deliver(batch: HeldMessage[]): void {
+    const extra = batch.filter((h) => this.options.duplicate?.(h.body));
+    this.inFlight++;
+    this.inFlightRecords += batch.length;
+    void this.invoke(batch)
+      .then(async () => {
+        // A second copy of a record, as SQS may deliver one, in an invocation of its own.
+        if (extra.length > 0) await this.invoke(extra.map((h) => ({ ...h, receives: h.receives })));
+      })
+      .finally(() => {
+        this.inFlight--;
+        this.inFlightRecords -= batch.length;
+        this.pump();
+        this.settle();
+      });
+  }
+
+  private async invoke(batch: HeldMessage[]): Promise<void> {
+    this.invocations++;
+    const event: SqsEvent = { Records: batch.map((h) => sqsRecord(h, this.arn)) };
+    const sentIds = batch.map((h) => h.messageId);
+    let failed: Set<string>;
+    try {
+      failed = failedIds(sentIds, await this.options.handler(event));
+    } catch {
+      failed = new Set(sentIds);
+    }
+    for (const held of batch) if (failed.has(held.messageId)) this.redrive(held);
+  }
+
+  /** A failed message: invisible for the visibility timeout, or dead-lettered after its last receive. */
+  private redrive(held: HeldMessage): void {
+    if (held.receives >= this.maxReceives) {
+      const record = sqsRecord(held, this.arn);
+      this.deadLetters.push(record);
+      this.options.onDeadLetter?.(record);
       return;
     }
-    held.availableAt = Date.now() + visibilityMs;
-    waiting.push(held);
-  };
+    held.availableAt = Date.now() + this.visibilityMs;
+    this.waiting.push(held);
+  }
 
-  const invoke = async (batch: Held[]) => {
-    invocations++;
-    const event: SqsEvent = { Records: batch.map(recordOf) };
-    let failedIds: Set<string>;
-    try {
-      const answer = await options.handler(event);
-      const failures = answer?.batchItemFailures ?? [];
-      const known = new Set(batch.map((h) => h.messageId));
-      // Lambda treats an answer naming an id it did not send (or none) as a failure of the whole batch.
-      failedIds = failures.every((f) => known.has(f.itemIdentifier))
-        ? new Set(failures.map((f) => f.itemIdentifier))
-        : known;
-    } catch {
-      failedIds = new Set(batch.map((h) => h.messageId));
-    }
-    for (const held of batch) if (failedIds.has(held.messageId)) back(held);
-  };
-
-  const pump = () => {
-    if (closed || paused) return;
-    const now = Date.now();
-    while (inFlight < maxConcurrency) {
-      const ready = waiting.filter((h) => h.availableAt <= now);
-      if (ready.length === 0) break;
-      const batch = ready.slice(0, batchSize);
-      for (const held of batch) {
-        waiting.splice(waiting.indexOf(held), 1);
-        held.receives++;
-        held.firstReceiveAt ??= now;
-      }
-      const extra = batch.filter((h) => options.duplicate?.(h.body));
-      inFlight++;
-      inFlightRecords += batch.length;
-      void invoke(batch)
-        .then(async () => {
-          // A second copy of a record, as SQS may deliver one, in an invocation of its own.
-          if (extra.length > 0) await invoke(extra.map((h) => ({ ...h, receives: h.receives })));
-        })
-        .finally(() => {
-          inFlight--;
-          inFlightRecords -= batch.length;
-          pump();
-          settle();
-        });
-    }
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-    const next = Math.min(...waiting.map((h) => h.availableAt));
+  /** The visibility timer: the poller runs again when the next waiting message becomes visible. */
+  private wakeAtNextVisible(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const next = Math.min(...this.waiting.map((h) => h.availableAt));
     if (Number.isFinite(next)) {
-      timer = setTimeout(pump, Math.max(0, next - Date.now()));
-      timer.unref();
+      this.timer = setTimeout(this.pump, Math.max(0, next - Date.now()));
+      this.timer.unref();
     }
-  };
+  }
 
-  return {
-    async send(entries: readonly QueueEntry[]) {
-      if (closed) throw Object.assign(new Error('the queue is closed'), { name: 'QueueClosed' });
-      const now = Date.now();
-      for (const entry of entries) {
-        waiting.push({
-          messageId: randomUUID(),
-          body: entry.body,
-          sentAt: now,
-          availableAt: now + Math.min(900, Math.max(0, entry.delayS ?? 0)) * 1000,
-          receives: 0,
-        });
-      }
-      // Like the event source's poller: the worker runs after `send` has answered.
-      setImmediate(pump);
-    },
-    get size() {
-      return waiting.length + inFlightRecords;
-    },
-    deadLetters,
-    get invocations() {
-      return invocations;
-    },
-    pause: () => {
-      paused = true;
-    },
-    resume: () => {
-      paused = false;
-      setImmediate(pump);
-    },
-    drained: () =>
-      new Promise<void>((resolve) => {
-        idle.push(resolve);
-        settle();
-      }),
-    async close() {
-      closed = true;
-      if (timer) clearTimeout(timer);
-      waiting.length = 0;
-      await new Promise<void>((resolve) => {
-        idle.push(resolve);
-        settle();
-      });
-    },
-  };
+  private settle(): void {
+    if (this.waiting.length > 0 || this.inFlight > 0) return;
+    const done = this.idle;
+    this.idle = [];
+    for (const resolve of done) resolve();
+  }
 }

@@ -36,11 +36,7 @@ export function demoPage(
   return async (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    // The socket goes to the host the page was loaded from, so localhost and 127.0.0.1
-    // (and a LAN address with HOST=0.0.0.0) each reach the gateway under their own name.
-    const host = hostnameOf(req.headers.host) ?? new URL(options.wsUrl).hostname;
-    const wsUrl = `ws://${host.includes(':') ? `[${host}]` : host}:${wsPort}`;
-
+    const wsUrl = pageWsUrl(req.headers.host, options.wsUrl, wsPort);
     if (path === '/config.json') {
       // The page's origin is this request's scheme and Host: a browser loads config.json from it.
       const originAllowed = isOriginAllowed(`http://${req.headers.host ?? ''}`, options.allowedOrigins);
@@ -65,22 +61,35 @@ export function demoPage(
     }
     const asset = files.get(name);
     if (!asset) return false;
-    const headers: Record<string, string> = {};
-    if (name.endsWith('.html')) {
-      headers['content-security-policy'] = [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        `connect-src 'self' ${wsUrl}`,
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-      ].join('; ');
-    }
+    const headers: Record<string, string> = name.endsWith('.html')
+      ? { 'content-security-policy': pagePolicy(wsUrl) }
+      : {};
     send(req, res, 200, asset.contentType, asset.body, headers);
     return true;
   };
+}
+
+/**
+ * The socket URL the page is given: the host the page was loaded from, so localhost and
+ * 127.0.0.1 (and a LAN address with HOST=0.0.0.0) each reach the gateway under their own name.
+ */
+function pageWsUrl(hostHeader: string | undefined, gatewayUrl: string, wsPort: string): string {
+  const host = hostnameOf(hostHeader) ?? new URL(gatewayUrl).hostname;
+  return `ws://${host.includes(':') ? `[${host}]` : host}:${wsPort}`;
+}
+
+/** The demo page's content security policy: its own files, and sockets to `wsUrl` alone. */
+function pagePolicy(wsUrl: string): string {
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    `connect-src 'self' ${wsUrl}`,
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
 }
 
 function hostnameOf(hostHeader: string | undefined): string | undefined {

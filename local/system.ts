@@ -7,6 +7,7 @@ import type { FanoutTuning } from '../lambdas/core/fanout.ts';
 import { fileKeySource } from '../lambdas/core/keys.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
 import { CORS } from '../lambdas/edge/cors.ts';
+import { type Closable, ClosingOrder } from './closing-order.ts';
 import { type LocalConfig, StartupError } from './config.ts';
 import { checkDataDir, findRunning, paths, removeRunning, writeRunning } from './data-dir.ts';
 import { ensureTables, type LocalDynamo, randomCredentials, startDynalite } from './dynamo.ts';
@@ -64,10 +65,6 @@ function listenProblem(setting: 'PORT' | 'WS_PORT', port: number, host: string) 
   };
 }
 
-interface Closable {
-  close(): Promise<void>;
-}
-
 /**
  * Starts the whole local system: dynalite on the data folder (tables created if
  * missing), the signing keys kept beside it, the HTTP API and the WebSocket API (with
@@ -76,67 +73,21 @@ interface Closable {
  */
 export async function startLocal(config: LocalConfig, options: StartOptions = {}): Promise<LocalSystem> {
   const { dataDir } = config;
-  if (dataDir) {
-    await checkDataDir(dataDir);
-    const running = await findRunning(dataDir);
-    if (running) {
-      throw new StartupError(
-        `another local system (pid ${running.pid}) is using ${dataDir}; stop it or set DATA_DIR`,
-      );
-    }
-  }
+  if (dataDir) await claimDataDir(dataDir);
   const clock = options.clock ?? systemClock;
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   // Closed in reverse order of opening: front doors first, the store last.
-  const opened: Closable[] = [];
-  const closeAll = async () => {
-    for (const part of opened.splice(0).reverse()) await part.close().catch(() => {});
-  };
+  const opened = new ClosingOrder();
   try {
-    const storeCredentials = randomCredentials();
-    const dynamo: LocalDynamo = await startDynalite({
-      path: dataDir ? paths(dataDir).dynamo : undefined,
-      credentials: storeCredentials,
-    }).catch((err: unknown) => {
-      throw new StartupError(
-        `DATA_DIR ${dataDir}: the store in its dynamo/ folder did not open: ${(err as Error).message}`,
-      );
-    });
-    opened.push(dynamo);
-    // The very client the functions use on Lambda (lambdas/core/aws-dynamodb.ts), signed with the store's credentials.
-    const db: DynamoDBClient = leanDynamoClient({
-      endpoint: dynamo.endpoint,
-      region: 'local',
-      credentials: storeCredentials,
-    });
-    opened.push({ close: async () => db.destroy() });
-    const tables = localTableNames();
-    await ensureTables(db, tables);
-    const keys = fileKeySource(dataDir ? paths(dataDir).keys : undefined, () => new Date(clock.now()));
-    await keys.publicKeys(); // create or load the keys now, not on the first request
+    const { dynamo, db, tables } = await openStore(dataDir, opened);
+    const keys = await signingKeys(dataDir, clock);
 
     // The @connections endpoint exists once the gateway listens; handlers reach it lazily.
-    let management: ConnectionsApi | undefined;
-    const ready = (): ConnectionsApi => {
-      if (!management) throw new Error('the WebSocket gateway is not listening yet');
-      return management;
-    };
-    const api: ConnectionsApi = {
-      post: (id, data) => ready().post(id, data),
-      close: (id) => ready().close(id),
-      exists: (id) => ready().exists(id),
-    };
+    const management = lateConnectionsApi();
     // The worker is built from the same deps it is fed by: reached lazily, like @connections.
-    let worker: Awaited<ReturnType<typeof queueWorker>> | undefined;
+    const worker = late<QueueWorker>('the fan-out worker is not built yet');
     const audit = createAudit(write, clock);
-    const queue = localQueue({
-      ...options.queue,
-      handler: (event) => {
-        if (!worker) throw new Error('the fan-out worker is not built yet');
-        return worker(event);
-      },
-      onDeadLetter: () => audit('error', 'error', { reason: 'fanout_dead_letter' }),
-    });
+    const queue = fanoutQueue(options.queue, worker, audit);
     const deps: Deps = {
       settings: config.settings,
       db,
@@ -144,88 +95,202 @@ export async function startLocal(config: LocalConfig, options: StartOptions = {}
       keys,
       clock,
       audit,
-      api,
+      api: management.api,
       queue,
       ...(options.fanout ? { fanout: options.fanout } : {}),
     };
-    worker = await queueWorker(deps);
+    worker.set(await queueWorker(deps));
 
-    const ws: WsGateway = await startWsGateway({
-      routes: await wsRoutes(deps),
-      host: config.host,
-      port: config.wsPort,
-      returnResponseRoutes: ['$default'],
-      ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
-      ...(options.maxConnectionMs ? { maxConnectionMs: options.maxConnectionMs } : {}),
-      ...(options.managementFault ? { managementFault: options.managementFault } : {}),
-    }).catch(listenProblem('WS_PORT', config.wsPort, config.host));
-    // Signed as on AWS, with the gateway's secret of this run, over a keep-alive agent.
-    const signed = localConnectionsApi(ws.managementEndpoint, ws.managementCredentials, ws.region);
-    opened.push({ close: async () => signed.destroy() });
+    const ws = await startWebSocketApi(config, options, deps);
+    management.attach(signedConnectionsApi(ws, opened));
     opened.push(ws);
     // Closed before the gateway and the store: running jobs finish, waiting ones are dropped.
     opened.push(queue);
-    management = signed;
 
-    const jobs = await scheduledJobs(deps);
-    const sweepNow = async () => {
-      for (const job of jobs) await job();
-    };
-    let sweeping: Promise<void> | undefined;
-    if (options.sweeperTimer !== false) {
-      const timer = setInterval(() => {
-        sweeping ??= sweepNow()
-          .catch((err: unknown) =>
-            deps.audit('error', 'error', { reason: 'sweep_failed', errorName: (err as Error).name }),
-          )
-          .finally(() => {
-            sweeping = undefined;
-          });
-      }, config.settings.sweepIntervalS * 1000);
-      timer.unref();
-      opened.push({
-        close: async () => {
-          clearInterval(timer);
-          await sweeping;
-        },
-      });
-    }
-
-    const http: HttpGateway = await startHttpGateway({
-      routes: await httpRoutes(deps),
-      host: config.host,
-      port: config.port,
-      cors: { ...CORS, allowOrigins: config.settings.allowedOrigins },
-      fallback: demoPage({ wsUrl: ws.url, allowedOrigins: config.settings.allowedOrigins }),
-    }).catch(listenProblem('PORT', config.port, config.host));
+    const sweep = await sweeper(deps);
+    if (options.sweeperTimer !== false)
+      opened.push(sweepEvery(sweep, config.settings.sweepIntervalS * 1000, audit));
+    const http = await startHttpApi(config, deps, ws);
     opened.push(http);
     if (dataDir) {
-      await writeRunning(dataDir, {
-        pid: process.pid,
-        dynamoEndpoint: dynamo.endpoint,
-        dynamoCredentials: dynamo.credentials,
-        httpUrl: http.url,
-        wsUrl: ws.url,
-        managementEndpoint: ws.managementEndpoint,
-        managementCredentials: ws.managementCredentials,
-      });
+      await recordRunning(dataDir, dynamo, http, ws);
       opened.push({ close: () => removeRunning(dataDir) });
     }
-    let closing: Promise<void> | undefined;
     return {
       httpUrl: http.url,
       wsUrl: ws.url,
       dynamoEndpoint: dynamo.endpoint,
       deps,
       queue,
-      sweep: sweepNow,
-      close: () => {
-        closing ??= closeAll();
-        return closing;
-      },
+      sweep,
+      close: () => opened.close(),
     };
   } catch (err) {
-    await closeAll();
+    await opened.close();
     throw err;
   }
+}
+
+type QueueWorker = Awaited<ReturnType<typeof queueWorker>>;
+
+/** Refuses a data folder that is not usable, or that another local system is running on. */
+async function claimDataDir(dataDir: string): Promise<void> {
+  await checkDataDir(dataDir);
+  const running = await findRunning(dataDir);
+  if (running) {
+    throw new StartupError(
+      `another local system (pid ${running.pid}) is using ${dataDir}; stop it or set DATA_DIR`,
+    );
+  }
+}
+
+/** dynalite on the data folder (in memory without one), its client, and every table. */
+async function openStore(dataDir: string | undefined, opened: ClosingOrder) {
+  const storeCredentials = randomCredentials();
+  const dynamo: LocalDynamo = await startDynalite({
+    path: dataDir ? paths(dataDir).dynamo : undefined,
+    credentials: storeCredentials,
+  }).catch((err: unknown) => {
+    throw new StartupError(
+      `DATA_DIR ${dataDir}: the store in its dynamo/ folder did not open: ${(err as Error).message}`,
+    );
+  });
+  opened.push(dynamo);
+  // The very client the functions use on Lambda (lambdas/core/aws-dynamodb.ts), signed with the store's credentials.
+  const db: DynamoDBClient = leanDynamoClient({
+    endpoint: dynamo.endpoint,
+    region: 'local',
+    credentials: storeCredentials,
+  });
+  opened.push({ close: async () => db.destroy() });
+  const tables = localTableNames();
+  await ensureTables(db, tables);
+  return { dynamo, db, tables };
+}
+
+/** The signing keys kept beside the store (in memory without a data folder). */
+async function signingKeys(dataDir: string | undefined, clock: Clock) {
+  const keys = fileKeySource(dataDir ? paths(dataDir).keys : undefined, () => new Date(clock.now()));
+  await keys.publicKeys(); // create or load the keys now, not on the first request
+  return keys;
+}
+
+/** A value set once the part that makes it has started; reading it before then is a bug. */
+function late<T>(notYet: string): { get(): T; set(value: T): void } {
+  let value: T | undefined;
+  return {
+    get: () => {
+      if (value === undefined) throw new Error(notYet);
+      return value;
+    },
+    set: (v) => {
+      value = v;
+    },
+  };
+}
+
+/** The `@connections` API the handlers are given before the gateway listens: it reaches the one attached later. */
+function lateConnectionsApi(): { api: ConnectionsApi; attach(endpoint: ConnectionsApi): void } {
+  const endpoint = late<ConnectionsApi>('the WebSocket gateway is not listening yet');
+  return {
+    api: {
+      post: (id, data) => endpoint.get().post(id, data),
+      close: (id) => endpoint.get().close(id),
+      exists: (id) => endpoint.get().exists(id),
+    },
+    attach: endpoint.set,
+  };
+}
+
+/** The fan-out queue of big rooms, feeding the worker; a record that keeps failing is audited. */
+function fanoutQueue(
+  settings: StartOptions['queue'],
+  worker: { get(): QueueWorker },
+  audit: Deps['audit'],
+): LocalQueue {
+  return localQueue({
+    ...settings,
+    handler: (event) => worker.get()(event),
+    onDeadLetter: () => audit('error', 'error', { reason: 'fanout_dead_letter' }),
+  });
+}
+
+/** The WebSocket API on `WS_PORT`, its `$default` results sent back as route responses. */
+async function startWebSocketApi(config: LocalConfig, options: StartOptions, deps: Deps): Promise<WsGateway> {
+  return startWsGateway({
+    routes: await wsRoutes(deps),
+    host: config.host,
+    port: config.wsPort,
+    returnResponseRoutes: ['$default'],
+    ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+    ...(options.maxConnectionMs ? { maxConnectionMs: options.maxConnectionMs } : {}),
+    ...(options.managementFault ? { managementFault: options.managementFault } : {}),
+  }).catch(listenProblem('WS_PORT', config.wsPort, config.host));
+}
+
+/** The gateway's `@connections` API as the handlers call it: signed as on AWS, with the gateway's secret of this run, over a keep-alive agent. */
+function signedConnectionsApi(ws: WsGateway, opened: ClosingOrder): ConnectionsApi {
+  const signed = localConnectionsApi(ws.managementEndpoint, ws.managementCredentials, ws.region);
+  opened.push({ close: async () => signed.destroy() });
+  return signed;
+}
+
+/** The HTTP API on `PORT`, with the CORS lists of the deployed one and the demo page for what no route takes. */
+async function startHttpApi(config: LocalConfig, deps: Deps, ws: WsGateway): Promise<HttpGateway> {
+  const { allowedOrigins } = config.settings;
+  const routes = await httpRoutes(deps);
+  return startHttpGateway({
+    routes,
+    cors: { ...CORS, allowOrigins: allowedOrigins },
+    fallback: demoPage({ wsUrl: ws.url, allowedOrigins }),
+    host: config.host,
+    port: config.port,
+  }).catch(listenProblem('PORT', config.port, config.host));
+}
+
+/** The scheduled jobs, run one after the other: what the sweeper's schedule runs on AWS. */
+async function sweeper(deps: Deps): Promise<() => Promise<void>> {
+  const jobs = await scheduledJobs(deps);
+  return async () => {
+    for (const job of jobs) await job();
+  };
+}
+
+/** Runs `sweep` every `intervalMs`, one run at a time; closing stops the timer and waits for a run under way. */
+function sweepEvery(sweep: () => Promise<void>, intervalMs: number, audit: Deps['audit']): Closable {
+  let sweeping: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    sweeping ??= sweep()
+      .catch((err: unknown) =>
+        audit('error', 'error', { reason: 'sweep_failed', errorName: (err as Error).name }),
+      )
+      .finally(() => {
+        sweeping = undefined;
+      });
+  }, intervalMs);
+  timer.unref();
+  return {
+    close: async () => {
+      clearInterval(timer);
+      await sweeping;
+    },
+  };
+}
+
+/** Writes running.json: where this run's store and gateways are, and the secrets to reach them. */
+async function recordRunning(
+  dataDir: string,
+  dynamo: LocalDynamo,
+  http: HttpGateway,
+  ws: WsGateway,
+): Promise<void> {
+  await writeRunning(dataDir, {
+    pid: process.pid,
+    dynamoEndpoint: dynamo.endpoint,
+    dynamoCredentials: dynamo.credentials,
+    httpUrl: http.url,
+    wsUrl: ws.url,
+    managementEndpoint: ws.managementEndpoint,
+    managementCredentials: ws.managementCredentials,
+  });
 }

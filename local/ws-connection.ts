@@ -79,7 +79,6 @@ export class ConnectionLifecycle {
     info: ConnectionInfo,
     authorizer: WsAuthorizerContext | undefined,
   ): void {
-    const { maxFrameBytes, idleTimeoutMs, maxConnectionMs, log } = this.options;
     let markClosed = () => {};
     const conn: OpenSocket = {
       info,
@@ -95,55 +94,14 @@ export class ConnectionLifecycle {
     };
     this.live.set(info.connectionId, conn);
 
-    socket.prependListener(
-      'data',
-      createFrameWatcher((opcode, length) => {
-        conn.lastActiveAt = Date.now();
-        conn.lastTrafficAt = conn.lastActiveAt;
-        if (opcode < 8 && length > maxFrameBytes) {
-          this.closeBy(conn, { code: 1009, reason: 'Message too big' }, 'Message too big');
-          return false;
-        }
-        // API Gateway takes no binary frames from clients: it closes the socket with 1003.
-        if (opcode === BINARY_OPCODE) {
-          this.closeBy(conn, { code: 1003, reason: UNSUPPORTED_DATA }, UNSUPPORTED_DATA);
-          return false;
-        }
-        return true;
-      }),
-    );
+    socket.prependListener('data', this.frameWatcher(conn));
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(conn, toBuffer(data), isBinary));
-    ws.on('error', (error: Error & { code?: string }) => {
-      // ws has already sent its close frame; record why, for $disconnect.
-      if (!conn.closing) {
-        conn.closing = true;
-        conn.cause = protocolErrorStatus(error.code);
-      }
-      log({
-        event: 'ws.protocol_error',
-        connectionId: info.connectionId,
-        error: error.code ?? error.message,
-      });
-    });
+    ws.on('error', (error: Error & { code?: string }) => this.onProtocolError(conn, error));
     ws.on('close', (code: number, reason: Buffer) => {
-      conn.closing = true;
-      clearTimeout(conn.timers.idle);
-      clearTimeout(conn.timers.maxAge);
-      this.live.delete(info.connectionId);
-      this.fireDisconnect(info, authorizer, conn.cause ?? clientStatus(code, reason.toString('utf8')));
+      this.onClose(conn, code, reason);
       markClosed();
     });
-
-    const checkIdle = () => {
-      const idleFor = Date.now() - conn.lastTrafficAt;
-      if (idleFor >= idleTimeoutMs) this.closeBy(conn, GOING_AWAY_STATUS, GOING_AWAY);
-      else conn.timers.idle = setTimeout(checkIdle, idleTimeoutMs - idleFor).unref();
-    };
-    conn.timers.idle = setTimeout(checkIdle, idleTimeoutMs).unref();
-    conn.timers.maxAge = setTimeout(
-      () => this.closeBy(conn, GOING_AWAY_STATUS, GOING_AWAY),
-      maxConnectionMs,
-    ).unref();
+    this.armTimers(conn);
   }
 
   /**
@@ -192,6 +150,65 @@ export class ConnectionLifecycle {
         }),
       ),
     );
+  }
+
+  /** Sees each frame's header before `ws` reads it: the frame-size and binary rules of API Gateway. */
+  private frameWatcher(conn: OpenSocket) {
+    const { maxFrameBytes } = this.options;
+    return createFrameWatcher((opcode, length) => {
+      conn.lastActiveAt = Date.now();
+      conn.lastTrafficAt = conn.lastActiveAt;
+      if (opcode < 8 && length > maxFrameBytes) {
+        this.closeBy(conn, { code: 1009, reason: 'Message too big' }, 'Message too big');
+        return false;
+      }
+      // API Gateway takes no binary frames from clients: it closes the socket with 1003.
+      if (opcode === BINARY_OPCODE) {
+        this.closeBy(conn, { code: 1003, reason: UNSUPPORTED_DATA }, UNSUPPORTED_DATA);
+        return false;
+      }
+      return true;
+    });
+  }
+
+  private onProtocolError(conn: OpenSocket, error: Error & { code?: string }) {
+    // ws has already sent its close frame; record why, for $disconnect.
+    if (!conn.closing) {
+      conn.closing = true;
+      conn.cause = protocolErrorStatus(error.code);
+    }
+    this.options.log({
+      event: 'ws.protocol_error',
+      connectionId: conn.info.connectionId,
+      error: error.code ?? error.message,
+    });
+  }
+
+  private onClose(conn: OpenSocket, code: number, reason: Buffer) {
+    conn.closing = true;
+    clearTimeout(conn.timers.idle);
+    clearTimeout(conn.timers.maxAge);
+    this.live.delete(conn.info.connectionId);
+    this.fireDisconnect(
+      conn.info,
+      conn.authorizer,
+      conn.cause ?? clientStatus(code, reason.toString('utf8')),
+    );
+  }
+
+  /** The idle timeout (traffic either way resets it) and the maximum connection duration. */
+  private armTimers(conn: OpenSocket) {
+    const { idleTimeoutMs, maxConnectionMs } = this.options;
+    const checkIdle = () => {
+      const idleFor = Date.now() - conn.lastTrafficAt;
+      if (idleFor >= idleTimeoutMs) this.closeBy(conn, GOING_AWAY_STATUS, GOING_AWAY);
+      else conn.timers.idle = setTimeout(checkIdle, idleTimeoutMs - idleFor).unref();
+    };
+    conn.timers.idle = setTimeout(checkIdle, idleTimeoutMs).unref();
+    conn.timers.maxAge = setTimeout(
+      () => this.closeBy(conn, GOING_AWAY_STATUS, GOING_AWAY),
+      maxConnectionMs,
+    ).unref();
   }
 
   private closeBy(conn: OpenSocket, status: CloseStatus, frameReason: string) {

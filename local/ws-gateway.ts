@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type {
@@ -105,38 +105,17 @@ const HANDLER_GRACE_MS = 5000;
 export async function startWsGateway(options: WsGatewayOptions): Promise<WsGateway> {
   const host = options.host ?? '127.0.0.1';
   const stage = options.stage ?? 'local';
+  const region = options.region ?? 'local';
   const stageVariables = { ...options.stageVariables };
   const maxMessageBytes = positive('maxMessageBytes', options.maxMessageBytes ?? 128 * 1024);
-  const { routes } = options;
-
-  const log = (line: Record<string, unknown>) => {
-    try {
-      options.log?.({ time: new Date().toISOString(), ...line });
-    } catch {
-      // A failing log sink must not take a connection down with it.
-    }
-  };
-
-  const inflight = new Set<Promise<unknown>>();
+  const log = safeLog(options.log);
+  const inflight = new InFlight();
   let stopping = false;
   let port = 0;
-  const track = (work: Promise<unknown>) => {
-    inflight.add(work);
-    void work.finally(() => inflight.delete(work));
-  };
 
-  const connections = new ConnectionLifecycle({
-    routes,
-    stageVariables,
-    routeResponse: options.returnResponseRoutes?.includes('$default') ?? false,
-    maxFrameBytes: positive('maxFrameBytes', options.maxFrameBytes ?? 32 * 1024),
-    idleTimeoutMs: positive('idleTimeoutMs', options.idleTimeoutMs ?? 10 * 60 * 1000),
-    maxConnectionMs: positive('maxConnectionMs', options.maxConnectionMs ?? 2 * 60 * 60 * 1000),
-    log,
-    track,
-  });
+  const connections = socketLifecycle(options, stageVariables, log, inflight.track);
   const handshakes = new HandshakePipeline({
-    routes,
+    routes: options.routes,
     identitySources: parseIdentitySources(options.identitySources ?? []),
     stageVariables,
     host,
@@ -148,12 +127,7 @@ export async function startWsGateway(options: WsGatewayOptions): Promise<WsGatew
     log,
     connections,
   });
-
-  const region = options.region ?? 'local';
-  const managementCredentials = options.managementCredentials ?? {
-    accessKeyId: 'local',
-    secretAccessKey: randomBytes(32).toString('base64url'),
-  };
+  const managementCredentials = options.managementCredentials ?? randomManagementCredentials();
   const management = createManagementApi({
     stage,
     maxMessageBytes,
@@ -164,6 +138,70 @@ export async function startWsGateway(options: WsGatewayOptions): Promise<WsGatew
     lookup: (connectionId) => connections.lookup(connectionId),
   });
 
+  const server = gatewayServer({ management, handshakes, log, track: inflight.track });
+  port = await listen(server, options.port ?? 0, host, log);
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `ws://${urlHost}:${port}`,
+    managementEndpoint: `http://${urlHost}:${port}/${stage}`,
+    managementCredentials,
+    region,
+    port,
+    connectionCount: () => connections.size,
+    close: () => {
+      closing ??= (async () => {
+        stopping = true;
+        await stop({ server, handshakes, connections, inflight });
+      })();
+      return closing;
+    },
+  };
+}
+
+/** The life cycle of open sockets, with API Gateway's limits unless the options set others. */
+function socketLifecycle(
+  options: WsGatewayOptions,
+  stageVariables: Record<string, string>,
+  log: (line: Record<string, unknown>) => void,
+  track: (work: Promise<unknown>) => void,
+): ConnectionLifecycle {
+  return new ConnectionLifecycle({
+    routes: options.routes,
+    stageVariables,
+    routeResponse: options.returnResponseRoutes?.includes('$default') ?? false,
+    maxFrameBytes: positive('maxFrameBytes', options.maxFrameBytes ?? 32 * 1024),
+    idleTimeoutMs: positive('idleTimeoutMs', options.idleTimeoutMs ?? 10 * 60 * 1000),
+    maxConnectionMs: positive('maxConnectionMs', options.maxConnectionMs ?? 2 * 60 * 60 * 1000),
+    log,
+    track,
+  });
+}
+
+/** A random secret made at start, readable only from `managementCredentials` in this process. */
+function randomManagementCredentials(): SigningCredentials {
+  return { accessKeyId: 'local', secretAccessKey: randomBytes(32).toString('base64url') };
+}
+
+/** The access log with a time on each line; a failing sink must not take a connection down with it. */
+function safeLog(sink: WsGatewayOptions['log']): (line: Record<string, unknown>) => void {
+  return (line) => {
+    try {
+      sink?.({ time: new Date().toISOString(), ...line });
+    } catch {
+      // Dropped: see above.
+    }
+  };
+}
+
+/** One HTTP server for both APIs: plain requests go to `@connections`, upgrades to the handshake. */
+function gatewayServer(parts: {
+  management: (req: IncomingMessage, res: ServerResponse) => void;
+  handshakes: HandshakePipeline;
+  log: (line: Record<string, unknown>) => void;
+  track: (work: Promise<unknown>) => void;
+}): Server {
+  const { management, handshakes, log, track } = parts;
   const server = createServer();
   server.on('request', (req, res) => {
     try {
@@ -181,49 +219,62 @@ export async function startWsGateway(options: WsGatewayOptions): Promise<WsGatew
     if (error.code === 'ECONNRESET' || !socket.writable) socket.destroy();
     else socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
   });
+  return server;
+}
 
+/** Listens, then logs later server errors instead of throwing them; resolves with the port. */
+async function listen(
+  server: Server,
+  port: number,
+  host: string,
+  log: (line: Record<string, unknown>) => void,
+): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
+    server.listen(port, host, () => {
       server.off('error', reject);
       resolve();
     });
   });
   server.on('error', (error) => log({ event: 'server.error', error: error.message }));
-  port = (server.address() as AddressInfo).port;
-  const urlHost = host.includes(':') ? `[${host}]` : host;
+  return (server.address() as AddressInfo).port;
+}
 
-  let closing: Promise<void> | undefined;
-  const close = () => {
-    closing ??= (async () => {
-      stopping = true;
-      handshakes.abortPending();
-      await connections.closeAll(CLOSE_GRACE_MS);
-      await Promise.race([settle(inflight), delay(HANDLER_GRACE_MS)]);
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-    })();
-    return closing;
+/**
+ * The stop sequence: no new handshakes, every socket closed with 1001 (each gets its
+ * `$disconnect`), running handlers given their grace, then the server closed.
+ */
+async function stop(parts: {
+  server: Server;
+  handshakes: HandshakePipeline;
+  connections: ConnectionLifecycle;
+  inflight: InFlight;
+}): Promise<void> {
+  const { server, handshakes, connections, inflight } = parts;
+  handshakes.abortPending();
+  await connections.closeAll(CLOSE_GRACE_MS);
+  await Promise.race([inflight.settled(), delay(HANDLER_GRACE_MS)]);
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+/** Handshakes and route handlers still running, so that closing can wait for them. */
+class InFlight {
+  private readonly work = new Set<Promise<unknown>>();
+
+  readonly track = (work: Promise<unknown>): void => {
+    this.work.add(work);
+    void work.finally(() => this.work.delete(work));
   };
 
-  return {
-    url: `ws://${urlHost}:${port}`,
-    managementEndpoint: `http://${urlHost}:${port}/${stage}`,
-    managementCredentials,
-    region,
-    port,
-    connectionCount: () => connections.size,
-    close,
-  };
+  async settled(): Promise<void> {
+    while (this.work.size > 0) await Promise.allSettled([...this.work]);
+  }
 }
 
 function positive(name: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
   return value;
-}
-
-async function settle(work: Set<Promise<unknown>>): Promise<void> {
-  while (work.size > 0) await Promise.allSettled([...work]);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { SqsBatchResponse, SqsEvent } from '../../../lambdas/edge/sqs-types.ts';
-import { localQueue } from '../../../local/sqs-queue.ts';
+import { failedIds, type HeldMessage, localQueue, sqsRecord, takeBatch } from '../../../local/sqs-queue.ts';
 
 const bodies = (event: SqsEvent) => event.Records.map((r) => r.body);
 
@@ -128,5 +128,76 @@ describe('the local SQS queue and event source', () => {
     await queue.drained();
     expect(got.sort()).toEqual(['once', 'twice', 'twice']);
     await queue.close();
+  });
+});
+
+const held = (messageId: string, availableAt: number, receives = 0): HeldMessage => ({
+  messageId,
+  body: `body of ${messageId}`,
+  sentAt: 1000,
+  availableAt,
+  receives,
+});
+
+describe("the queue's batch building", () => {
+  it('takes the first batchSize visible messages in order, counts a receive and stamps the first receive once', () => {
+    const waiting = [held('a', 0), held('later', 500), held('b', 100, 2), held('c', 100), held('d', 100)];
+    waiting[2] = { ...held('b', 100, 2), firstReceiveAt: 50 };
+    const batch = takeBatch(waiting, 100, 3);
+    expect(batch.map((h) => h.messageId)).toEqual(['a', 'b', 'c']);
+    expect(batch.map((h) => h.receives)).toEqual([1, 3, 1]);
+    expect(batch.map((h) => h.firstReceiveAt)).toEqual([100, 50, 100]);
+    expect(waiting.map((h) => h.messageId)).toEqual(['later', 'd']);
+  });
+
+  it('takes nothing while every message is still invisible', () => {
+    const waiting = [held('a', 200)];
+    expect(takeBatch(waiting, 199, 10)).toEqual([]);
+    expect(waiting).toHaveLength(1);
+  });
+});
+
+describe('the partial batch response', () => {
+  const sent = ['m1', 'm2', 'm3'];
+  const cases: [string, SqsBatchResponse | undefined, string[]][] = [
+    ['no answer', undefined, []],
+    ['no failures', { batchItemFailures: [] }, []],
+    ['the ids named', { batchItemFailures: [{ itemIdentifier: 'm2' }] }, ['m2']],
+    [
+      'an id it was not sent',
+      { batchItemFailures: [{ itemIdentifier: 'm2' }, { itemIdentifier: 'x' }] },
+      sent,
+    ],
+    ['an empty id', { batchItemFailures: [{ itemIdentifier: '' }] }, sent],
+  ];
+  for (const [name, answer, expected] of cases) {
+    it(`brings back ${expected.length === sent.length ? 'the whole batch' : expected.length === 0 ? 'nothing' : 'only those'} for ${name}`, () => {
+      expect([...failedIds(sent, answer)].sort()).toEqual(expected);
+    });
+  }
+});
+
+describe('the SQS record of a held message', () => {
+  it("carries the receive count, the timestamps and the body's MD5, as Lambda's event source does", () => {
+    const record = sqsRecord(
+      { ...held('m1', 0, 2), body: 'hello', firstReceiveAt: 1500 },
+      'arn:aws:sqs:local:000000000000:q',
+    );
+    expect(record).toEqual({
+      messageId: 'm1',
+      receiptHandle: 'm1#2',
+      body: 'hello',
+      attributes: {
+        ApproximateReceiveCount: '2',
+        SentTimestamp: '1000',
+        SenderId: 'local',
+        ApproximateFirstReceiveTimestamp: '1500',
+      },
+      messageAttributes: {},
+      md5OfBody: '5d41402abc4b2a76b9719d911017c592',
+      eventSource: 'aws:sqs',
+      eventSourceARN: 'arn:aws:sqs:local:000000000000:q',
+      awsRegion: 'local',
+    });
   });
 });
