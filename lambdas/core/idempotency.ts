@@ -1,7 +1,7 @@
 import { DeleteItemCommand, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
-import { isConditionFailure, isLive, N, num, S, storeCall, str } from './store.ts';
+import { type Item, isConditionFailure, isLive, N, num, S, storeCall, str } from './store.ts';
 
 /** What a publication is known by: the reply to it and to every repeat of its key. */
 export interface PublishedRef {
@@ -33,46 +33,68 @@ export async function claimIdempotencyKey(
   const nowSeconds = Math.floor(nowMs / 1000);
   const itemKey = { room: S(room), sk: S(`k#${username}#${key}`) };
   for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await storeCall(
-        'idempotency',
-        (db) =>
-          db.send(
-            new PutItemCommand({
-              TableName: deps.tables.messages,
-              Item: {
-                ...itemKey,
-                messageId: S(ref.messageId),
-                epoch: S(ref.epoch),
-                seq: N(ref.seq),
-                expiresAt: N(nowSeconds + ttl),
-              },
-              // An expired record may linger (TTL deletes late, dynalite never): it no longer counts.
-              ConditionExpression: 'attribute_not_exists(sk) OR expiresAt <= :now',
-              ExpressionAttributeValues: { ':now': N(nowSeconds) },
-            }),
-          ),
-        deps.db,
-      );
-      return undefined;
-    } catch (err) {
-      if (!isConditionFailure(err)) throw err;
-    }
-    const out = await storeCall(
-      'idempotency',
-      (db) =>
-        db.send(new GetItemCommand({ TableName: deps.tables.messages, Key: itemKey, ConsistentRead: true })),
-      deps.db,
-    );
-    const first = out.Item;
-    const messageId = str(first, 'messageId');
-    const epoch = str(first, 'epoch');
-    const seq = num(first, 'seq');
-    if (isLive(first, nowSeconds) && messageId && epoch && seq !== undefined)
-      return { messageId, epoch, seq };
+    if (await putClaim(deps, itemKey, ref, nowSeconds + ttl, nowSeconds)) return undefined;
+    const first = await readClaim(deps, itemKey, nowSeconds);
+    if (first) return first;
     // The record expired between the write and the read: claim it again.
   }
   throw new AppError('unavailable', 'the store is unavailable (idempotency contention)');
+}
+
+/** Writes the record unless a live one is there; false when there is one (the condition). */
+async function putClaim(
+  deps: StoreDeps,
+  itemKey: Item,
+  ref: PublishedRef,
+  expiresAt: number,
+  nowSeconds: number,
+): Promise<boolean> {
+  try {
+    await storeCall(
+      'idempotency',
+      (db) =>
+        db.send(
+          new PutItemCommand({
+            TableName: deps.tables.messages,
+            Item: {
+              ...itemKey,
+              messageId: S(ref.messageId),
+              epoch: S(ref.epoch),
+              seq: N(ref.seq),
+              expiresAt: N(expiresAt),
+            },
+            // An expired record may linger (TTL deletes late, dynalite never): it no longer counts.
+            ConditionExpression: 'attribute_not_exists(sk) OR expiresAt <= :now',
+            ExpressionAttributeValues: { ':now': N(nowSeconds) },
+          }),
+        ),
+      deps.db,
+    );
+    return true;
+  } catch (err) {
+    if (!isConditionFailure(err)) throw err;
+    return false;
+  }
+}
+
+/** The first publication of the key, if its record is (still) live and whole. */
+async function readClaim(
+  deps: StoreDeps,
+  itemKey: Item,
+  nowSeconds: number,
+): Promise<PublishedRef | undefined> {
+  const out = await storeCall(
+    'idempotency',
+    (db) =>
+      db.send(new GetItemCommand({ TableName: deps.tables.messages, Key: itemKey, ConsistentRead: true })),
+    deps.db,
+  );
+  const first = out.Item;
+  const messageId = str(first, 'messageId');
+  const epoch = str(first, 'epoch');
+  const seq = num(first, 'seq');
+  if (isLive(first, nowSeconds) && messageId && epoch && seq !== undefined) return { messageId, epoch, seq };
+  return undefined;
 }
 
 /**
