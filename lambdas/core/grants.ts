@@ -79,7 +79,12 @@ export async function putGrant(
   const username = normalizeUsername(rawUsername);
   const user = username ? await getUser(deps, username) : undefined;
   if (!user) throw new AppError('not_found', 'no such user');
-  const before = await writeGrant(deps, room.name, user.username, access, caller.username);
+  const before = await writeGrant(deps, {
+    room: room.name,
+    username: user.username,
+    access,
+    by: caller.username,
+  });
   deps.audit('info', 'room.granted', {
     username: user.username,
     room: room.name,
@@ -92,10 +97,7 @@ export async function putGrant(
 /** Stores the grant (over any earlier one); resolves the access the earlier one gave. */
 async function writeGrant(
   deps: Deps,
-  room: string,
-  username: string,
-  access: Access,
-  by: string,
+  grant: { room: string; username: string; access: Access; by: string },
 ): Promise<Access | undefined> {
   const out = await storeCall(
     'grant',
@@ -104,10 +106,10 @@ async function writeGrant(
         new PutItemCommand({
           TableName: deps.tables.grants,
           Item: {
-            ...grantKey(room, username),
-            access: S(access),
+            ...grantKey(grant.room, grant.username),
+            access: S(grant.access),
             grantedAt: N(deps.clock.now()),
-            by: S(by),
+            by: S(grant.by),
           },
           ReturnValues: 'ALL_OLD',
         }),

@@ -12,6 +12,13 @@ export interface PublishedRef {
 
 type StoreDeps = Pick<Deps, 'db' | 'tables' | 'settings'>;
 
+/** The record a key is claimed by, the time the claim is judged at, and until when it holds (epoch seconds). */
+interface Claim {
+  readonly key: Item;
+  readonly nowSeconds: number;
+  readonly expiresAt: number;
+}
+
 /**
  * Records `ref` as the publication of `key` by `username` in `room`, for `historyTtlS`,
  * unless a live record of that key is there already: then that first publication is
@@ -31,10 +38,14 @@ export async function claimIdempotencyKey(
   // Without history there is no window to repeat a key in.
   if (ttl === 0) return undefined;
   const nowSeconds = Math.floor(nowMs / 1000);
-  const itemKey = { room: S(room), sk: S(`k#${username}#${key}`) };
+  const claim: Claim = {
+    key: { room: S(room), sk: S(`k#${username}#${key}`) },
+    nowSeconds,
+    expiresAt: nowSeconds + ttl,
+  };
   for (let attempt = 0; attempt < 3; attempt++) {
-    if (await putClaim(deps, itemKey, ref, nowSeconds + ttl, nowSeconds)) return undefined;
-    const first = await readClaim(deps, itemKey, nowSeconds);
+    if (await putClaim(deps, claim, ref)) return undefined;
+    const first = await readClaim(deps, claim);
     if (first) return first;
     // The record expired between the write and the read: claim it again.
   }
@@ -42,13 +53,7 @@ export async function claimIdempotencyKey(
 }
 
 /** Writes the record unless a live one is there; false when there is one (the condition). */
-async function putClaim(
-  deps: StoreDeps,
-  itemKey: Item,
-  ref: PublishedRef,
-  expiresAt: number,
-  nowSeconds: number,
-): Promise<boolean> {
+async function putClaim(deps: StoreDeps, claim: Claim, ref: PublishedRef): Promise<boolean> {
   try {
     await storeCall(
       'idempotency',
@@ -57,15 +62,15 @@ async function putClaim(
           new PutItemCommand({
             TableName: deps.tables.messages,
             Item: {
-              ...itemKey,
+              ...claim.key,
               messageId: S(ref.messageId),
               epoch: S(ref.epoch),
               seq: N(ref.seq),
-              expiresAt: N(expiresAt),
+              expiresAt: N(claim.expiresAt),
             },
             // An expired record may linger (TTL deletes late, dynalite never): it no longer counts.
             ConditionExpression: 'attribute_not_exists(sk) OR expiresAt <= :now',
-            ExpressionAttributeValues: { ':now': N(nowSeconds) },
+            ExpressionAttributeValues: { ':now': N(claim.nowSeconds) },
           }),
         ),
       deps.db,
@@ -78,22 +83,19 @@ async function putClaim(
 }
 
 /** The first publication of the key, if its record is (still) live and whole. */
-async function readClaim(
-  deps: StoreDeps,
-  itemKey: Item,
-  nowSeconds: number,
-): Promise<PublishedRef | undefined> {
+async function readClaim(deps: StoreDeps, claim: Claim): Promise<PublishedRef | undefined> {
   const out = await storeCall(
     'idempotency',
     (db) =>
-      db.send(new GetItemCommand({ TableName: deps.tables.messages, Key: itemKey, ConsistentRead: true })),
+      db.send(new GetItemCommand({ TableName: deps.tables.messages, Key: claim.key, ConsistentRead: true })),
     deps.db,
   );
   const first = out.Item;
   const messageId = str(first, 'messageId');
   const epoch = str(first, 'epoch');
   const seq = num(first, 'seq');
-  if (isLive(first, nowSeconds) && messageId && epoch && seq !== undefined) return { messageId, epoch, seq };
+  if (isLive(first, claim.nowSeconds) && messageId && epoch && seq !== undefined)
+    return { messageId, epoch, seq };
   return undefined;
 }
 
