@@ -178,25 +178,18 @@ export async function measureFanout(sizes: readonly number[], repeats = 5): Prom
 }
 
 function fanoutSection(points: readonly FanoutPoint[]): Section {
+  const row = (p: FanoutPoint, label: string, m: Lookup) => [
+    fmt(p.connections),
+    label,
+    fmt(m.ms),
+    m.requests,
+    fmt(m.itemsRead),
+    fmt(m.readUnits),
+    m.recipients,
+  ];
   const rows = points.flatMap((p) => [
-    [
-      fmt(p.connections),
-      'ours: Query `room#R`',
-      fmt(p.ours.ms),
-      p.ours.requests,
-      fmt(p.ours.itemsRead),
-      fmt(p.ours.readUnits),
-      p.ours.recipients,
-    ],
-    [
-      fmt(p.connections),
-      'sample: Scan + filter',
-      fmt(p.scan.ms),
-      p.scan.requests,
-      fmt(p.scan.itemsRead),
-      fmt(p.scan.readUnits),
-      p.scan.recipients,
-    ],
+    row(p, 'ours: Query `room#R`', p.ours),
+    row(p, 'sample: Scan + filter', p.scan),
     [
       fmt(p.connections),
       '**Scan ÷ ours**',
