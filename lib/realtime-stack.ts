@@ -5,7 +5,7 @@ import type { Construct } from 'constructs';
 import type { Settings } from '../lambdas/core/settings.ts';
 import { TABLE_KEYS, type TableKey } from '../lambdas/core/tables.ts';
 import { FUNCTIONS, type FunctionSpec } from '../lambdas/functions.ts';
-import { type DeploymentOptions, readConfig, settingsEnvironment } from './config.ts';
+import { type CustomDomains, type DeploymentOptions, readConfig, settingsEnvironment } from './config.ts';
 import { FanoutQueue } from './fanout-queue.ts';
 import { functionGroup } from './function-groups.ts';
 import { type CustomDomain, HttpEndpoint } from './http-api.ts';
@@ -127,9 +127,7 @@ export class RealtimeStack extends Stack {
   }
 
   /** A custom domain for an API, when both its name and the certificate are given. */
-  private customDomains(
-    domains: DeploymentOptions['domains'],
-  ): (name: string | undefined) => CustomDomain | undefined {
+  private customDomains(domains: CustomDomains): (name: string | undefined) => CustomDomain | undefined {
     const certificate = domains.certificateArn
       ? acm.Certificate.fromCertificateArn(this, 'Certificate', domains.certificateArn)
       : undefined;
