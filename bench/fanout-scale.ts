@@ -7,6 +7,7 @@ import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
 import { FANOUT_TUNING, readRoomForFanout, storeAndDeliver } from '../lambdas/core/fanout.ts';
 import { SOCKET_TTL_S } from '../lambdas/core/socket-rows.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
+import type { ChatMessage } from '../lambdas/core/wire.ts';
 import { makeFanoutWorkerHandler } from '../lambdas/fanout-worker.ts';
 import { FUNCTIONS } from '../lambdas/functions.ts';
 import { FANOUT_BATCH_SIZE, FANOUT_MAX_CONCURRENCY } from '../lib/fanout-queue.ts';
@@ -167,13 +168,15 @@ async function measureRoom(db: Db, tables: Tables, members: number): Promise<Mea
     clock: systemClock,
   } as unknown as Deps;
   workers.bind(makeFanoutWorkerHandler(deps));
-  const frame = {
+  const frame: ChatMessage = {
     type: 'message',
     room,
     from: 'bench',
     text: 'hi',
     ts: Date.now(),
     messageId: randomBytes(8).toString('hex'),
+    epoch: 'bench',
+    seq: 1,
   };
   const t0 = now();
   const first = await readRoomForFanout(deps, room);

@@ -1,5 +1,6 @@
-import { handleFrame, peekId } from './core/chat.ts';
+import { handleFrame } from './core/chat.ts';
 import type { Deps } from './core/deps.ts';
+import { peekId } from './core/protocol.ts';
 import { errorReply, identityOf, reply } from './edge/ws.ts';
 import type { WsProxyEvent, WsProxyResult } from './edge/ws-types.ts';
 import { lambdaEntry } from './runtime.ts';

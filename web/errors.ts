@@ -1,16 +1,7 @@
-import type { FrameErrorCode } from './protocol.ts';
+import type { FrameErrorCode, HttpErrorCode } from '../lambdas/core/wire.ts';
 
-/** Error codes of the HTTP API. */
-export type HttpErrorCode =
-  | 'invalid_request'
-  | 'invalid_credentials'
-  | 'invalid_token'
-  | 'token_expired'
-  | 'forbidden'
-  | 'conflict'
-  | 'rate_limited'
-  | 'internal'
-  | 'not_found';
+/** Error codes of the HTTP API (declared with the wire protocol). */
+export type { HttpErrorCode };
 
 /** Errors the client itself raises. */
 export type LocalErrorCode =

@@ -1,16 +1,10 @@
-/** Every failure the domain can report. Edges map each code to a status or an error frame. */
-export type ErrorCode =
-  | 'invalid_request'
-  | 'invalid_credentials'
-  | 'invalid_token'
-  | 'token_expired'
-  | 'forbidden'
-  | 'not_found'
-  | 'conflict'
-  | 'too_large'
-  | 'rate_limited'
-  | 'unavailable'
-  | 'internal';
+import type { HttpErrorCode } from './wire.ts';
+
+/**
+ * Every failure the domain can report: the HTTP API's public codes (declared with the wire
+ * protocol), and two the edges collapse into them. Edges map each code to a status or an error frame.
+ */
+export type ErrorCode = HttpErrorCode | 'too_large' | 'unavailable';
 
 /** A domain error with a stable `code`; `message` is safe to show to the client. */
 export class AppError extends Error {

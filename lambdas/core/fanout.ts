@@ -5,6 +5,7 @@ import { type KeyRange, keyPosition, rangeShare, splitRange } from './key-ranges
 import { type MembersPage, roomMembersAmong, roomMembersPage } from './room-members.ts';
 import { sendToSockets } from './sockets.ts';
 import { batchGet, isConditionFailure, N, num, S, storeCall, str } from './store.ts';
+import type { ChatMessage } from './wire.ts';
 
 /**
  * How a room's delivery is shaped (docs/reliability.md, "Big rooms"). The defaults come from
@@ -57,10 +58,7 @@ export interface FanoutJob {
 }
 
 /** A frame delivered to a room: its members get it as it is (encrypted for those with a key). */
-export interface DeliveryFrame {
-  readonly type: string;
-  readonly messageId: string;
-}
+export type DeliveryFrame = ChatMessage;
 
 export type RoomDelivery =
   | { readonly mode: 'direct'; readonly delivered: number }

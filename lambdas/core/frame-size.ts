@@ -22,7 +22,7 @@ export function encryptedFrameBytes(plainBytes: number): number {
  * whole serialized frame (sealed, when `encrypted`) fits within `limit`, keeping the rest
  * in order. Everything else in the frame counts against the limit, whatever fields it has.
  */
-export function fitFrame<T extends Record<string, unknown>>(
+export function fitFrame<T extends object>(
   frame: T,
   list: keyof T & string,
   options: { encrypted: boolean; limit?: number; drop?: 'oldest' | 'newest' },

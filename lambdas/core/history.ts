@@ -2,20 +2,10 @@ import { PutItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import type { Deps } from './deps.ts';
 import type { RoomPosition } from './sequence.ts';
 import { type Item, isLive, N, num, S, storeCall, str } from './store.ts';
+import type { ChatMessage } from './wire.ts';
 
-/** A chat message as stored and delivered: its text, its data (any JSON), or both. */
-export interface ChatMessage {
-  readonly type: 'message';
-  readonly room: string;
-  readonly from: string;
-  readonly text?: string;
-  /** Any JSON value the sender attached. */
-  readonly data?: unknown;
-  readonly ts: number;
-  readonly messageId: string;
-  readonly epoch: string;
-  readonly seq: number;
-}
+/** A chat message as stored and delivered (the wire's): its text, its data (any JSON), or both. */
+export type { ChatMessage };
 
 type StoreDeps = Pick<Deps, 'db' | 'tables' | 'settings'>;
 

@@ -1,58 +1,31 @@
 import { AppError } from './errors.ts';
-import { parseRoom } from './rooms.ts';
+import { isPrivateRoomName, parseRoom } from './rooms.ts';
+import type { ClientFrame, EncryptedFrame, ErrorFrame, FrameErrorCode, RequestId, Since } from './wire.ts';
 
-/** The name part of a room (`[kind:]name`): 1-64 of `[A-Za-z0-9_.-]`. */
-export const ROOM_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 export const MAX_HISTORY = 50;
 /** Idempotency keys of `message` and the HTTP publish: 1-64 characters, chosen by the client. */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 64;
 /** Ids echoed back to the client: short strings or safe integers. */
 const MAX_ID_LENGTH = 64;
 
-export type ClientId = string | number;
-
+/**
+ * A client frame as `parseClientMessage` returns it: one of the wire's `ClientFrame`s, its
+ * `history` counted, or an encrypted frame that holds one.
+ */
 export type ClientMessage =
-  | { type: 'join'; room: string; history: number; since?: Since; id?: ClientId }
-  | { type: 'leave'; room: string; id?: ClientId }
-  | { type: 'presence'; room: string; id?: ClientId }
-  | { type: 'message'; room: string; text?: string; data?: unknown; idempotencyKey?: string; id?: ClientId }
-  | { type: 'refresh_token'; token: string; id?: ClientId }
-  | { type: 'whoami'; id?: ClientId }
-  | { type: 'ping'; id?: ClientId }
-  | { type: 'encrypted'; jwe: string; id?: ClientId };
-
-/** A position in a room's numbering: `join`'s `since`, the last message a client holds. */
-export interface Since {
-  readonly epoch: string;
-  readonly seq: number;
-}
+  | Exclude<ClientFrame, { type: 'join' }>
+  | (Extract<ClientFrame, { type: 'join' }> & { history: number })
+  | (EncryptedFrame & { id?: RequestId });
 
 /** Epochs are opaque to clients, and ours are short and plain: anything else is not one of ours. */
 const EPOCH_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-
-/** Error codes of error frames. */
-export type FrameErrorCode =
-  | 'bad_request'
-  | 'too_large'
-  | 'forbidden'
-  | 'invalid_token'
-  | 'rate_limited'
-  | 'internal';
-
-export interface ErrorFrame {
-  type: 'error';
-  code: FrameErrorCode;
-  message: string;
-  id?: ClientId;
-  retry_after?: number;
-}
 
 function bad(message: string): AppError {
   return new AppError('invalid_request', message);
 }
 
 /** The `id` of a frame, if it is one we can echo. */
-export function clientIdOf(value: unknown): ClientId | undefined {
+export function clientIdOf(value: unknown): RequestId | undefined {
   if (typeof value === 'string' && value.length <= MAX_ID_LENGTH) return value;
   if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
   return undefined;
@@ -112,7 +85,7 @@ export function parseClientMessage(text: string): ClientMessage {
   if (m.id !== undefined && clientIdOf(m.id) === undefined)
     throw bad('id must be a string of up to 64 characters or an integer');
   const id = clientIdOf(m.id);
-  const withId = <T extends object>(msg: T): T & { id?: ClientId } =>
+  const withId = <T extends object>(msg: T): T & { id?: RequestId } =>
     id === undefined ? msg : { ...msg, id };
   switch (m.type) {
     case 'join': {
@@ -156,8 +129,49 @@ export function parseClientMessage(text: string): ClientMessage {
   }
 }
 
+/** What a frame says of itself before any read: see `peekFrame`. */
+export interface FramePeek {
+  /** A plain `{"type":"ping"}` (with or without an `id`). */
+  readonly keepAlive: boolean;
+  /**
+   * The `private:` room it names, so that the user's grant to it is read in the frame's first
+   * round trip. An encrypted frame's room is known only once it is decrypted: its grant is read then.
+   */
+  readonly grantRoom?: string | undefined;
+  /** Its `id`, so that even the error of a frame that does not parse can be matched to it. */
+  readonly id?: RequestId | undefined;
+}
+
+/** A frame's JSON object, if it is one (arrays included), parsed without throwing. */
+function peekObject(body: string): Record<string, unknown> | undefined {
+  if (body.length > 64 * 1024) return undefined;
+  try {
+    const value = JSON.parse(body) as unknown;
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Tells a frame's keep-alive, `private:` room and `id` apart with one parse, before any read. */
+export function peekFrame(body: string): FramePeek {
+  const value = peekObject(body);
+  if (!value) return { keepAlive: false };
+  const room = value.room;
+  return {
+    keepAlive: body.length <= 256 && !Array.isArray(value) && value.type === 'ping',
+    grantRoom: isPrivateRoomName(room) && room.length <= 80 ? room : undefined,
+    id: clientIdOf(value.id),
+  };
+}
+
+/** The `id` of a frame that may not parse, so that even its error can be matched to it. */
+export function peekId(body: string): RequestId | undefined {
+  return clientIdOf(peekObject(body)?.id);
+}
+
 /** The error frame for a domain error; unknown errors become a generic `internal`. */
-export function errorFrame(err: unknown, id?: ClientId): ErrorFrame {
+export function errorFrame(err: unknown, id?: RequestId): ErrorFrame {
   const frame = (code: FrameErrorCode, message: string): ErrorFrame => ({
     type: 'error',
     code,

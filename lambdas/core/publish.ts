@@ -4,6 +4,7 @@ import { queuesDelivery, type RoomDelivery, readRoomForFanout, storeAndDeliver }
 import { type ChatMessage, saveMessage } from './history.ts';
 import { claimIdempotencyKey, type PublishedRef, releaseIdempotencyKey } from './idempotency.ts';
 import { nextSeq } from './sequence.ts';
+import type { AckFrame } from './wire.ts';
 
 /** One message to publish to a room's members. */
 export interface Publication {
@@ -88,7 +89,11 @@ export async function publishMessage<Stop = never>(
   } as PublishResult<Stop>;
 }
 
+/** A published message's reference as its sender reads it: an `ack` but for its `type` and `id`. */
+export type PublishedReply = Required<Pick<AckFrame, 'messageId' | 'epoch' | 'seq'>> &
+  Pick<AckFrame, 'duplicate'>;
+
 /** The reference a sender is answered with (`ack`, `202`): `duplicate` only when true. */
-export function publishedReply(r: PublishedRef & { duplicate: boolean }): Record<string, unknown> {
+export function publishedReply(r: PublishedRef & { duplicate: boolean }): PublishedReply {
   return { messageId: r.messageId, epoch: r.epoch, seq: r.seq, ...(r.duplicate ? { duplicate: true } : {}) };
 }

@@ -1,4 +1,8 @@
 import { AppError } from './errors.ts';
+import { type Access, ROOM_NAME_PATTERN, type RoomKind, USERNAME_PATTERN } from './wire.ts';
+
+export { dmRoom, userRoom } from './wire.ts';
+export type { Access, RoomKind };
 
 /**
  * Room kinds and who may do what in each. A room is named `[kind:]name`; the kind alone
@@ -12,8 +16,6 @@ import { AppError } from './errors.ts';
  * | `private:<name>`   | users with a grant         | grants with `access: member`           |
  * | `broadcast:<name>` | any user                   | roles `admin` and `publisher`          |
  */
-export type RoomKind = 'open' | 'user' | 'dm' | 'private' | 'broadcast';
-
 export interface Room {
   /** The full name, as clients send it and as it is stored. */
   readonly name: string;
@@ -31,19 +33,12 @@ export type RoomDenial =
   | 'read_only'
   | 'not_publisher';
 
-/** What a grant of a `private:` room lets its user do: `member` joins and posts, `reader` only joins. */
-export type Access = 'member' | 'reader';
-
 /** Who asks: a socket's user and roles. */
 export interface RoomUser {
   readonly username: string;
   readonly roles: readonly string[];
 }
 
-/** The name part of every kind: 1-64 of `[A-Za-z0-9_.-]`. */
-const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-/** Usernames as stored: lower-cased, 3-32 of `[a-z0-9_.-]` (see users.ts). */
-const USERNAME = /^[a-z0-9_.-]{3,32}$/;
 const KINDS = new Set(['user', 'dm', 'private', 'broadcast']);
 /** Roles that may post to `broadcast:` rooms and publish over HTTP. */
 export const PUBLISHER_ROLES: readonly string[] = ['admin', 'publisher'];
@@ -63,7 +58,8 @@ export function parseRoom(value: unknown): Room {
     throw bad('room must be [kind:]name, the name 1-64 of A-Z, a-z, 0-9, _ . -');
   const colon = value.indexOf(':');
   if (colon === -1) {
-    if (!NAME.test(value)) throw bad('room must be [kind:]name, the name 1-64 of A-Z, a-z, 0-9, _ . -');
+    if (!ROOM_NAME_PATTERN.test(value))
+      throw bad('room must be [kind:]name, the name 1-64 of A-Z, a-z, 0-9, _ . -');
     return { name: value, kind: 'open', users: [] };
   }
   const kind = value.slice(0, colon);
@@ -74,30 +70,28 @@ export function parseRoom(value: unknown): Room {
     );
   switch (kind) {
     case 'user':
-      if (!USERNAME.test(rest)) throw bad('a user: room is named after a username (3-32 of a-z, 0-9, _ . -)');
+      if (!USERNAME_PATTERN.test(rest))
+        throw bad('a user: room is named after a username (3-32 of a-z, 0-9, _ . -)');
       return { name: value, kind: 'user', users: [rest] };
     case 'dm': {
       const parts = rest.split('+');
       const [a, b] = parts;
-      if (parts.length !== 2 || a === undefined || b === undefined || !USERNAME.test(a) || !USERNAME.test(b))
+      if (
+        parts.length !== 2 ||
+        a === undefined ||
+        b === undefined ||
+        !USERNAME_PATTERN.test(a) ||
+        !USERNAME_PATTERN.test(b)
+      )
         throw bad('a dm: room is dm:<a>+<b>, two usernames');
       if (a >= b) throw bad('a dm: room names two different usernames in sorted order');
       return { name: value, kind: 'dm', users: [a, b] };
     }
     default:
-      if (!NAME.test(rest)) throw bad(`the name of a ${kind}: room is 1-64 of A-Z, a-z, 0-9, _ . -`);
+      if (!ROOM_NAME_PATTERN.test(rest))
+        throw bad(`the name of a ${kind}: room is 1-64 of A-Z, a-z, 0-9, _ . -`);
       return { name: value, kind: kind as 'private' | 'broadcast', users: [] };
   }
-}
-
-/** The room every socket of `username` is in from the moment it opens. */
-export function userRoom(username: string): string {
-  return `user:${username}`;
-}
-
-/** The direct-message room of two users (sorted, whatever order they are given in). */
-export function dmRoom(a: string, b: string): string {
-  return a < b ? `dm:${a}+${b}` : `dm:${b}+${a}`;
 }
 
 /** Whether a room's rule depends on a grant row (read with the frame's other rows). */

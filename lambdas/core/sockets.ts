@@ -6,8 +6,10 @@ import { roomMembers } from './room-members.ts';
 import { userRoom } from './rooms.ts';
 import { deleteSocketRow, type SocketRow, socketIdsOfSession, socketsOfUser } from './socket-rows.ts';
 import { releaseSlots } from './socket-slots.ts';
+import type { ClosingFrame, ClosingReason, ServerFrame } from './wire.ts';
 
-export type CloseReason = 'token_expired' | 'token_revoked' | 'blocked';
+/** Why the server closes a socket (the `closing` frame's `reason`). */
+export type CloseReason = ClosingReason;
 
 /** Parallel `@connections` calls per fan-out: enough to hide latency, few enough to stay under API limits. */
 export const FANOUT_CONCURRENCY = 16;
@@ -86,7 +88,7 @@ export interface Recipient {
 export async function sendToSockets(
   deps: SocketDeps,
   recipients: readonly Recipient[],
-  payload: unknown,
+  payload: ServerFrame,
   options: { quiet?: boolean } = {},
 ): Promise<Delivery> {
   const api = deps.api;
@@ -163,7 +165,7 @@ export async function closeSocket(
   try {
     // The `closing` frame is a courtesy; the DELETE is not: a socket whose rows go is never left open.
     const open = await api
-      .post(c.connectionId, JSON.stringify({ type: 'closing', reason }))
+      .post(c.connectionId, JSON.stringify({ type: 'closing', reason } satisfies ClosingFrame))
       .catch(() => true);
     if (open) await api.close(c.connectionId);
   } finally {

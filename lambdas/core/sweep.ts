@@ -2,7 +2,8 @@ import { accessRefs, accessStateFrom } from './access.ts';
 import { nowS } from './clock.ts';
 import type { Deps } from './deps.ts';
 import { deleteMembership, orphanMemberships } from './memberships.ts';
-import { allSocketRows, type SocketRow, socketsWithoutRow } from './socket-rows.ts';
+import { closeReason } from './socket-access.ts';
+import { allSocketRows, socketsWithoutRow } from './socket-rows.ts';
 import { type CloseReason, closeSocket, forgetSocket } from './sockets.ts';
 import { batchGet } from './store.ts';
 
@@ -89,16 +90,4 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
   const report = { checked: sockets.length, closed, forgotten, orphansRemoved: orphans.length };
   deps.audit('info', 'sweep.run', { count: sockets.length });
   return report;
-}
-
-function closeReason(
-  c: SocketRow,
-  state: ReturnType<typeof accessStateFrom>,
-  now: number,
-  skew: number,
-): CloseReason | undefined {
-  if (state.revoked) return 'token_revoked';
-  if (state.userBlock) return 'blocked';
-  if (c.exp + skew <= now) return 'token_expired';
-  return undefined;
 }

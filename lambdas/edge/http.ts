@@ -2,6 +2,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import type { Audit } from '../core/audit.ts';
 import { AppError, type ErrorCode, isAppError } from '../core/errors.ts';
 import { normalizeIp } from '../core/ip.ts';
+import type { HttpErrorBody, HttpErrorCode } from '../core/wire.ts';
 
 export type HttpEvent = APIGatewayProxyEventV2;
 export type HttpResult = APIGatewayProxyStructuredResultV2;
@@ -23,11 +24,22 @@ const STATUS: Record<ErrorCode, number> = {
   unavailable: 503,
 };
 
-/** Codes clients see; the spec's list, with `not_found` for 404s. Others collapse into these. */
-const PUBLIC_CODE: Partial<Record<ErrorCode, string>> = {
-  too_large: 'invalid_request',
-  unavailable: 'internal',
-};
+/** The code clients see (the spec's list, with `not_found` for 404s): the domain's own two collapse into these. */
+function publicCode(code: ErrorCode): HttpErrorCode {
+  switch (code) {
+    case 'too_large':
+      return 'invalid_request';
+    case 'unavailable':
+      return 'internal';
+    default:
+      return code;
+  }
+}
+
+/** The body of every HTTP error. */
+function errorBody(error: HttpErrorCode, message: string): HttpErrorBody {
+  return { error, message };
+}
 
 /** Headers every response of the API carries, whatever the route or the outcome. */
 const SECURITY_HEADERS = {
@@ -83,7 +95,7 @@ export function httpFunction(
   return async (event) => {
     if (undecodablePath(event)) {
       return withSecurityHeaders(
-        json(400, { error: 'invalid_request', message: 'the path is not valid percent-encoding' }),
+        json(400, errorBody('invalid_request', 'the path is not valid percent-encoding')),
       );
     }
     return withSecurityHeaders(await handler(event));
@@ -99,7 +111,7 @@ export function errorResult(err: unknown, audit: Audit, route: string, ip?: stri
       reason: 'unhandled',
       errorName: (err as Error | undefined)?.name ?? typeof err,
     });
-    return json(500, { error: 'internal', message: 'internal error' });
+    return json(500, errorBody('internal', 'internal error'));
   }
   if (err.code === 'unavailable' || err.code === 'internal') {
     const causeName = (err.cause as Error | undefined)?.name;
@@ -116,7 +128,7 @@ export function errorResult(err: unknown, audit: Audit, route: string, ip?: stri
     headers['www-authenticate'] =
       `Bearer error="invalid_token", error_description="${err.code === 'token_expired' ? 'expired' : 'invalid'}"`;
   }
-  return json(status, { error: PUBLIC_CODE[err.code] ?? err.code, message: err.message }, headers);
+  return json(status, errorBody(publicCode(err.code), err.message), headers);
 }
 
 /** A request as the domain sees it. */

@@ -1,7 +1,8 @@
 import type { Audit } from '../core/audit.ts';
 import { isAppError } from '../core/errors.ts';
 import { normalizeIp } from '../core/ip.ts';
-import { type ClientId, errorFrame } from '../core/protocol.ts';
+import { errorFrame } from '../core/protocol.ts';
+import type { EncryptedFrame, RequestId, ServerFrame } from '../core/wire.ts';
 import type { AuthorizerResult, WsAuthorizerEvent, WsProxyEvent, WsProxyResult } from './ws-types.ts';
 
 /** Every value of a header, whatever the casing of its name, from both header maps. */
@@ -64,12 +65,12 @@ export function policy(
 }
 
 /** A reply sent back on the caller's socket by the `$default` route response. */
-export function reply(frame: unknown): WsProxyResult {
+export function reply(frame: ServerFrame | EncryptedFrame): WsProxyResult {
   return { statusCode: 200, body: JSON.stringify(frame) };
 }
 
 /** The one place where an error in `$default` becomes an error frame; unknown errors are logged once. */
-export function errorReply(err: unknown, audit: Audit, event: WsProxyEvent, id?: ClientId): WsProxyResult {
+export function errorReply(err: unknown, audit: Audit, event: WsProxyEvent, id?: RequestId): WsProxyResult {
   if (!isAppError(err) || err.code === 'internal' || err.code === 'unavailable') {
     audit('error', 'error', {
       route: event.requestContext.routeKey,
