@@ -89,27 +89,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     const trafficPeakHeapMb = memory.peakHeap;
     await sockets.closeAll(socks);
     await awaitCleanup(system, options.rooms, posts, problems);
-    // The harness lets go of what it holds, so the figure is the system's own.
-    const figures = {
-      connections: sockets.connections,
-      reconnects: sockets.reconnects,
-      rejoins: sockets.rejoins,
-      messages: sent.size,
-      sorted: [...sockets.latencies].sort((a, b) => a - b),
-    };
-    socks.length = 0;
-    sent.clear();
-    sockets.latencies.length = 0;
+    const { counts, latency } = letGo(sockets, socks, sent);
     const afterHeapMb = await heapAfter(baselineHeapMb, problems);
     return {
-      connections: figures.connections,
-      reconnects: figures.reconnects,
-      rejoins: figures.rejoins,
-      messages: figures.messages,
+      ...counts,
       deliveries,
       deliveriesPerS: deliveries / sendSeconds,
-      p50Ms: percentile(figures.sorted, 50),
-      p99Ms: percentile(figures.sorted, 99),
+      ...latency,
       sweeps,
       deliveryFailed,
       baselineHeapMb,
@@ -365,6 +351,25 @@ async function awaitCleanup(
     await sleep(100);
   const remaining = await left();
   if (remaining > 0) problems.push(`${remaining} memberships outlived their sockets`);
+}
+
+/**
+ * The figures the harness holds, taken before it lets go of its sockets, messages and latencies,
+ * so the heap measured after is the system's own.
+ */
+function letGo(sockets: LoadSockets, socks: Sock[], sent: Map<string, Sent>) {
+  const counts = {
+    connections: sockets.connections,
+    reconnects: sockets.reconnects,
+    rejoins: sockets.rejoins,
+    messages: sent.size,
+  };
+  const sorted = [...sockets.latencies].sort((a, b) => a - b);
+  const latency = { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99) };
+  socks.length = 0;
+  sent.clear();
+  sockets.latencies.length = 0;
+  return { counts, latency };
 }
 
 /** The heap once the harness has let go, MB; over the baseline by more than an allowance is a problem. */
