@@ -79,7 +79,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     const socks = await openAll(sockets, options, say);
     const sent = new Map<string, Sent>();
     const t1 = now();
-    await sendWhileChurning(sockets, socks, sent, options.messagesPerUser, options.users);
+    await sendWhileChurning({ sockets, socks, sent }, options.messagesPerUser, options.users);
     say(`load: ${sent.size} messages sent in ${fmt((now() - t1) / 1000)} s`);
     await awaitOwed(socks, sent);
     const sendSeconds = (now() - t1) / 1000;
@@ -210,14 +210,16 @@ async function openAll(
   return socks;
 }
 
+/** The sockets, and the messages acknowledged to them (messageId -> when sent and acknowledged). */
+interface Traffic {
+  readonly sockets: LoadSockets;
+  readonly socks: readonly Sock[];
+  readonly sent: Map<string, Sent>;
+}
+
 /** 2. Every user sends from its steady sockets, while churners leave, rejoin and reconnect. */
-async function sendWhileChurning(
-  sockets: LoadSockets,
-  socks: readonly Sock[],
-  sent: Map<string, Sent>,
-  messagesPerUser: number,
-  users: number,
-): Promise<void> {
+async function sendWhileChurning(traffic: Traffic, messagesPerUser: number, users: number): Promise<void> {
+  const { sockets, socks } = traffic;
   let sending = true;
   const churners = socks.filter((s) => s.churner);
   // Ten churners at a time, each in turn leaving and rejoining, or closing and reconnecting.
@@ -234,7 +236,7 @@ async function sendWhileChurning(
   await mapLimit(
     Array.from({ length: users }, (_, u) => u),
     users,
-    (u) => sendAsUser(sockets, socks, sent, u, messagesPerUser),
+    (u) => sendAsUser(traffic, u, messagesPerUser),
   );
   sending = false;
   await churn;
@@ -242,9 +244,7 @@ async function sendWhileChurning(
 
 /** User `u` sends its messages in turn over its steady sockets, noting each acknowledged one in `sent`. */
 async function sendAsUser(
-  sockets: LoadSockets,
-  socks: readonly Sock[],
-  sent: Map<string, Sent>,
+  { sockets, socks, sent }: Traffic,
   u: number,
   messagesPerUser: number,
 ): Promise<void> {
