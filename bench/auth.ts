@@ -4,12 +4,12 @@ import bcrypt from 'bcryptjs';
 import { importJWK, jwtVerify, SignJWT } from 'jose';
 import jwt from 'jsonwebtoken';
 import type { Deps } from '../lambdas/core/deps.ts';
-import { fileKeySource } from '../lambdas/core/keys.ts';
 import { ARGON2_PARAMS } from '../lambdas/core/passwords.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
 import { issueAccessToken, verifyAccessToken } from '../lambdas/core/tokens.ts';
 import { makeAuthorizerHandler } from '../lambdas/ws-authorizer.ts';
 import { localConfig } from '../local/config.ts';
+import { fileKeySource } from '../local/key-file.ts';
 import { authorizerEvent, connectionInfo } from './events.ts';
 import { fmt, median, now, ratio, type Section, table, timed } from './support.ts';
 

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
-import { leanDynamoClient } from '../lambdas/core/aws-dynamodb.ts';
+import { leanDynamoClient } from '../lambdas/aws/dynamodb.ts';
 import { localDynamoClient } from '../local/dynamo.ts';
 import { fmt, mapLimit, median, ratio, table } from './support.ts';
 
@@ -9,7 +9,7 @@ export interface DbCallCost {
   readonly call: string;
   /** CPU µs per call through the SDK's `DynamoDBClient`. */
   readonly sdkUs: number;
-  /** Through the functions' client, lambdas/core/aws-dynamodb.ts. */
+  /** Through the functions' client, lambdas/aws/dynamodb.ts. */
   readonly leanUs: number;
 }
 

@@ -308,7 +308,7 @@ function methodNote(m: SectionFigures): string {
     `${fmt(m.baselineMs)} ms of wall time here. Importing \`@node-rs/argon2\` alone takes ${fmt(m.argon2Ms)} ms; ` +
     'only the functions marked "argon2" load it (the native binary sits beside their bundle on Lambda). ' +
     '"ours": the stack\'s esbuild options (ESM, minified, tree-shaken ESM builds of the SDK, source map ' +
-    'beside, the aliases of lib/handler-function.ts), with DynamoDB reached through lambdas/core/aws-dynamodb.ts: ' +
+    'beside, the aliases of lib/handler-function.ts), with DynamoDB reached through lambdas/aws/dynamodb.ts: ' +
     "the SDK's `Client`, commands, JSON protocol and codec over our signed keep-alive transport. " +
     `"SDK client": the same functions at commit ${sdk.ref}, with ${sdk.label} (its config resolution, ` +
     'endpoint rule set, middleware, HTTP handler and retry). ' +

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import { connectionsApi } from '../lambdas/core/connections-api.ts';
+import { connectionsApi } from '../lambdas/aws/connections-api.ts';
 import { joinRoom, leaveRoom } from '../lambdas/core/memberships.ts';
 import { allSocketRows } from '../lambdas/core/socket-rows.ts';
 import { issueAccessToken } from '../lambdas/core/tokens.ts';
@@ -195,7 +195,7 @@ async function bare(count: number, messages: number): Promise<Delivery> {
 export interface PostCost {
   /** CPU µs per post through the AWS SDK client (what the functions used before). */
   readonly sdkUs: number;
-  /** Through ours: lambdas/core/connections-api.ts, the SDK's SigV4 signer over keep-alive node:http. */
+  /** Through ours: lambdas/aws/connections-api.ts, the SDK's SigV4 signer over keep-alive node:http. */
   readonly leanUs: number;
   /** A bare unsigned keep-alive POST of the same bytes: the floor. */
   readonly rawUs: number;
@@ -209,7 +209,7 @@ export const POST_CPU_BUDGET = 0.4;
 
 /**
  * Why ours is far from the bare server, and what the lean poster saves: the CPU of one
- * `PostToConnection` through the AWS SDK client and through ours (lambdas/core/connections-api.ts),
+ * `PostToConnection` through the AWS SDK client and through ours (lambdas/aws/connections-api.ts),
  * next to a bare keep-alive HTTP POST of the same bytes, all to a server that only answers 200,
  * 16 at a time as the fan-out posts, alternating rounds so drift hits each alike.
  */
@@ -316,6 +316,19 @@ async function cpuPerPost(
   return { us: (cpu.user + cpu.system) / ids.length, ms: (wall / ids.length) * 16 };
 }
 
+/** One row of the delivery table: a server's run with `sockets` in the room. */
+function runRow(sockets: number, server: string, run: Delivery): (string | number)[] {
+  return [
+    sockets,
+    run.messages,
+    server,
+    fmt(run.deliveriesPerS),
+    fmt(run.p50Ms),
+    fmt(run.p99Ms),
+    `${fmt(run.cpuPct, 2)}%`,
+  ];
+}
+
 /**
  * Measurement 3: message-to-delivery through the local gateway with `count` sockets in one room,
  * next to a bare `ws` broadcast server, in the same process and run.
@@ -356,20 +369,11 @@ export async function measureE2e(plan: readonly { sockets: number; messages: num
 
 /** Per room size: ours, the bare server, and ours ÷ bare. */
 function e2eTable(rows: readonly E2eRow[]): string {
-  const line = (r: E2eRow, d: Delivery, server: string) => [
-    r.sockets,
-    d.messages,
-    server,
-    fmt(d.deliveriesPerS),
-    fmt(d.p50Ms),
-    fmt(d.p99Ms),
-    `${fmt(d.cpuPct, 2)}%`,
-  ];
   return table(
     ['sockets in the room', 'messages', 'server', 'deliveries/s', 'p50 ms', 'p99 ms', 'CPU while driving'],
     rows.flatMap((r) => [
-      line(r, r.ours, 'ours: local gateway + Lambda handlers + dynalite'),
-      line(r, r.bare, 'bare `ws` broadcast (upper bound)'),
+      runRow(r.sockets, 'ours: local gateway + Lambda handlers + dynalite', r.ours),
+      runRow(r.sockets, 'bare `ws` broadcast (upper bound)', r.bare),
       [
         r.sockets,
         '',
@@ -394,7 +398,7 @@ function postingMarkdown(post: PostCost): string {
       [
         ['AWS SDK client (`@aws-sdk/client-apigatewaymanagementapi`)', fmt(post.sdkUs), '1', fmt(post.sdkMs)],
         [
-          'ours: SigV4 (`@smithy/signature-v4`) over keep-alive `node:http` (lambdas/core/connections-api.ts)',
+          'ours: SigV4 (`@smithy/signature-v4`) over keep-alive `node:http` (lambdas/aws/connections-api.ts)',
           fmt(post.leanUs),
           `**${ratio(post.leanUs, post.sdkUs)}** (budget ≤ ${POST_CPU_BUDGET})`,
           fmt(post.leanMs),

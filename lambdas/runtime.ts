@@ -1,10 +1,11 @@
+import { connectionsApi, regionOfEndpoint } from './aws/connections-api.ts';
+import { dynamoEndpoint, leanDynamoClient } from './aws/dynamodb.ts';
 import { awsKeySource } from './aws/key-source.ts';
+import { credentialsFromEnv } from './aws/signed-http.ts';
+import { sqsQueue } from './aws/sqs.ts';
 import { stdoutAudit } from './core/audit.ts';
-import { dynamoEndpoint, leanDynamoClient } from './core/aws-dynamodb.ts';
 import { systemClock } from './core/clock.ts';
-import { connectionsApi, credentialsFromEnv, regionOfEndpoint } from './core/connections-api.ts';
 import type { Deps } from './core/deps.ts';
-import { sqsQueue } from './core/queue.ts';
 import { settingsFromEnv } from './core/settings.ts';
 import { tableNamesFromEnv } from './core/tables.ts';
 

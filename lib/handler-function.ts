@@ -22,7 +22,7 @@ const ESM_REQUIRE_BANNER =
  * every bundle by a small module of lambdas/bundle/ (paths from the project root, where esbuild
  * runs): the SDK's default credential chain (SSO, STS, ini files, instance metadata) by the
  * environment's credentials, which Lambda sets, and two SDK parts no DynamoDB call reaches.
- * The functions' DynamoDB client (lambdas/core/aws-dynamodb.ts) signs with the environment's
+ * The functions' DynamoDB client (lambdas/aws/dynamodb.ts) signs with the environment's
  * credentials itself. See docs/deploy.md.
  */
 export const BUNDLE_ALIASES: Readonly<Record<string, string>> = {

@@ -1,21 +1,17 @@
 import { Duration, Stack } from 'aws-cdk-lib';
-import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
-import * as logs from 'aws-cdk-lib/aws-logs';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { CORS } from '../lambdas/edge/cors.ts';
 import type { FunctionSpec } from '../lambdas/functions.ts';
-import { type CustomDomain, mapCustomDomain } from './custom-domain.ts';
+import { ApiEndpoint, type ApiEndpointProps } from './api-endpoint.ts';
+import type { CustomDomain } from './custom-domain.ts';
 import type { HandlerFunction } from './handler-function.ts';
 
 export type { CustomDomain } from './custom-domain.ts';
 
-export interface HttpEndpointProps {
+export interface HttpEndpointProps extends ApiEndpointProps {
   readonly allowedOrigins: readonly string[];
-  readonly throttleRatePerS: number;
-  readonly throttleBurst: number;
-  readonly logRetention: logs.RetentionDays;
   /** A custom domain, mapped to the `$default` stage at its root. */
   readonly domain?: CustomDomain;
 }
@@ -37,45 +33,30 @@ const HTTP_ACCESS_LOG = JSON.stringify({
  * access logs, and CORS for exactly the allowed origins. Routes have no API Gateway
  * authorizer: its JWT authorizer does not take EdDSA, so handlers verify tokens themselves.
  */
-export class HttpEndpoint extends Construct {
-  readonly api: apigw.HttpApi;
-  readonly stage: apigw.HttpStage;
-  readonly accessLogs: logs.LogGroup;
-  readonly domainName: apigw.DomainName | undefined;
-  /** The custom domain as configured (a literal, where `domainName.name` is a reference). */
-  readonly domain: string | undefined;
-
+export class HttpEndpoint extends ApiEndpoint<apigw.HttpApi, apigw.HttpStage> {
   constructor(scope: Construct, id: string, props: HttpEndpointProps) {
-    super(scope, id);
-    this.api = new apigw.HttpApi(this, 'Api', {
-      apiName: `${Stack.of(this).stackName}-http`,
-      description: 'JWT realtime: auth, JWKS and admin endpoints',
-      createDefaultStage: false,
-      corsPreflight:
-        props.allowedOrigins.length > 0
-          ? {
-              allowOrigins: [...props.allowedOrigins],
-              allowMethods: CORS.allowMethods.map((m) => apigw.CorsHttpMethod[m]),
-              allowHeaders: [...CORS.allowHeaders],
-              exposeHeaders: [...CORS.exposeHeaders],
-              allowCredentials: false,
-              maxAge: Duration.seconds(CORS.maxAgeS),
-            }
-          : undefined,
+    super(scope, id, props, {
+      api: (self) =>
+        new apigw.HttpApi(self, 'Api', {
+          apiName: `${Stack.of(self).stackName}-http`,
+          description: 'JWT realtime: auth, JWKS and admin endpoints',
+          createDefaultStage: false,
+          corsPreflight:
+            props.allowedOrigins.length > 0
+              ? {
+                  allowOrigins: [...props.allowedOrigins],
+                  allowMethods: CORS.allowMethods.map((m) => apigw.CorsHttpMethod[m]),
+                  allowHeaders: [...CORS.allowHeaders],
+                  exposeHeaders: [...CORS.exposeHeaders],
+                  allowCredentials: false,
+                  maxAge: Duration.seconds(CORS.maxAgeS),
+                }
+              : undefined,
+        }),
+      stage: (self, httpApi, options) =>
+        new apigw.HttpStage(self, 'DefaultStage', { httpApi, stageName: '$default', ...options }),
+      accessLogFormat: HTTP_ACCESS_LOG,
     });
-    this.accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetention });
-    this.domain = props.domain?.name;
-    this.stage = new apigw.HttpStage(this, 'DefaultStage', {
-      httpApi: this.api,
-      stageName: '$default',
-      autoDeploy: true,
-      throttle: { rateLimit: props.throttleRatePerS, burstLimit: props.throttleBurst },
-      accessLogSettings: {
-        destination: new apigw.LogGroupLogDestination(this.accessLogs),
-        format: AccessLogFormat.custom(HTTP_ACCESS_LOG),
-      },
-    });
-    this.domainName = mapCustomDomain(this, props.domain, this.api, this.stage);
   }
 
   /** `https://{apiId}.execute-api.{region}.amazonaws.com`, without a trailing slash. */

@@ -1,21 +1,18 @@
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { AccessLogFormat, CfnAccount } from 'aws-cdk-lib/aws-apigateway';
+import { CfnAccount } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as logs from 'aws-cdk-lib/aws-logs';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import type { FunctionSpec } from '../lambdas/functions.ts';
-import { type CustomDomain, mapCustomDomain } from './custom-domain.ts';
+import { ApiEndpoint, type ApiEndpointProps } from './api-endpoint.ts';
+import type { CustomDomain } from './custom-domain.ts';
 import type { HandlerFunction } from './handler-function.ts';
 
 export const WS_STAGE = 'prod';
 
-export interface WebSocketEndpointProps {
-  readonly throttleRatePerS: number;
-  readonly throttleBurst: number;
-  readonly logRetention: logs.RetentionDays;
+export interface WebSocketEndpointProps extends ApiEndpointProps {
   /**
    * Set the account's API Gateway CloudWatch role. Without one in the account, a stage with
    * access logs fails to create ("CloudWatch Logs role ARN must be set in account settings").
@@ -46,34 +43,20 @@ const WS_ACCESS_LOG = JSON.stringify({
 });
 
 /** The WebSocket API, its throttled stage with JSON access logs, and the routes of the manifest. */
-export class WebSocketEndpoint extends Construct {
-  readonly api: apigw.WebSocketApi;
-  readonly stage: apigw.WebSocketStage;
-  readonly accessLogs: logs.LogGroup;
-  readonly domainName: apigw.DomainName | undefined;
-  /** The custom domain as configured (a literal, where `domainName.name` is a reference). */
-  readonly domain: string | undefined;
-
+export class WebSocketEndpoint extends ApiEndpoint<apigw.WebSocketApi, apigw.WebSocketStage> {
   constructor(scope: Construct, id: string, props: WebSocketEndpointProps) {
-    super(scope, id);
-    this.api = new apigw.WebSocketApi(this, 'Api', {
-      apiName: `${Stack.of(this).stackName}-ws`,
-      description: 'JWT realtime: rooms and messages',
+    // The custom domain is for clients only: `@connections` keeps the stage's execute-api
+    // callback URL (`callbackUrl`).
+    super(scope, id, props, {
+      api: (self) =>
+        new apigw.WebSocketApi(self, 'Api', {
+          apiName: `${Stack.of(self).stackName}-ws`,
+          description: 'JWT realtime: rooms and messages',
+        }),
+      stage: (self, webSocketApi, options) =>
+        new apigw.WebSocketStage(self, 'Stage', { webSocketApi, stageName: WS_STAGE, ...options }),
+      accessLogFormat: WS_ACCESS_LOG,
     });
-    this.accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: props.logRetention });
-    this.domain = props.domain?.name;
-    this.stage = new apigw.WebSocketStage(this, 'Stage', {
-      webSocketApi: this.api,
-      stageName: WS_STAGE,
-      autoDeploy: true,
-      throttle: { rateLimit: props.throttleRatePerS, burstLimit: props.throttleBurst },
-      accessLogSettings: {
-        destination: new apigw.LogGroupLogDestination(this.accessLogs),
-        format: AccessLogFormat.custom(WS_ACCESS_LOG),
-      },
-    });
-    // Clients only: `@connections` keeps the stage's execute-api callback URL (`callbackUrl`).
-    this.domainName = mapCustomDomain(this, props.domain, this.api, this.stage);
     if (props.accountRole) this.stage.node.addDependency(this.accountLoggingRole());
   }
 

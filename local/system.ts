@@ -1,10 +1,9 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { leanDynamoClient } from '../lambdas/aws/dynamodb.ts';
 import { createAudit } from '../lambdas/core/audit.ts';
-import { leanDynamoClient } from '../lambdas/core/aws-dynamodb.ts';
 import { type Clock, systemClock } from '../lambdas/core/clock.ts';
 import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
 import type { FanoutTuning } from '../lambdas/core/fanout.ts';
-import { fileKeySource } from '../lambdas/core/keys.ts';
 import { localTableNames } from '../lambdas/core/tables.ts';
 import { CORS } from '../lambdas/edge/cors.ts';
 import { type Closable, ClosingOrder } from './closing-order.ts';
@@ -13,6 +12,7 @@ import { checkDataDir, findRunning, paths, removeRunning, writeRunning } from '.
 import { ensureTables, type LocalDynamo, randomCredentials, startDynalite } from './dynamo.ts';
 import { httpRoutes, queueWorker, scheduledJobs, wsRoutes } from './handlers.ts';
 import { type HttpGateway, startHttpGateway } from './http-gateway.ts';
+import { fileKeySource } from './key-file.ts';
 import { type LocalQueue, type LocalQueueOptions, localQueue } from './sqs-queue.ts';
 import { demoPage } from './static.ts';
 import { startWsGateway, type WsGateway } from './ws-gateway.ts';
@@ -156,7 +156,7 @@ async function openStore(dataDir: string | undefined, opened: ClosingOrder) {
     );
   });
   opened.push(dynamo);
-  // The very client the functions use on Lambda (lambdas/core/aws-dynamodb.ts), signed with the store's credentials.
+  // The very client the functions use on Lambda (lambdas/aws/dynamodb.ts), signed with the store's credentials.
   const db: DynamoDBClient = leanDynamoClient({
     endpoint: dynamo.endpoint,
     region: 'local',

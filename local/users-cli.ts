@@ -1,17 +1,17 @@
 import { readFile } from 'node:fs/promises';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { listBlocks } from '../lambdas/core/access.ts';
-import { blockUser, revokeUser, unblockUser } from '../lambdas/core/admin.ts';
-import { createAudit } from '../lambdas/core/audit.ts';
-import { systemClock } from '../lambdas/core/clock.ts';
 import {
   connectionsApi,
   regionOfEndpoint,
   type SignedConnectionsApi,
-} from '../lambdas/core/connections-api.ts';
+} from '../lambdas/aws/connections-api.ts';
+import { listBlocks } from '../lambdas/core/access.ts';
+import { blockUser, revokeUser, unblockUser } from '../lambdas/core/admin.ts';
+import { createAudit } from '../lambdas/core/audit.ts';
+import { systemClock } from '../lambdas/core/clock.ts';
 import type { ConnectionsApi, Deps } from '../lambdas/core/deps.ts';
 import { AppError, isAppError } from '../lambdas/core/errors.ts';
-import { parseStoredKeySet, type StoredKeySet, writeKeySetFile } from '../lambdas/core/keys.ts';
+import { parseStoredKeySet, type StoredKeySet } from '../lambdas/core/keys.ts';
 import { hashPassword, validatePassword } from '../lambdas/core/passwords.ts';
 import { type Settings, SettingsError } from '../lambdas/core/settings.ts';
 import {
@@ -25,6 +25,7 @@ import { rotateKeySet } from '../lambdas/custom-resource-keys.ts';
 import { localConfig } from './config.ts';
 import { findRunning, paths } from './data-dir.ts';
 import { ensureTables, localDynamoClient, randomCredentials, startDynalite } from './dynamo.ts';
+import { writeKeySetFile } from './key-file.ts';
 import { localConnectionsApi } from './ws-management.ts';
 
 const USAGE = `Usage:

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { connectionsApi, type SignedConnectionsApi } from '../lambdas/core/connections-api.ts';
+import { connectionsApi, type SignedConnectionsApi } from '../lambdas/aws/connections-api.ts';
 import type { WsIdentity } from '../lambdas/edge/ws-types.ts';
 import { type SigningCredentials, verifySigV4 } from './sigv4.ts';
 

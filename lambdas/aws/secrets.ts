@@ -1,4 +1,4 @@
-import { type AwsCredentials, credentialsFromEnv, type SignedHttp, signedHttp } from '../core/aws-request.ts';
+import { type AwsCredentials, credentialsFromEnv, type SignedHttp, signedHttp } from './signed-http.ts';
 
 /** Reads a secret's current string value by ARN. */
 export type SecretReader = (arn: string) => Promise<string>;

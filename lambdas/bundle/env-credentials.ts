@@ -1,4 +1,4 @@
-import { credentialsFromEnv } from '../core/aws-request.ts';
+import { credentialsFromEnv } from '../aws/signed-http.ts';
 
 /**
  * Stands in for `@aws-sdk/credential-provider-node` in the Lambda bundles (an esbuild alias set in

@@ -11,12 +11,12 @@ import {
 import { nowS } from './clock.ts';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
-import { createSession, revokeSession, rotateSession } from './sessions.ts';
+import { createSession, type RotateOutcome, revokeSession, rotateSession, type Session } from './sessions.ts';
 import { closeSessionSockets } from './sockets.ts';
-import { batchGet, isLive, S } from './store.ts';
+import { batchGet, type Item, isLive, S } from './store.ts';
 import type { TokenPair } from './token-pair.ts';
 import { type AccessClaims, BEARER, issueAccessToken, verifyAccessToken } from './tokens.ts';
-import { userFromItem, userKey } from './users.ts';
+import { type User, userFromItem, userKey } from './users.ts';
 
 export type { TokenPair };
 
@@ -32,7 +32,22 @@ export async function issueTokenPair(
   user: { sub: string; username: string; roles: readonly string[] },
 ): Promise<TokenPair> {
   const { session, refreshToken } = await createSession(deps, user);
-  const { token } = await issueAccessToken(deps, { ...user, sid: session.sid });
+  return signedPair(deps, user, session, refreshToken);
+}
+
+/** Signs an access token for the user in the session, and answers it with the session's refresh token. */
+async function signedPair(
+  deps: Deps,
+  user: { sub: string; username: string; roles: readonly string[] },
+  session: Pick<Session, 'sid' | 'messageKey'>,
+  refreshToken: string,
+): Promise<TokenPair> {
+  const { token } = await issueAccessToken(deps, {
+    sub: user.sub,
+    username: user.username,
+    roles: user.roles,
+    sid: session.sid,
+  });
   return tokenPair(deps, token, refreshToken, session.messageKey);
 }
 
@@ -61,8 +76,27 @@ export async function refresh(
   body: Record<string, unknown>,
   source: RequestSource,
 ): Promise<TokenPair> {
-  // The user, its revocation mark and its blocks are read in the same round trip as the rotation.
-  const outcome = await rotateSession(deps, body.refresh_token, (session) =>
+  const outcome = await rotateWithReads(deps, body.refresh_token, source);
+  if (outcome.kind === 'reused') return endReusedFamily(deps, outcome.session, source);
+  const { session } = outcome;
+  const user = await checkRefreshAllowed(deps, session, outcome.alongside, source);
+  const pair = await signedPair(deps, user, session, outcome.refreshToken);
+  deps.audit('info', 'auth.refresh', {
+    username: user.username,
+    sub: user.sub,
+    sid: session.sid,
+    ip: source.ip,
+  });
+  return pair;
+}
+
+/** The rotation, with the user, its revocation mark and its blocks read in the same round trip. */
+function rotateWithReads(
+  deps: Deps,
+  refreshToken: unknown,
+  source: RequestSource,
+): Promise<RotateOutcome<(Item | undefined)[]>> {
+  return rotateSession(deps, refreshToken, (session) =>
     batchGet(
       deps.db,
       [
@@ -73,22 +107,35 @@ export async function refresh(
       { consistent: true },
     ),
   );
-  const { session } = outcome;
-  if (outcome.kind === 'reused') {
-    await Promise.all([revokeSession(deps, session.sid), revokeSidTokens(deps, session.sid)]);
-    deps.audit('warn', 'auth.refresh_reuse', {
-      username: session.username,
-      sub: session.sub,
-      sid: session.sid,
-      ip: source.ip,
-      reason: 'spent_token_reused',
-    });
-    await closeSockets(deps, () => closeSessionSockets(deps, session.sid, 'token_revoked'));
-    throw new AppError('invalid_token', 'the refresh token has already been used');
-  }
+}
+
+/** A spent token came back: the family and its access tokens are revoked, its sockets closed. */
+async function endReusedFamily(deps: Deps, session: Session, source: RequestSource): Promise<never> {
+  await Promise.all([revokeSession(deps, session.sid), revokeSidTokens(deps, session.sid)]);
+  deps.audit('warn', 'auth.refresh_reuse', {
+    username: session.username,
+    sub: session.sub,
+    sid: session.sid,
+    ip: source.ip,
+    reason: 'spent_token_reused',
+  });
+  await closeSockets(deps, () => closeSessionSockets(deps, session.sid, 'token_revoked'));
+  throw new AppError('invalid_token', 'the refresh token has already been used');
+}
+
+/**
+ * The user must still exist as the one the session was issued to, not be revoked since, and
+ * not be blocked (nor the address). Any of these ends the family, whose token is already spent.
+ */
+async function checkRefreshAllowed(
+  deps: Deps,
+  session: Session,
+  alongside: (Item | undefined)[],
+  source: RequestSource,
+): Promise<User> {
   const access = { username: session.username, ip: source.ip };
   const now = nowS(deps.clock);
-  const [userItem, userMark, ...accessRows] = outcome.alongside;
+  const [userItem, userMark, ...accessRows] = alongside;
   const user = userItem ? userFromItem(userItem) : undefined;
   const revoked = revokedBefore(isLive(userMark, now) ? userMark : undefined, session.createdAt);
   if (!user || user.sub !== session.sub || revoked) {
@@ -101,19 +148,7 @@ export async function refresh(
     await revokeSession(deps, session.sid);
     throw denial;
   }
-  const { token } = await issueAccessToken(deps, {
-    sub: user.sub,
-    username: user.username,
-    roles: user.roles,
-    sid: session.sid,
-  });
-  deps.audit('info', 'auth.refresh', {
-    username: user.username,
-    sub: user.sub,
-    sid: session.sid,
-    ip: source.ip,
-  });
-  return tokenPair(deps, token, outcome.refreshToken, session.messageKey);
+  return user;
 }
 
 /** Reads a bearer token from an `Authorization` header value (scheme case-insensitive). */

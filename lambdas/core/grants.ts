@@ -79,6 +79,26 @@ export async function putGrant(
   const username = normalizeUsername(rawUsername);
   const user = username ? await getUser(deps, username) : undefined;
   if (!user) throw new AppError('not_found', 'no such user');
+  const before = await writeGrant(deps, {
+    room: room.name,
+    username: user.username,
+    access,
+    by: caller.username,
+  });
+  deps.audit('info', 'room.granted', {
+    username: user.username,
+    room: room.name,
+    access,
+    by: caller.username,
+  });
+  if (before && before !== access) await tellAccessChanged(deps, room.name, user.username, access);
+}
+
+/** Stores the grant (over any earlier one); resolves the access the earlier one gave. */
+async function writeGrant(
+  deps: Deps,
+  grant: { room: string; username: string; access: Access; by: string },
+): Promise<Access | undefined> {
   const out = await storeCall(
     'grant',
     (db) =>
@@ -86,29 +106,23 @@ export async function putGrant(
         new PutItemCommand({
           TableName: deps.tables.grants,
           Item: {
-            ...grantKey(room.name, user.username),
-            access: S(access),
+            ...grantKey(grant.room, grant.username),
+            access: S(grant.access),
             grantedAt: N(deps.clock.now()),
-            by: S(caller.username),
+            by: S(grant.by),
           },
           ReturnValues: 'ALL_OLD',
         }),
       ),
     deps.db,
   );
-  deps.audit('info', 'room.granted', {
-    username: user.username,
-    room: room.name,
-    access,
-    by: caller.username,
-  });
-  const before = accessOf(out.Attributes);
-  if (before && before !== access) {
-    const mine = (await roomMembers(deps, room.name, { consistent: true })).filter(
-      (m) => m.username === user.username,
-    );
-    if (mine.length > 0) await sendToSockets(deps, mine, { type: 'access_changed', room: room.name, access });
-  }
+  return accessOf(out.Attributes);
+}
+
+/** `access_changed` to the user's sockets in the room, read strongly consistent. */
+async function tellAccessChanged(deps: Deps, room: string, username: string, access: Access): Promise<void> {
+  const mine = (await roomMembers(deps, room, { consistent: true })).filter((m) => m.username === username);
+  if (mine.length > 0) await sendToSockets(deps, mine, { type: 'access_changed', room, access });
 }
 
 /**

@@ -62,33 +62,13 @@ export async function authorizeHandshake(deps: Deps, input: HandshakeInput): Pro
 const deny = (status: 401 | 403, reason: DenyReason): HandshakeOutcome => ({ allow: false, status, reason });
 
 async function decide(deps: Deps, input: HandshakeInput): Promise<HandshakeOutcome> {
-  const { settings } = deps;
   // Origin first: a page from a foreign origin learns nothing about the token it sent.
-  if (input.origins.length > 1) return deny(403, 'origin');
-  const origin = input.origins[0];
-  if (
-    origin === undefined ? !settings.allowMissingOrigin : !isOriginAllowed(origin, settings.allowedOrigins)
-  ) {
-    return deny(403, 'origin');
-  }
+  if (!originAllowed(deps.settings, input.origins)) return deny(403, 'origin');
   const cred = input.credential;
   if (!cred) return deny(401, 'missing_token');
-  let claims: AccessClaims;
-  let ticketId: string | undefined;
-  try {
-    if (cred.kind === 'ticket') {
-      const t = await verifyTicket(deps, cred.ticket);
-      claims = t;
-      ticketId = t.ticketId;
-    } else {
-      claims = await verifyAccessToken(deps, cred.token);
-    }
-  } catch (err) {
-    if (err instanceof AppError && (err.code === 'invalid_token' || err.code === 'token_expired')) {
-      return deny(401, err.code);
-    }
-    throw err;
-  }
+  const verified = await verifyCredential(deps, cred);
+  if (!verified.ok) return verified.denied;
+  const { claims, ticketId } = verified;
 
   const subject = { claims, ip: input.ip || undefined };
   const now = nowS(deps.clock);
@@ -105,6 +85,39 @@ async function decide(deps: Deps, input: HandshakeInput): Promise<HandshakeOutco
   if (state.userBlock) return deny(403, 'blocked_user');
   if (!claims.roles.includes(DEFAULT_ROLE)) return deny(403, 'no_role');
   return { allow: true, claims };
+}
+
+/** One Origin at most, on the allowlist; none only with `allowMissingOrigin`. */
+function originAllowed(
+  settings: Pick<Deps['settings'], 'allowMissingOrigin' | 'allowedOrigins'>,
+  origins: readonly string[],
+): boolean {
+  if (origins.length > 1) return false;
+  const origin = origins[0];
+  return origin === undefined
+    ? settings.allowMissingOrigin
+    : isOriginAllowed(origin, settings.allowedOrigins);
+}
+
+/** The claims of a token or ticket (and the ticket's id, to spend); a bad or expired one is a 401. */
+async function verifyCredential(
+  deps: Deps,
+  cred: Credential,
+): Promise<
+  { ok: true; claims: AccessClaims; ticketId?: string | undefined } | { ok: false; denied: HandshakeOutcome }
+> {
+  try {
+    if (cred.kind === 'ticket') {
+      const t = await verifyTicket(deps, cred.ticket);
+      return { ok: true, claims: t, ticketId: t.ticketId };
+    }
+    return { ok: true, claims: await verifyAccessToken(deps, cred.token) };
+  } catch (err) {
+    if (err instanceof AppError && (err.code === 'invalid_token' || err.code === 'token_expired')) {
+      return { ok: false, denied: deny(401, err.code) };
+    }
+    throw err;
+  }
 }
 
 /** Marks a ticket spent; false if it already was (a conditional put, so exactly one handshake wins). */

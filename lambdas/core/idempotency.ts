@@ -1,7 +1,7 @@
 import { DeleteItemCommand, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
-import { isConditionFailure, isLive, N, num, S, storeCall, str } from './store.ts';
+import { type Item, isConditionFailure, isLive, N, num, S, storeCall, str } from './store.ts';
 
 /** What a publication is known by: the reply to it and to every repeat of its key. */
 export interface PublishedRef {
@@ -11,6 +11,13 @@ export interface PublishedRef {
 }
 
 type StoreDeps = Pick<Deps, 'db' | 'tables' | 'settings'>;
+
+/** The record a key is claimed by, the time the claim is judged at, and until when it holds (epoch seconds). */
+interface Claim {
+  readonly key: Item;
+  readonly nowSeconds: number;
+  readonly expiresAt: number;
+}
 
 /**
  * Records `ref` as the publication of `key` by `username` in `room`, for `historyTtlS`,
@@ -31,48 +38,65 @@ export async function claimIdempotencyKey(
   // Without history there is no window to repeat a key in.
   if (ttl === 0) return undefined;
   const nowSeconds = Math.floor(nowMs / 1000);
-  const itemKey = { room: S(room), sk: S(`k#${username}#${key}`) };
+  const claim: Claim = {
+    key: { room: S(room), sk: S(`k#${username}#${key}`) },
+    nowSeconds,
+    expiresAt: nowSeconds + ttl,
+  };
   for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await storeCall(
-        'idempotency',
-        (db) =>
-          db.send(
-            new PutItemCommand({
-              TableName: deps.tables.messages,
-              Item: {
-                ...itemKey,
-                messageId: S(ref.messageId),
-                epoch: S(ref.epoch),
-                seq: N(ref.seq),
-                expiresAt: N(nowSeconds + ttl),
-              },
-              // An expired record may linger (TTL deletes late, dynalite never): it no longer counts.
-              ConditionExpression: 'attribute_not_exists(sk) OR expiresAt <= :now',
-              ExpressionAttributeValues: { ':now': N(nowSeconds) },
-            }),
-          ),
-        deps.db,
-      );
-      return undefined;
-    } catch (err) {
-      if (!isConditionFailure(err)) throw err;
-    }
-    const out = await storeCall(
-      'idempotency',
-      (db) =>
-        db.send(new GetItemCommand({ TableName: deps.tables.messages, Key: itemKey, ConsistentRead: true })),
-      deps.db,
-    );
-    const first = out.Item;
-    const messageId = str(first, 'messageId');
-    const epoch = str(first, 'epoch');
-    const seq = num(first, 'seq');
-    if (isLive(first, nowSeconds) && messageId && epoch && seq !== undefined)
-      return { messageId, epoch, seq };
+    if (await putClaim(deps, claim, ref)) return undefined;
+    const first = await readClaim(deps, claim);
+    if (first) return first;
     // The record expired between the write and the read: claim it again.
   }
   throw new AppError('unavailable', 'the store is unavailable (idempotency contention)');
+}
+
+/** Writes the record unless a live one is there; false when there is one (the condition). */
+async function putClaim(deps: StoreDeps, claim: Claim, ref: PublishedRef): Promise<boolean> {
+  try {
+    await storeCall(
+      'idempotency',
+      (db) =>
+        db.send(
+          new PutItemCommand({
+            TableName: deps.tables.messages,
+            Item: {
+              ...claim.key,
+              messageId: S(ref.messageId),
+              epoch: S(ref.epoch),
+              seq: N(ref.seq),
+              expiresAt: N(claim.expiresAt),
+            },
+            // An expired record may linger (TTL deletes late, dynalite never): it no longer counts.
+            ConditionExpression: 'attribute_not_exists(sk) OR expiresAt <= :now',
+            ExpressionAttributeValues: { ':now': N(claim.nowSeconds) },
+          }),
+        ),
+      deps.db,
+    );
+    return true;
+  } catch (err) {
+    if (!isConditionFailure(err)) throw err;
+    return false;
+  }
+}
+
+/** The first publication of the key, if its record is (still) live and whole. */
+async function readClaim(deps: StoreDeps, claim: Claim): Promise<PublishedRef | undefined> {
+  const out = await storeCall(
+    'idempotency',
+    (db) =>
+      db.send(new GetItemCommand({ TableName: deps.tables.messages, Key: claim.key, ConsistentRead: true })),
+    deps.db,
+  );
+  const first = out.Item;
+  const messageId = str(first, 'messageId');
+  const epoch = str(first, 'epoch');
+  const seq = num(first, 'seq');
+  if (isLive(first, claim.nowSeconds) && messageId && epoch && seq !== undefined)
+    return { messageId, epoch, seq };
+  return undefined;
 }
 
 /**

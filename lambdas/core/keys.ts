@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { AppError } from './errors.ts';
 
@@ -11,7 +9,7 @@ export interface SigningKey {
   readonly privateKey: CryptoKey;
 }
 
-/** Where keys come from: a file locally, Secrets Manager on AWS. */
+/** Where keys come from: a file locally (local/key-file.ts), Secrets Manager on AWS (lambdas/aws/key-source.ts). */
 export interface KeySource {
   /** The current private key. Only token-issuing functions are given a source that has one. */
   signingKey(): Promise<SigningKey>;
@@ -82,34 +80,6 @@ export function keySetSource(load: () => Promise<StoredKeySet>): KeySource {
     signingKey: async () => (await get()).signing,
     publicKeys: async () => (await get()).publics,
   };
-}
-
-/**
- * Local keys: a key set kept in a file (mode 0600) in the data folder, generated on
- * first start so that tokens stay valid across restarts. With `path` undefined
- * (`DATA_DIR=:memory:`), a fresh key set lives in memory only.
- */
-export function fileKeySource(path: string | undefined, now: () => Date = () => new Date()): KeySource {
-  return keySetSource(async () => {
-    if (path === undefined) return { keys: [await generateStoredKey(now())] };
-    try {
-      return parseStoredKeySet(await readFile(path, 'utf8'));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    const set: StoredKeySet = { keys: [await generateStoredKey(now())] };
-    await writeKeySetFile(path, set);
-    return set;
-  });
-}
-
-/** Writes a local key set file whole (mode 0600, renamed into place, so no reader sees half a file). */
-export async function writeKeySetFile(path: string, set: StoredKeySet): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(set), { mode: 0o600 });
-  await chmod(tmp, 0o600);
-  await rename(tmp, path);
 }
 
 /** A source that only verifies: for functions that must never hold the private key. */

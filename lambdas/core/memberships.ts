@@ -74,7 +74,6 @@ export async function joinRoom(
   room: string,
   options: { maxRooms?: number; recheck?: () => Promise<boolean> } = {},
 ): Promise<'joined' | 'gone' | 'full' | 'refused'> {
-  const capped = options.maxRooms !== undefined;
   await putMembership(deps, c, room);
   // `recheck` (a grant read again) runs once the membership is stored, beside the row's
   // update: a revocation that the recheck does not see has to find the membership.
@@ -82,52 +81,83 @@ export async function joinRoom(
   // Settled here too, so a failing row update never leaves it unhandled.
   recheck?.catch(() => {});
   try {
-    await storeCall(
-      'join',
-      (db) =>
-        db.send(
-          new UpdateItemCommand({
-            TableName: deps.tables.connections,
-            Key: socketRowKey(c.connectionId),
-            UpdateExpression: 'ADD rooms :r',
-            ConditionExpression: capped
-              ? 'attribute_exists(pk) AND (attribute_not_exists(rooms) OR size(rooms) < :max OR contains(rooms, :room))'
-              : 'attribute_exists(pk)',
-            ExpressionAttributeValues: {
-              ':r': SS([room]),
-              ...(capped ? { ':max': N(options.maxRooms ?? 0), ':room': S(room) } : {}),
-            },
-          }),
-        ),
-      deps.db,
-    );
+    await addRoomToRow(deps, c.connectionId, room, options.maxRooms);
   } catch (err) {
-    // Gone or full (the condition) or the store failed: either way the membership must not stay half-joined.
-    await deleteMembership(deps, room, c.connectionId).catch(() => {});
-    if (!isConditionFailure(err)) throw err;
-    if (!capped) return 'gone';
-    // Only on a refused capped join: a consistent read tells a full socket from a gone one.
-    const [row] = await storeCall(
-      'join',
-      (db) =>
-        batchGet(db, [{ table: deps.tables.connections, key: socketRowKey(c.connectionId) }], {
-          consistent: true,
-        }),
-      deps.db,
-    );
-    return row ? 'full' : 'gone';
+    return await undoJoin(deps, c.connectionId, room, options.maxRooms !== undefined, err);
   }
-  if (recheck) {
-    let allowed = false;
-    try {
-      allowed = await recheck;
-    } finally {
-      // Refused, or the recheck failed: fail closed, out of the room again.
-      if (!allowed) await leaveRoom(deps, c.connectionId, room);
-    }
-    if (!allowed) return 'refused';
-  }
+  if (recheck && !(await recheckHolds(deps, c.connectionId, room, recheck))) return 'refused';
   return 'joined';
+}
+
+/** The room on the socket's row, if the row still exists and, with `maxRooms`, is under the cap. */
+async function addRoomToRow(
+  deps: StoreDeps,
+  connectionId: string,
+  room: string,
+  maxRooms: number | undefined,
+): Promise<void> {
+  const capped = maxRooms !== undefined;
+  await storeCall(
+    'join',
+    (db) =>
+      db.send(
+        new UpdateItemCommand({
+          TableName: deps.tables.connections,
+          Key: socketRowKey(connectionId),
+          UpdateExpression: 'ADD rooms :r',
+          ConditionExpression: capped
+            ? 'attribute_exists(pk) AND (attribute_not_exists(rooms) OR size(rooms) < :max OR contains(rooms, :room))'
+            : 'attribute_exists(pk)',
+          ExpressionAttributeValues: {
+            ':r': SS([room]),
+            ...(capped ? { ':max': N(maxRooms ?? 0), ':room': S(room) } : {}),
+          },
+        }),
+      ),
+    deps.db,
+  );
+}
+
+/**
+ * After the row refused the room (gone or full: the condition) or the store failed: either
+ * way the membership must not stay half-joined. Rethrows what is not the condition.
+ */
+async function undoJoin(
+  deps: StoreDeps,
+  connectionId: string,
+  room: string,
+  capped: boolean,
+  err: unknown,
+): Promise<'gone' | 'full'> {
+  await deleteMembership(deps, room, connectionId).catch(() => {});
+  if (!isConditionFailure(err)) throw err;
+  if (!capped) return 'gone';
+  // Only on a refused capped join: a consistent read tells a full socket from a gone one.
+  const [row] = await storeCall(
+    'join',
+    (db) =>
+      batchGet(db, [{ table: deps.tables.connections, key: socketRowKey(connectionId) }], {
+        consistent: true,
+      }),
+    deps.db,
+  );
+  return row ? 'full' : 'gone';
+}
+
+/** Whether the recheck allowed the join; refused, or failed, the socket leaves the room again (fail closed). */
+async function recheckHolds(
+  deps: StoreDeps,
+  connectionId: string,
+  room: string,
+  recheck: Promise<boolean>,
+): Promise<boolean> {
+  let allowed = false;
+  try {
+    allowed = await recheck;
+  } finally {
+    if (!allowed) await leaveRoom(deps, connectionId, room);
+  }
+  return allowed;
 }
 
 /** Takes a socket out of a room: its membership, and the room from its row if the row still exists. */

@@ -1,99 +1,11 @@
-import { type AwsCredentials, type SignedHttp, signedHttp } from './aws-request.ts';
-
 /** One message to enqueue; `delayS` holds it back (SQS `DelaySeconds`, 0-900). */
 export interface QueueEntry {
   readonly body: string;
   readonly delayS?: number;
 }
 
-/** A work queue: SQS on AWS, the emulation of local/sqs-queue.ts locally. */
+/** A work queue: SQS on AWS (lambdas/aws/sqs.ts), the emulation of local/sqs-queue.ts locally. */
 export interface MessageQueue {
   /** Enqueues every entry or throws; never some silently. */
   send(entries: readonly QueueEntry[]): Promise<void>;
-}
-
-export interface SqsQueueOptions {
-  /** `https://sqs.{region}.amazonaws.com/{account}/{name}`: its origin is the endpoint. */
-  readonly queueUrl: string;
-  readonly region: string;
-  readonly credentials: AwsCredentials;
-}
-
-/** SendMessageBatch takes at most 10 entries. */
-const BATCH = 10;
-const ATTEMPTS = 3;
-
-/**
- * SQS SendMessageBatch (the JSON protocol, SigV4 as `sqs`) over the lean signed client of
- * aws-request.ts, like `@connections` and Secrets Manager: no SDK client in the bundle.
- * Batches of 10 go out in parallel; entries SQS reports failed are sent again (3 tries).
- *
- * @example
- * const queue = sqsQueue({ queueUrl: process.env.FANOUT_QUEUE_URL, region, credentials });
- * await queue.send([{ body: JSON.stringify(job) }]);
- */
-export function sqsQueue(options: SqsQueueOptions): MessageQueue & { destroy(): void } {
-  const url = new URL(options.queueUrl);
-  const http: SignedHttp = signedHttp({
-    endpoint: url.origin,
-    service: 'sqs',
-    region: options.region,
-    credentials: options.credentials,
-  });
-  const encoder = new TextEncoder();
-  const sendBatch = async (entries: readonly QueueEntry[]) => {
-    let pending = entries.map((e, i) => ({ ...e, id: String(i) }));
-    for (let attempt = 1; pending.length > 0; attempt++) {
-      const answer = await http.send(
-        {
-          method: 'POST',
-          path: '/',
-          headers: {
-            'content-type': 'application/x-amz-json-1.0',
-            'x-amz-target': 'AmazonSQS.SendMessageBatch',
-          },
-          body: encoder.encode(
-            JSON.stringify({
-              QueueUrl: options.queueUrl,
-              Entries: pending.map((e) => ({
-                Id: e.id,
-                MessageBody: e.body,
-                ...(e.delayS ? { DelaySeconds: Math.min(900, Math.max(0, Math.round(e.delayS))) } : {}),
-              })),
-            }),
-          ),
-        },
-        { keepBody: true },
-      );
-      let parsed: { Failed?: { Id?: string; Code?: string; SenderFault?: boolean }[]; __type?: string };
-      try {
-        parsed = JSON.parse(answer.body || '{}') as typeof parsed;
-      } catch {
-        parsed = {};
-      }
-      const failed = answer.status === 200 ? new Set((parsed.Failed ?? []).map((f) => f.Id)) : undefined;
-      pending = failed ? pending.filter((e) => failed.has(e.id)) : pending;
-      const senderFault = (parsed.Failed ?? []).some((f) => f.SenderFault);
-      if (pending.length > 0 && (attempt >= ATTEMPTS || senderFault)) {
-        const type =
-          String(parsed.__type ?? parsed.Failed?.[0]?.Code ?? '')
-            .split('#')
-            .pop() ?? '';
-        const err = new Error(
-          `SQS kept ${pending.length} of ${entries.length} messages (answered ${answer.status})`,
-        );
-        err.name = /^[A-Za-z.]{1,64}$/.test(type) ? type : 'QueueError';
-        throw err;
-      }
-      if (pending.length > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
-    }
-  };
-  return {
-    async send(entries) {
-      const batches: QueueEntry[][] = [];
-      for (let i = 0; i < entries.length; i += BATCH) batches.push(entries.slice(i, i + BATCH));
-      await Promise.all(batches.map(sendBatch));
-    },
-    destroy: () => http.destroy(),
-  };
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, UpdateItemCommand, type UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import type { Deps } from './deps.ts';
 import { AppError } from './errors.ts';
 import { type Item, isConditionFailure, N, num, S, storeCall, str } from './store.ts';
@@ -20,6 +20,20 @@ type StoreDeps = Pick<Deps, 'db' | 'tables' | 'settings'>;
  */
 const COUNTER_SK = '#seq';
 const counterKey = (room: string): Item => ({ room: S(room), sk: S(COUNTER_SK) });
+
+/** One conditional UpdateItem of the room's counter. */
+function updateCounter(
+  deps: StoreDeps,
+  room: string,
+  update: Omit<UpdateItemCommandInput, 'TableName' | 'Key'>,
+) {
+  return storeCall(
+    'sequence',
+    (db) =>
+      db.send(new UpdateItemCommand({ TableName: deps.tables.messages, Key: counterKey(room), ...update })),
+    deps.db,
+  );
+}
 
 /**
  * A new epoch: the time it began (base 36, fixed width, so a later epoch sorts after an
@@ -58,28 +72,19 @@ export async function nextSeq(deps: StoreDeps, room: string, nowMs: number): Pro
   for (let attempt = 0; attempt < 4; attempt++) {
     const epoch = newEpoch(nowMs);
     try {
-      const out = await storeCall(
-        'sequence',
-        (db) =>
-          db.send(
-            new UpdateItemCommand({
-              TableName: deps.tables.messages,
-              Key: counterKey(room),
-              UpdateExpression:
-                'SET epoch = if_not_exists(epoch, :e), startedAt = if_not_exists(startedAt, :t), expiresAt = :x ADD seq :one',
-              ConditionExpression: 'attribute_not_exists(seq) OR expiresAt > :now',
-              ExpressionAttributeValues: {
-                ':e': S(epoch),
-                ':t': N(nowSeconds),
-                ':x': N(expiresAt),
-                ':one': N(1),
-                ':now': N(nowSeconds),
-              },
-              ReturnValues: 'ALL_NEW',
-            }),
-          ),
-        deps.db,
-      );
+      const out = await updateCounter(deps, room, {
+        UpdateExpression:
+          'SET epoch = if_not_exists(epoch, :e), startedAt = if_not_exists(startedAt, :t), expiresAt = :x ADD seq :one',
+        ConditionExpression: 'attribute_not_exists(seq) OR expiresAt > :now',
+        ExpressionAttributeValues: {
+          ':e': S(epoch),
+          ':t': N(nowSeconds),
+          ':x': N(expiresAt),
+          ':one': N(1),
+          ':now': N(nowSeconds),
+        },
+        ReturnValues: 'ALL_NEW',
+      });
       const position = positionOf(out.Attributes);
       if (!position) throw new AppError('unavailable', 'the store is unavailable (sequence)');
       return position;
@@ -103,26 +108,17 @@ async function restart(
   expiresAt: number,
 ): Promise<RoomPosition | undefined> {
   try {
-    await storeCall(
-      'sequence',
-      (db) =>
-        db.send(
-          new UpdateItemCommand({
-            TableName: deps.tables.messages,
-            Key: counterKey(room),
-            UpdateExpression: 'SET epoch = :e, seq = :s, startedAt = :t, expiresAt = :x',
-            ConditionExpression: 'attribute_not_exists(seq) OR expiresAt <= :now',
-            ExpressionAttributeValues: {
-              ':e': S(epoch),
-              ':s': N(seq),
-              ':t': N(nowSeconds),
-              ':x': N(expiresAt),
-              ':now': N(nowSeconds),
-            },
-          }),
-        ),
-      deps.db,
-    );
+    await updateCounter(deps, room, {
+      UpdateExpression: 'SET epoch = :e, seq = :s, startedAt = :t, expiresAt = :x',
+      ConditionExpression: 'attribute_not_exists(seq) OR expiresAt <= :now',
+      ExpressionAttributeValues: {
+        ':e': S(epoch),
+        ':s': N(seq),
+        ':t': N(nowSeconds),
+        ':x': N(expiresAt),
+        ':now': N(nowSeconds),
+      },
+    });
     return { epoch, seq, startedAt: nowSeconds };
   } catch (err) {
     if (isConditionFailure(err)) return undefined;

@@ -112,48 +112,15 @@ export async function rotateSession<T = undefined>(
 ): Promise<RotateOutcome<T>> {
   const { sid, secret } = parseRefreshToken(refreshToken);
   const presented = hashSecret(secret);
-  const out = await storeCall(
-    'get session',
-    (db) =>
-      db.send(
-        new GetItemCommand({ TableName: deps.tables.sessions, Key: { sid: S(sid) }, ConsistentRead: true }),
-      ),
-    deps.db,
-  );
+  const item = await readSession(deps, sid);
   const now = nowS(deps.clock);
-  const item = out.Item;
-  if (!isLive(item, now)) throw new AppError('invalid_token', 'the refresh token has expired or is unknown');
-  const session = sessionFrom(item);
-  if (session.revokedAt !== undefined) throw new AppError('invalid_token', 'the session has been revoked');
-  if (strs(item, 'spent').includes(presented)) return { kind: 'reused', session };
-  if (str(item, 'secretHash') !== presented)
-    throw new AppError('invalid_token', 'the refresh token is not valid');
+  const { session, spent: spentBefore, reused } = presentedSession(item, presented, now);
+  if (reused) return { kind: 'reused', session };
 
   const next = newSecret();
   const expiresAt = now + deps.settings.refreshTokenTtlS;
-  const spent = [...strs(item, 'spent'), presented].slice(-MAX_SPENT);
-  const write = storeCall(
-    'rotate session',
-    (db) =>
-      db.send(
-        new UpdateItemCommand({
-          TableName: deps.tables.sessions,
-          Key: { sid: S(sid) },
-          UpdateExpression: 'SET secretHash = :next, spent = :spent, expiresAt = :exp, rotatedAt = :now',
-          ConditionExpression: 'secretHash = :presented AND attribute_not_exists(revokedAt)',
-          ExpressionAttributeValues: {
-            ':next': S(next.hash),
-            ':spent': SS(spent),
-            ':exp': N(expiresAt),
-            ':now': N(now),
-            ':presented': S(presented),
-          },
-        }),
-      ),
-    deps.db,
-  );
-  // Undefined when another request spent this token first: this one is a reuse of a spent token.
-  const rotation = unlessConditionFails(write).then((out) => out !== undefined);
+  const spent = [...spentBefore, presented].slice(-MAX_SPENT);
+  const rotation = spendPresented(deps, { sid, presented, next: next.hash, spent, expiresAt, now });
   const [rotated, extra] = await Promise.all([rotation, alongside ? alongside(session) : (undefined as T)]);
   if (!rotated) return { kind: 'reused', session };
   return {
@@ -162,6 +129,71 @@ export async function rotateSession<T = undefined>(
     refreshToken: `${PREFIX}.${sid}.${next.secret}`,
     alongside: extra,
   };
+}
+
+async function readSession(deps: Pick<Deps, 'db' | 'tables'>, sid: string): Promise<Item | undefined> {
+  const out = await storeCall(
+    'get session',
+    (db) =>
+      db.send(
+        new GetItemCommand({ TableName: deps.tables.sessions, Key: { sid: S(sid) }, ConsistentRead: true }),
+      ),
+    deps.db,
+  );
+  return out.Item;
+}
+
+/**
+ * The session a presented token names, and whether the token is a spent one back: unknown,
+ * expired and revoked families are `invalid_token`, and so is a secret that is neither the
+ * current one nor a spent one.
+ */
+function presentedSession(
+  item: Item | undefined,
+  presented: string,
+  now: number,
+): { session: Session; spent: readonly string[]; reused: boolean } {
+  if (!isLive(item, now)) throw new AppError('invalid_token', 'the refresh token has expired or is unknown');
+  const session = sessionFrom(item);
+  if (session.revokedAt !== undefined) throw new AppError('invalid_token', 'the session has been revoked');
+  const spent = strs(item, 'spent');
+  if (spent.includes(presented)) return { session, spent, reused: true };
+  if (str(item, 'secretHash') !== presented)
+    throw new AppError('invalid_token', 'the refresh token is not valid');
+  return { session, spent, reused: false };
+}
+
+/**
+ * Swaps the presented hash for the next one, on condition that it is still the current one.
+ * False when another request spent this token first: this one is a reuse of a spent token.
+ */
+async function spendPresented(
+  deps: Pick<Deps, 'db' | 'tables'>,
+  r: { sid: string; presented: string; next: string; spent: string[]; expiresAt: number; now: number },
+): Promise<boolean> {
+  const out = await unlessConditionFails(
+    storeCall(
+      'rotate session',
+      (db) =>
+        db.send(
+          new UpdateItemCommand({
+            TableName: deps.tables.sessions,
+            Key: { sid: S(r.sid) },
+            UpdateExpression: 'SET secretHash = :next, spent = :spent, expiresAt = :exp, rotatedAt = :now',
+            ConditionExpression: 'secretHash = :presented AND attribute_not_exists(revokedAt)',
+            ExpressionAttributeValues: {
+              ':next': S(r.next),
+              ':spent': SS(r.spent),
+              ':exp': N(r.expiresAt),
+              ':now': N(r.now),
+              ':presented': S(r.presented),
+            },
+          }),
+        ),
+      deps.db,
+    ),
+  );
+  return out !== undefined;
 }
 
 /** Marks a family revoked so that none of its refresh tokens works again. */

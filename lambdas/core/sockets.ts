@@ -95,51 +95,72 @@ export async function sendToSockets(
   if (!api) throw new Error('this function cannot post to sockets');
   const plain = JSON.stringify(payload);
   const deadline = Date.now() + POST_RETRY.budgetMs;
-  let delivered = 0;
-  let failed = 0;
-  let retries = 0;
-  let lastError: string | undefined;
-  const gone: string[] = [];
-  const retryable: string[] = [];
+  const tally: Tally = { delivered: 0, failed: 0, retries: 0, lastError: undefined, gone: [], retryable: [] };
   const unique = [...new Map(recipients.map((r) => [r.connectionId, r])).values()];
   await mapLimit(unique, FANOUT_CONCURRENCY, async ({ connectionId: id, messageKey }) => {
     try {
       const data = messageKey ? JSON.stringify(await encryptFrame(messageKey, payload)) : plain;
       const sent = await withRetries(() => api.post(id, data), { deadline });
-      retries += sent.retries;
-      if (sent.value) delivered++;
-      else gone.push(id);
+      tally.retries += sent.retries;
+      if (sent.value) tally.delivered++;
+      else tally.gone.push(id);
     } catch (err) {
-      failed++;
-      if (err instanceof RetriesExhausted) retries += err.retries;
-      if (isRetryable(err instanceof RetriesExhausted ? err.last : err)) retryable.push(id);
-      lastError = (err as Error).name;
+      countFailure(tally, id, err);
     }
   });
   // `quiet`: the caller tries the failed sockets again later and reports what still fails then.
-  if (failed > 0 && !options.quiet) {
-    const { type, room } = (typeof payload === 'object' && payload !== null ? payload : {}) as {
-      type?: unknown;
-      room?: unknown;
-    };
-    deps.audit('warn', 'delivery.failed', {
-      reason: typeof type === 'string' ? type : undefined,
-      room: typeof room === 'string' ? room : undefined,
-      count: unique.length,
-      delivered,
-      failed,
-      retries,
-      errorName: lastError,
-    });
-  }
-  // 410 means gone; the DELETE makes sure, so no socket the rows no longer serve stays open and deaf.
+  if (tally.failed > 0 && !options.quiet) reportFailures(deps, payload, unique.length, tally);
+  await forgetGone(deps, api, tally.gone);
+  const { delivered, gone, failed, retries, retryable } = tally;
+  return { delivered, gone, failed, retries, retryable };
+}
+
+/** What one `sendToSockets` counts as its posts settle. */
+interface Tally {
+  delivered: number;
+  failed: number;
+  retries: number;
+  lastError: string | undefined;
+  readonly gone: string[];
+  readonly retryable: string[];
+}
+
+function countFailure(tally: Tally, id: string, err: unknown): void {
+  tally.failed++;
+  if (err instanceof RetriesExhausted) tally.retries += err.retries;
+  if (isRetryable(err instanceof RetriesExhausted ? err.last : err)) tally.retryable.push(id);
+  tally.lastError = (err as Error).name;
+}
+
+/** One `delivery.failed` line for the payload: its type and room, and the counts. */
+function reportFailures(deps: SocketDeps, payload: unknown, count: number, tally: Tally): void {
+  const { type, room } = (typeof payload === 'object' && payload !== null ? payload : {}) as {
+    type?: unknown;
+    room?: unknown;
+  };
+  deps.audit('warn', 'delivery.failed', {
+    reason: typeof type === 'string' ? type : undefined,
+    room: typeof room === 'string' ? room : undefined,
+    count,
+    delivered: tally.delivered,
+    failed: tally.failed,
+    retries: tally.retries,
+    errorName: tally.lastError,
+  });
+}
+
+/** 410 means gone; the DELETE makes sure, so no socket the rows no longer serve stays open and deaf. */
+async function forgetGone(
+  deps: SocketDeps,
+  api: NonNullable<SocketDeps['api']>,
+  gone: readonly string[],
+): Promise<void> {
   await Promise.all(
     gone.map(async (id) => {
       await api.close(id).catch(() => false);
       await forgetSocket(deps, id).catch(() => {});
     }),
   );
-  return { delivered, gone, failed, retries, retryable };
 }
 
 /**

@@ -39,6 +39,18 @@ export interface TableDef {
 
 export const TTL_ATTRIBUTE = 'expiresAt';
 
+/** A table whose rows expire (by `expiresAt`) and can be rebuilt: the shape of most of them. */
+function expiring(
+  key: TableKey,
+  purpose: string,
+  keys: Pick<TableDef, 'partitionKey' | 'sortKey'>,
+  indexes: readonly IndexDef[] = [],
+): TableDef {
+  return { key, purpose, ...keys, ttlAttribute: TTL_ATTRIBUTE, indexes, durable: false };
+}
+
+const ID: KeyAttr = { name: 'id', type: 'S' };
+
 export const TABLES: Readonly<Record<TableKey, TableDef>> = {
   users: {
     key: 'users',
@@ -62,57 +74,34 @@ export const TABLES: Readonly<Record<TableKey, TableDef>> = {
     indexes: [],
     durable: true,
   },
-  revoked: {
-    key: 'revoked',
-    purpose:
-      'Revocations: `jti#<jti>`, `sid#<sid>`, `user#<sub>` (tokens issued before a time), `ticket#<jti>` (spent tickets).',
-    partitionKey: { name: 'id', type: 'S' },
-    ttlAttribute: TTL_ATTRIBUTE,
-    indexes: [],
-    durable: false,
-  },
-  blocklist: {
-    key: 'blocklist',
-    purpose: 'Blocks: `user#<username>` and `ip#<address>`, each until expiresAt.',
-    partitionKey: { name: 'id', type: 'S' },
-    ttlAttribute: TTL_ATTRIBUTE,
-    indexes: [],
-    durable: false,
-  },
-  counters: {
-    key: 'counters',
-    purpose: 'Fixed-window counters for rate limits and login throttling.',
-    partitionKey: { name: 'id', type: 'S' },
-    ttlAttribute: TTL_ATTRIBUTE,
-    indexes: [],
-    durable: false,
-  },
-  connections: {
-    key: 'connections',
-    purpose:
-      'Open sockets (`pk=conn#<id>, sk=conn`) and room memberships (`pk=room#<room>, sk=<connectionId>`), so fan-out queries one room.',
-    partitionKey: { name: 'pk', type: 'S' },
-    sortKey: { name: 'sk', type: 'S' },
-    ttlAttribute: TTL_ATTRIBUTE,
-    indexes: [
+  revoked: expiring(
+    'revoked',
+    'Revocations: `jti#<jti>`, `sid#<sid>`, `user#<sub>` (tokens issued before a time), `ticket#<jti>` (spent tickets).',
+    { partitionKey: ID },
+  ),
+  blocklist: expiring('blocklist', 'Blocks: `user#<username>` and `ip#<address>`, each until expiresAt.', {
+    partitionKey: ID,
+  }),
+  counters: expiring('counters', 'Fixed-window counters for rate limits and login throttling.', {
+    partitionKey: ID,
+  }),
+  connections: expiring(
+    'connections',
+    'Open sockets (`pk=conn#<id>, sk=conn`) and room memberships (`pk=room#<room>, sk=<connectionId>`), so fan-out queries one room.',
+    { partitionKey: { name: 'pk', type: 'S' }, sortKey: { name: 'sk', type: 'S' } },
+    [
       // Sparse: only socket rows carry these attributes, never memberships. `byUser`
       // projects everything because closing or counting a user's sockets reads every field
       // of the row (socketRowFrom); `bySid` needs the socket's key alone.
       { indexName: 'byUser', partitionKey: { name: 'username', type: 'S' }, projection: 'ALL' },
       { indexName: 'bySid', partitionKey: { name: 'sid', type: 'S' }, projection: 'KEYS_ONLY' },
     ],
-    durable: false,
-  },
-  messages: {
-    key: 'messages',
-    purpose:
-      "Room history, one partition per room: messages (`sk=m#<epoch>#<seq>`), the room's counter (`sk=#seq`: epoch, latest seq) and idempotency records (`sk=k#<username>#<key>`), kept for historyTtlS.",
-    partitionKey: { name: 'room', type: 'S' },
-    sortKey: { name: 'sk', type: 'S' },
-    ttlAttribute: TTL_ATTRIBUTE,
-    indexes: [],
-    durable: false,
-  },
+  ),
+  messages: expiring(
+    'messages',
+    "Room history, one partition per room: messages (`sk=m#<epoch>#<seq>`), the room's counter (`sk=#seq`: epoch, latest seq) and idempotency records (`sk=k#<username>#<key>`), kept for historyTtlS.",
+    { partitionKey: { name: 'room', type: 'S' }, sortKey: { name: 'sk', type: 'S' } },
+  ),
   grants: {
     key: 'grants',
     purpose:

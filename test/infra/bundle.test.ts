@@ -92,7 +92,7 @@ function files(dir: string): string[] {
 
 /**
  * The size cap of every function bundle (minified `index.mjs`). The functions reach DynamoDB
- * through lambdas/core/aws-dynamodb.ts (the SDK's commands and protocol without the rest of its
+ * through lambdas/aws/dynamodb.ts (the SDK's commands and protocol without the rest of its
  * client), so the largest weighs about 165 KB. See docs/deploy.md.
  */
 const MAX_BUNDLE_KB = 200;

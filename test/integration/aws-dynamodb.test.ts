@@ -10,7 +10,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { dynamoEndpoint, leanDynamoClient } from '../../lambdas/core/aws-dynamodb.ts';
+import { dynamoEndpoint, leanDynamoClient } from '../../lambdas/aws/dynamodb.ts';
 import { TABLE_KEYS, tableEnvName } from '../../lambdas/core/tables.ts';
 import { runtime } from '../../lambdas/runtime.ts';
 import { type LocalDynamo, localDynamoClient, randomCredentials, startDynalite } from '../../local/dynamo.ts';

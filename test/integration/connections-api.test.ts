@@ -3,10 +3,10 @@ import WebSocket from 'ws';
 import {
   ConnectionsApiError,
   connectionsApi,
-  credentialsFromEnv,
   regionOfEndpoint,
   type SignedConnectionsApi,
-} from '../../lambdas/core/connections-api.ts';
+} from '../../lambdas/aws/connections-api.ts';
+import { credentialsFromEnv } from '../../lambdas/aws/signed-http.ts';
 import type { ConnectionsApi } from '../../lambdas/core/deps.ts';
 import { startWsGateway, type WsGateway } from '../../local/ws-gateway.ts';
 import { sdkConnectionsApi, sdkManagementClient } from '../kit/sdk-connections-api.ts';

@@ -10,7 +10,7 @@ const isGone = (err: unknown) => (err as { name?: string } | undefined)?.name ==
 
 /**
  * `@connections` over the AWS SDK client: what the functions used before the signed poster of
- * lambdas/core/connections-api.ts, kept as the reference that tests and the bench hold it to.
+ * lambdas/aws/connections-api.ts, kept as the reference that tests and the bench hold it to.
  */
 export function sdkConnectionsApi(client: ApiGatewayManagementApiClient): ConnectionsApi {
   const gone = async (call: Promise<unknown>) => {

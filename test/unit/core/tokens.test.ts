@@ -11,7 +11,6 @@ import {
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../../lambdas/core/errors.ts';
 import {
-  fileKeySource,
   generateStoredKey,
   type KeySource,
   keySetSource,
@@ -23,6 +22,7 @@ import {
   verifyAccessToken,
   verifyTicket,
 } from '../../../lambdas/core/tokens.ts';
+import { fileKeySource } from '../../../local/key-file.ts';
 import { TestClock } from '../../kit/clock.ts';
 import { decodeJson, encodeJson, outcomeOf, parts, signEd25519, signHmac, without } from '../../kit/forge.ts';
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { newMessageKey } from '../../../lambdas/core/frame-crypto.ts';
 import { Encryption } from '../../../web/encryption.ts';
 import type { RealtimeError } from '../../../web/errors.ts';
@@ -21,7 +21,9 @@ function socket(): WebSocketLike & { sent: string[] } {
   };
 }
 
-const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+/** Waits (up to 5 s) until the chains have done what `done` looks for: sealing is async. */
+const settle = (done: () => boolean) =>
+  vi.waitFor(() => expect(done()).toBe(true), { timeout: 5000, interval: 5 });
 
 describe('Encryption', () => {
   it('sends frames as they are without a key, and hands plain frames over at once', () => {
@@ -41,7 +43,7 @@ describe('Encryption', () => {
     e.useKey(key, false);
     const s = socket();
     for (let i = 1; i <= 5; i++) e.send(s, { type: 'ping', id: `c${i}` });
-    await settle();
+    await settle(() => s.sent.length >= 5);
     const cipher = new FrameCipher(key);
     const frames = s.sent.map((text) => JSON.parse(text) as { type: string; jwe: string; id: string });
     expect(frames.map((f) => [f.type, f.id])).toEqual([1, 2, 3, 4, 5].map((i) => ['encrypted', `c${i}`]));
@@ -60,7 +62,7 @@ describe('Encryption', () => {
     e.receive(JSON.stringify({ type: 'encrypted', jwe: sealed }), (f) => got.push(f));
     e.receive(JSON.stringify({ type: 'encrypted', jwe: other }), (f) => got.push(f));
     e.receive('{"type":"pong","id":"c3"}', (f) => got.push(f));
-    await settle();
+    await settle(() => got.length >= 2 && errors.length >= 1);
     expect(got.map((f) => 'id' in f && f.id)).toEqual(['c1', 'c3']);
     expect(errors.map((err) => err.code)).toEqual(['decryption_failed']);
   });

@@ -1,7 +1,5 @@
-import { type Answer, type AwsCredentials, signedHttp } from './aws-request.ts';
-import type { ConnectionsApi } from './deps.ts';
-
-export { type AwsCredentials, credentialsFromEnv } from './aws-request.ts';
+import type { ConnectionsApi } from '../core/deps.ts';
+import { type Answer, type AwsCredentials, signedHttp } from './signed-http.ts';
 
 export interface ConnectionsApiOptions {
   /** The stage's callback URL, `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`. */
@@ -58,7 +56,7 @@ const encodeLabel = (value: string) =>
 /**
  * `@connections` (PostToConnection, GetConnection, DeleteConnection) signed with the SDK's own
  * SigV4 signer (service `execute-api`) and sent over a keep-alive `node:http(s)` agent
- * (lambdas/core/aws-request.ts): the requests of `@aws-sdk/client-apigatewaymanagementapi`
+ * (lambdas/aws/signed-http.ts): the requests of `@aws-sdk/client-apigatewaymanagementapi`
  * without its per-command middleware, endpoint rules and serde, for a quarter to two fifths of
  * its CPU per post (BENCHMARKS.md). Plain: no retries here; a caller that wants them wraps it.
  *

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sqsQueue } from '../../../lambdas/core/queue.ts';
+import { sqsQueue } from '../../../lambdas/aws/sqs.ts';
 import { verifySigV4 } from '../../../local/sigv4.ts';
 
 const credentials = { accessKeyId: 'AKIDLOCAL', secretAccessKey: 'a-secret-of-this-test' };

@@ -7,7 +7,7 @@ import { isServerError, isThrottlingError, isTransientError } from '@smithy/core
 import { getSchemaSerdePlugin } from '@smithy/core/schema';
 import { fromBase64, fromUtf8, toBase64, toUtf8 } from '@smithy/core/serde';
 import { type HttpRequest, HttpResponse } from '@smithy/core/transport';
-import { type AwsCredentials, signedHttp } from './aws-request.ts';
+import { type AwsCredentials, signedHttp } from './signed-http.ts';
 
 export interface LeanDynamoOptions {
   /** `https://dynamodb.<region>.amazonaws.com`, or a local endpoint (dynalite). */
@@ -37,7 +37,7 @@ const MAX_DELAY_MS = 1000;
  * The functions' DynamoDB client (on Lambda, and the local system's), made of the SDK's own
  * parts: its `Client` class, the very commands of `@aws-sdk/client-dynamodb` with their schemas,
  * its JSON 1.0 protocol and DynamoDB codec, and its error classification for retries; signed and
- * sent by aws-request.ts (SigV4, a keep-alive agent). Left out is what `new DynamoDBClient()`
+ * sent by signed-http.ts (SigV4, a keep-alive agent). Left out is what `new DynamoDBClient()`
  * adds around them and no command of ours needs: the credential provider chain (the caller
  * passes credentials: on Lambda, the execution role's from the environment), endpoint rule sets
  * and partitions (the endpoint is fixed), config-file and defaults-mode loading, user agent,
