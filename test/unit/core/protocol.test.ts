@@ -70,14 +70,10 @@ describe('parseClientMessage', () => {
     ['an empty jwe', '{"type":"encrypted","jwe":""}', 'jwe must be a compact JWE string'],
     ['a message without content', '{"type":"message","room":"lobby"}', 'a message needs text, data or both'],
   ])('refuses %s', (_, text, message) => {
-    let caught: unknown;
-    try {
-      parseClientMessage(text);
-    } catch (err) {
-      caught = err;
-    }
-    expect(caught).toBeInstanceOf(AppError);
-    expect(caught).toMatchObject({ code: 'invalid_request', message });
+    expect(() => parseClientMessage(text)).toThrow(AppError);
+    expect(() => parseClientMessage(text)).toThrow(
+      expect.objectContaining({ code: 'invalid_request', message }),
+    );
   });
 
   it('cuts a long unknown type to 32 characters in its error', () => {
