@@ -133,89 +133,12 @@ export async function startColdStartWorld(prefix = 'cold-'): Promise<ColdStartWo
     await aws.close();
     await dynamo.close();
   };
-  const baseEnv: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'bench',
-    AWS_SECRET_ACCESS_KEY: 'bench',
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: aws.url,
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    DYNAMODB_ENDPOINT: dynamo.endpoint,
-    TOKEN_ISSUER: 'https://bench.example',
-    TOKEN_AUDIENCE: 'bench',
-    ALLOWED_ORIGINS: 'http://localhost:3000',
-    RATE_LIMIT_MAX: '100000',
-    // Every cold start of ws-connect opens another socket of the one user.
-    MAX_CONNECTIONS_PER_USER: '1000',
-    ...Object.fromEntries(TABLE_KEYS.map((k) => [tableEnvName(k), tables[k]])),
-  };
+  const baseEnv = coldStartEnv(aws.url, dynamo.endpoint, tables);
   try {
     await ensureTables(localDynamoClient(dynamo.endpoint), tables);
     // This process's own deps, from the same environment as the functions', seed the user and tokens.
     const deps = runtime({ ...baseEnv, SIGNING_KEYS_SECRET_ARN: 'arn:bench:signing' });
-    const register = makeRegisterHandler(deps);
-    const login = makeLoginHandler(deps);
-    const reg = await register(
-      httpEvent('POST /auth/register', { body: { username: 'cold', password: PASSWORD } }),
-    );
-    if ((reg as { statusCode: number }).statusCode !== 201)
-      throw new Error(`could not register the cold-start user: ${JSON.stringify(reg)}`);
-    const freshPair = async () => {
-      const res = (await login(
-        httpEvent('POST /auth/login', { body: { username: 'cold', password: PASSWORD } }),
-      )) as { body: string };
-      const pair = JSON.parse(res.body) as { access_token: string; refresh_token: string };
-      return { ...pair, claims: claimsOfToken(pair.access_token) };
-    };
-    const socket = connectionInfo();
-    const socketPair = await freshPair();
-    await putSocketRow(deps, {
-      ...socketPair.claims,
-      connectionId: socket.connectionId,
-      ip: '203.0.113.7',
-      connectedAt: Date.now(),
-      rooms: [],
-    });
-    let registered = 0;
-    const eventFor = async (spec: FunctionSpec): Promise<unknown> => {
-      switch (spec.name) {
-        case 'http-register':
-          return httpEvent('POST /auth/register', {
-            body: { username: `cold${++registered}`, password: PASSWORD },
-          });
-        case 'http-login':
-          return httpEvent('POST /auth/login', { body: { username: 'cold', password: PASSWORD } });
-        case 'http-refresh':
-          return httpEvent('POST /auth/refresh', {
-            body: { refresh_token: (await freshPair()).refresh_token },
-          });
-        case 'http-logout':
-          return httpEvent('POST /auth/logout', { token: (await freshPair()).access_token });
-        case 'http-me':
-          return httpEvent('GET /auth/me', { token: socketPair.access_token });
-        case 'http-jwks':
-          return httpEvent('GET /.well-known/jwks.json');
-        case 'http-health':
-          return httpEvent('GET /health');
-        case 'ws-authorizer':
-          return authorizerEvent(connectionInfo(), socketPair.access_token);
-        case 'ws-connect':
-          return connectEvent(connectionInfo(), socketPair.claims);
-        case 'ws-default':
-          return messageEvent(socket, socketPair.claims, { type: 'ping', id: 1 });
-        case 'ws-disconnect':
-          return disconnectEvent(connectionInfo(), socketPair.claims);
-        default:
-          // Any other function of the manifest: its first route, authenticated; a scheduled event
-          // for a scheduled one; else an empty SQS-shaped batch (a queue's worker).
-          if (spec.httpRoutes?.[0])
-            return httpEvent(spec.httpRoutes[0], { token: socketPair.access_token, body: {} });
-          if (spec.schedule)
-            return { version: '0', 'detail-type': 'Scheduled Event', source: 'aws.events', detail: {} };
-          return { Records: [] };
-      }
-    };
+    const eventFor = eventMaker(await seedColdUser(deps));
     return {
       baseEnv,
       envFor: (spec, keyless = false) => ({
@@ -236,4 +159,105 @@ export async function startColdStartWorld(prefix = 'cold-'): Promise<ColdStartWo
     await close();
     throw err;
   }
+}
+
+/** The environment every function starts in: the fake AWS endpoint, dynalite, the tables and settings. */
+function coldStartEnv(awsUrl: string, dynamoEndpoint: string, tables: ReturnType<typeof localTableNames>) {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'bench',
+    AWS_SECRET_ACCESS_KEY: 'bench',
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: awsUrl,
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    DYNAMODB_ENDPOINT: dynamoEndpoint,
+    TOKEN_ISSUER: 'https://bench.example',
+    TOKEN_AUDIENCE: 'bench',
+    ALLOWED_ORIGINS: 'http://localhost:3000',
+    RATE_LIMIT_MAX: '100000',
+    // Every cold start of ws-connect opens another socket of the one user.
+    MAX_CONNECTIONS_PER_USER: '1000',
+    ...Object.fromEntries(TABLE_KEYS.map((k) => [tableEnvName(k), tables[k]])),
+  };
+  return env;
+}
+
+type TokenPair = { access_token: string; refresh_token: string; claims: ReturnType<typeof claimsOfToken> };
+
+/** The user `cold`, a fresh token pair on demand, and one socket of theirs with its row stored. */
+interface ColdUser {
+  readonly freshPair: () => Promise<TokenPair>;
+  readonly socket: ReturnType<typeof connectionInfo>;
+  readonly socketPair: TokenPair;
+}
+
+async function seedColdUser(deps: ReturnType<typeof runtime>): Promise<ColdUser> {
+  const register = makeRegisterHandler(deps);
+  const login = makeLoginHandler(deps);
+  const reg = await register(
+    httpEvent('POST /auth/register', { body: { username: 'cold', password: PASSWORD } }),
+  );
+  if ((reg as { statusCode: number }).statusCode !== 201)
+    throw new Error(`could not register the cold-start user: ${JSON.stringify(reg)}`);
+  const freshPair = async () => {
+    const res = (await login(
+      httpEvent('POST /auth/login', { body: { username: 'cold', password: PASSWORD } }),
+    )) as { body: string };
+    const pair = JSON.parse(res.body) as { access_token: string; refresh_token: string };
+    return { ...pair, claims: claimsOfToken(pair.access_token) };
+  };
+  const socket = connectionInfo();
+  const socketPair = await freshPair();
+  await putSocketRow(deps, {
+    ...socketPair.claims,
+    connectionId: socket.connectionId,
+    ip: '203.0.113.7',
+    connectedAt: Date.now(),
+    rooms: [],
+  });
+  return { freshPair, socket, socketPair };
+}
+
+/** The event each function is invoked with, as API Gateway (or the scheduler, or SQS) would send it. */
+function eventMaker({ freshPair, socket, socketPair }: ColdUser): (spec: FunctionSpec) => Promise<unknown> {
+  let registered = 0;
+  return async (spec) => {
+    switch (spec.name) {
+      case 'http-register':
+        return httpEvent('POST /auth/register', {
+          body: { username: `cold${++registered}`, password: PASSWORD },
+        });
+      case 'http-login':
+        return httpEvent('POST /auth/login', { body: { username: 'cold', password: PASSWORD } });
+      case 'http-refresh':
+        return httpEvent('POST /auth/refresh', {
+          body: { refresh_token: (await freshPair()).refresh_token },
+        });
+      case 'http-logout':
+        return httpEvent('POST /auth/logout', { token: (await freshPair()).access_token });
+      case 'http-me':
+        return httpEvent('GET /auth/me', { token: socketPair.access_token });
+      case 'http-jwks':
+        return httpEvent('GET /.well-known/jwks.json');
+      case 'http-health':
+        return httpEvent('GET /health');
+      case 'ws-authorizer':
+        return authorizerEvent(connectionInfo(), socketPair.access_token);
+      case 'ws-connect':
+        return connectEvent(connectionInfo(), socketPair.claims);
+      case 'ws-default':
+        return messageEvent(socket, socketPair.claims, { type: 'ping', id: 1 });
+      case 'ws-disconnect':
+        return disconnectEvent(connectionInfo(), socketPair.claims);
+      default:
+        // Any other function of the manifest: its first route, authenticated; a scheduled event
+        // for a scheduled one; else an empty SQS-shaped batch (a queue's worker).
+        if (spec.httpRoutes?.[0])
+          return httpEvent(spec.httpRoutes[0], { token: socketPair.access_token, body: {} });
+        if (spec.schedule)
+          return { version: '0', 'detail-type': 'Scheduled Event', source: 'aws.events', detail: {} };
+        return { Records: [] };
+    }
+  };
 }

@@ -81,39 +81,115 @@ export function costModel(
   fanout: readonly FanoutPoint[],
   roomSize: number,
 ): CostResult {
+  const costs = routeCosts(routes);
+  const messages = messageBills(costs, roomSize);
+  const minutes = minuteBills(costs);
+  const o = perM(messages.ours);
+  const dynamoPerM = {
+    before: perM(messages.before).dynamo,
+    numbered: o.dynamo,
+    keyed: perM(messages.keyed).dynamo,
+  };
+  const messageRows = [
+    billRow('ours: Query the room', o),
+    billRow('ours, with idempotencyKey', perM(messages.keyed)),
+    billRow('ours before messages were numbered (no seq, no recovery)', perM(messages.before)),
+    ...fanout.map((p) =>
+      billRow(`Scan sample, ${fmt(p.connections)} connections stored`, perM(messages.scan(p))),
+    ),
+  ];
+  const minuteRows = [
+    billRow('ours', minutes.ours),
+    billRow('Scan sample (no authorizer, no checks)', minutes.scan),
+  ];
+  const header = ['', 'API Gateway', 'Lambda', 'DynamoDB', 'total'];
+  const tables = { messages: table(header, messageRows), minutes: table(header, minuteRows) };
+  const markdown = costMarkdown(
+    tables,
+    costs,
+    dynamoPerM,
+    o.dynamo,
+    crossover(fanout, messages.wsMessages),
+    roomSize,
+    messages.wsMessages,
+  );
+  return {
+    perMillionMessages: {
+      ours: total(messages.ours) * 1e6,
+      scan: fanout.map((p) => ({ connections: p.connections, cost: total(messages.scan(p)) * 1e6 })),
+    },
+    perMillionConnectionMinutes: { ours: total(minutes.ours), scan: total(minutes.scan) },
+    dynamoPerMillionMessages: dynamoPerM,
+    section: { title: 'Cost model', markdown, failures: [] },
+    deployDoc: deployCostDoc(tables, roomSize, messages.wsMessages),
+  };
+}
+
+type RouteCost = RouteRow['cost'];
+
+/** The measured routes the model prices. */
+interface RouteCosts {
+  readonly msg: RouteCost;
+  readonly keyed: RouteCost;
+  readonly ping: RouteCost;
+  readonly auth: RouteCost;
+  readonly connect: RouteCost;
+  readonly disconnect: RouteCost;
+}
+
+function routeCosts(routes: readonly RouteRow[]): RouteCosts {
   const find = (prefix: string) => {
     const r = routes.find((x) => x.route.startsWith(prefix));
     if (!r) throw new Error(`no measurement for ${prefix}`);
     return r.cost;
   };
-  const msg = find('$default chat message (room of');
-  const keyed = find('$default chat message with idempotencyKey');
-  const ping = find('$default ping');
-  const auth = find('authorizer');
-  const connect = find('$connect');
-  const disconnect = find('$disconnect');
-  const a = ASSUMPTIONS;
+  return {
+    msg: find('$default chat message (room of'),
+    keyed: find('$default chat message with idempotencyKey'),
+    ping: find('$default ping'),
+    auth: find('authorizer'),
+    connect: find('$connect'),
+    disconnect: find('$disconnect'),
+  };
+}
 
+/** The bills of one chat message: ours (plain, keyed, before numbering) and the Scan sample's at a table size. */
+function messageBills({ msg, keyed }: RouteCosts, roomSize: number) {
+  const a = ASSUMPTIONS;
   // One chat message: the frame in, one delivery per member, the ack back (route response).
   const wsMessages = 1 + roomSize + 1;
-  const oursMessage: Bill = {
+  const ours: Bill = {
     apiGateway: wsMessages * PRICES.wsMessage,
     lambda: invocation(msg.roundTripsBeforeFanOut, msg.posts),
     dynamo: dynamo(msg.readUnits, msg.writeUnits),
   };
+  const keyedMessage: Bill = {
+    apiGateway: wsMessages * PRICES.wsMessage,
+    lambda: invocation(keyed.roundTripsBeforeFanOut, keyed.posts),
+    dynamo: dynamo(keyed.readUnits, keyed.writeUnits),
+  };
+  const before: Bill = {
+    apiGateway: wsMessages * PRICES.wsMessage,
+    lambda: invocation(2, msg.posts),
+    dynamo: dynamo(BEFORE_NUMBERING.readUnits, BEFORE_NUMBERING.writeUnits),
+  };
   // The Scan sample: no rate limit, revocation check or history; one Scan (all pages, in turn), then the posts.
-  const scanMessage = (p: FanoutPoint): Bill => ({
+  const scan = (p: FanoutPoint): Bill => ({
     apiGateway: wsMessages * PRICES.wsMessage,
     lambda: lambdaCost(
       p.scan.requests * a.scanPageMs + Math.ceil(roomSize / a.fanoutConcurrency) * a.postMs + a.cpuMs,
     ),
     dynamo: dynamo(p.scan.readUnits, 0),
   });
+  return { wsMessages, ours, keyed: keyedMessage, before, scan };
+}
 
-  // One million connection-minutes: the minutes, keep-alive pings, and the sockets' set-up and tear-down.
+/** One million connection-minutes: the minutes, keep-alive pings, and the sockets' set-up and tear-down. */
+function minuteBills({ ping, auth, connect, disconnect }: RouteCosts): { ours: Bill; scan: Bill } {
+  const a = ASSUMPTIONS;
   const sockets = 1e6 / a.sessionMinutes;
   const pings = 1e6 / a.pingEveryMin;
-  const oursMinutes: Bill = {
+  const ours: Bill = {
     apiGateway: 1e6 * PRICES.connectionMinute + pings * 2 * PRICES.wsMessage,
     lambda:
       pings * invocation(ping.roundTrips, 0) +
@@ -129,48 +205,41 @@ export function costModel(
           dynamo(disconnect.readUnits, disconnect.writeUnits + a.gsiWritesPerConnectionRow)),
   };
   // The sample: no authorizer, a PutItem and a DeleteItem per socket, pings answered by API Gateway alone (its best case).
-  const scanMinutes: Bill = {
+  const scan: Bill = {
     apiGateway: 1e6 * PRICES.connectionMinute + pings * PRICES.wsMessage,
     lambda: sockets * 2 * invocation(1, 0),
     dynamo: sockets * dynamo(0, 2),
   };
+  return { ours, scan };
+}
 
-  const perM = (b: Bill) => ({
-    apiGateway: b.apiGateway * 1e6,
-    lambda: b.lambda * 1e6,
-    dynamo: b.dynamo * 1e6,
-  });
-  const row = (label: string, b: Bill, scale = 1) => {
-    const s = { apiGateway: b.apiGateway * scale, lambda: b.lambda * scale, dynamo: b.dynamo * scale };
-    return [label, usd(s.apiGateway), usd(s.lambda), usd(s.dynamo), `**${usd(total(s))}**`];
-  };
-  const o = perM(oursMessage);
-  const keyedMessage: Bill = {
-    apiGateway: wsMessages * PRICES.wsMessage,
-    lambda: invocation(keyed.roundTripsBeforeFanOut, keyed.posts),
-    dynamo: dynamo(keyed.readUnits, keyed.writeUnits),
-  };
-  const beforeMessage: Bill = {
-    apiGateway: wsMessages * PRICES.wsMessage,
-    lambda: invocation(2, msg.posts),
-    dynamo: dynamo(BEFORE_NUMBERING.readUnits, BEFORE_NUMBERING.writeUnits),
-  };
-  const dynamoPerM = {
-    before: perM(beforeMessage).dynamo,
-    numbered: o.dynamo,
-    keyed: perM(keyedMessage).dynamo,
-  };
-  const messageRows = [
-    row('ours: Query the room', o),
-    row('ours, with idempotencyKey', perM(keyedMessage)),
-    row('ours before messages were numbered (no seq, no recovery)', perM(beforeMessage)),
-    ...fanout.map((p) => row(`Scan sample, ${fmt(p.connections)} connections stored`, perM(scanMessage(p)))),
-  ];
-  const minuteRows = [row('ours', oursMinutes), row('Scan sample (no authorizer, no checks)', scanMinutes)];
-  const header = ['', 'API Gateway', 'Lambda', 'DynamoDB', 'total'];
-  const messagesTable = table(header, messageRows);
-  const minutesTable = table(header, minuteRows);
-  const assumptions =
+const perM = (b: Bill): Bill => ({
+  apiGateway: b.apiGateway * 1e6,
+  lambda: b.lambda * 1e6,
+  dynamo: b.dynamo * 1e6,
+});
+
+function billRow(label: string, b: Bill, scale = 1): string[] {
+  const s = { apiGateway: b.apiGateway * scale, lambda: b.lambda * scale, dynamo: b.dynamo * scale };
+  return [label, usd(s.apiGateway), usd(s.lambda), usd(s.dynamo), `**${usd(total(s))}**`];
+}
+
+/** Stored connections at which the Scan's read units cost as much as a message's WebSocket messages. */
+function crossover(fanout: readonly FanoutPoint[], wsMessages: number): number {
+  const last = fanout[fanout.length - 1];
+  return last
+    ? (wsMessages * PRICES.wsMessage) / ((last.scan.readUnits / last.connections) * PRICES.readUnit)
+    : Number.NaN;
+}
+
+interface CostTables {
+  readonly messages: string;
+  readonly minutes: string;
+}
+
+function assumptionsNote(wsMessages: number, roomSize: number): string {
+  const a = ASSUMPTIONS;
+  return (
     `Prices: AWS public on-demand prices, ${PRICES.region}, from ${PRICES.asOf}: API Gateway WebSocket ` +
     '$1.00 per million messages (32 KB units) and $0.25 per million connection-minutes; Lambda arm64 ' +
     '$0.20 per million requests and $0.0000133334 per GB-second; DynamoDB on demand $0.125 per million read ' +
@@ -181,21 +250,30 @@ export function costModel(
     `a ping every ${a.pingEveryMin} minutes (the web client's default), sockets that live ${a.sessionMinutes} ` +
     `minutes, ${a.gsiWritesPerConnectionRow} GSI write units per connection row written or deleted. A chat ` +
     `message costs ${wsMessages} WebSocket messages (in, ${roomSize} deliveries, the ack) in both designs. ` +
-    'Free tiers, data transfer and CloudWatch Logs are left out.';
-  const last = fanout[fanout.length - 1];
-  const crossover = last
-    ? (wsMessages * PRICES.wsMessage) / ((last.scan.readUnits / last.connections) * PRICES.readUnit)
-    : Number.NaN;
-  const markdown = [
+    'Free tiers, data transfer and CloudWatch Logs are left out.'
+  );
+}
+
+/** The Cost model section of BENCHMARKS.md. */
+function costMarkdown(
+  tables: CostTables,
+  { msg, keyed }: RouteCosts,
+  dynamoPerM: CostResult['dynamoPerMillionMessages'],
+  oursDynamo: number,
+  crossoverConnections: number,
+  roomSize: number,
+  wsMessages: number,
+): string {
+  return [
     `**Per million chat messages, room of ${roomSize}:**`,
     '',
-    messagesTable,
+    tables.messages,
     '',
     '**Per million connection-minutes:**',
     '',
-    minutesTable,
+    tables.minutes,
     '',
-    assumptions,
+    assumptionsNote(wsMessages, roomSize),
     '',
     `DynamoDB per chat message: ${BEFORE_NUMBERING.readUnits} RRU and ${BEFORE_NUMBERING.writeUnits} WRU before ` +
       `messages were numbered (${usd(dynamoPerM.before)} per million); ${msg.readUnits} RRU and ${msg.writeUnits} WRU ` +
@@ -204,12 +282,16 @@ export function costModel(
       `(${usd(dynamoPerM.keyed)}). A repeat of a key costs its refused write and one read, and no fan-out.`,
     '',
     'API Gateway dominates our bill: one chat message is 52 WebSocket messages. DynamoDB is ' +
-      `${usd(o.dynamo)} of it per million, and stays so as the table grows; the Scan's read units grow with ` +
-      `every stored connection, so its DynamoDB line overtakes API Gateway at about ${fmt(crossover, 2)} stored ` +
+      `${usd(oursDynamo)} of it per million, and stays so as the table grows; the Scan's read units grow with ` +
+      `every stored connection, so its DynamoDB line overtakes API Gateway at about ${fmt(crossoverConnections, 2)} stored ` +
       'connections and keeps growing linearly. Per connection-minute, our keep-alive pings (a `$default` invocation with its ' +
       'rate-limit and revocation checks) and the authorizer are what we pay for the security the sample lacks.',
   ].join('\n');
-  const deployDoc = [
+}
+
+/** The Cost section of docs/deploy.md. */
+function deployCostDoc(tables: CostTables, roomSize: number, wsMessages: number): string {
+  return [
     '## Cost',
     '',
     'Estimated from the operation counts that `npm run bench` measures (see ' +
@@ -218,11 +300,11 @@ export function costModel(
     '',
     `Per million chat messages in a room of ${roomSize} members:`,
     '',
-    messagesTable,
+    tables.messages,
     '',
     'Per million connection-minutes (keep-alive pings every 5 minutes, sockets living 30 minutes):',
     '',
-    minutesTable,
+    tables.minutes,
     '',
     `A chat message to ${roomSize} members is ${wsMessages} billed WebSocket messages, so API Gateway is most of ` +
       'the bill and it grows with the room, not with the number of connected users: DynamoDB reads only the ' +
@@ -230,14 +312,4 @@ export function costModel(
       'CloudWatch Logs (audit lines) are not included; at high volume, log ingestion can rival the rest.',
     '',
   ].join('\n');
-  return {
-    perMillionMessages: {
-      ours: total(oursMessage) * 1e6,
-      scan: fanout.map((p) => ({ connections: p.connections, cost: total(scanMessage(p)) * 1e6 })),
-    },
-    perMillionConnectionMinutes: { ours: total(oursMinutes), scan: total(scanMinutes) },
-    dynamoPerMillionMessages: dynamoPerM,
-    section: { title: 'Cost model', markdown, failures: [] },
-    deployDoc,
-  };
 }

@@ -214,15 +214,7 @@ export const POST_CPU_BUDGET = 0.4;
  * 16 at a time as the fan-out posts, alternating rounds so drift hits each alike.
  */
 export async function measurePostCost(posts = 3000, rounds = 3): Promise<PostCost> {
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-length': 0 });
-      res.end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  const server = await startOkServer();
   const data = JSON.stringify({
     type: 'message',
     room: ROOM,
@@ -232,22 +224,58 @@ export async function measurePostCost(posts = 3000, rounds = 3): Promise<PostCos
     messageId: randomUUID(),
   });
   const ids = Array.from({ length: posts }, (_, i) => `conn${String(i).padStart(11, '0')}=`);
-  const cpuPerPost = async (post: (id: string) => Promise<unknown>): Promise<{ us: number; ms: number }> => {
-    await mapLimit(ids.slice(0, 300), 16, post);
-    const before = process.cpuUsage();
-    const started = now();
-    await mapLimit(ids, 16, post);
-    const wall = now() - started;
-    const cpu = process.cpuUsage(before);
-    return { us: (cpu.user + cpu.system) / posts, ms: (wall / posts) * 16 };
-  };
   const credentials = { accessKeyId: 'bench', secretAccessKey: 'bench' };
-  const endpoint = `http://127.0.0.1:${port}/bench`;
+  const endpoint = `http://127.0.0.1:${server.port}/bench`;
   const client = managementClient(endpoint, { region: 'us-east-1', credentials });
   const sdk = managementApi(client);
   const lean = connectionsApi({ endpoint, region: 'us-east-1', credentials });
   const agent = new Agent({ keepAlive: true, maxSockets: 16 });
-  const raw = (id: string) =>
+  const raw = rawPoster(server.port, agent, data);
+  const samples = {
+    sdk: [] as PostSample[],
+    lean: [] as PostSample[],
+    raw: [] as number[],
+  };
+  try {
+    for (let i = 0; i < rounds; i++) {
+      samples.sdk.push(await cpuPerPost(ids, (id) => sdk.post(id, data)));
+      samples.lean.push(await cpuPerPost(ids, (id) => lean.post(id, data)));
+      samples.raw.push((await cpuPerPost(ids, raw)).us);
+    }
+    return {
+      sdkUs: median(samples.sdk.map((x) => x.us)),
+      leanUs: median(samples.lean.map((x) => x.us)),
+      rawUs: median(samples.raw),
+      sdkMs: median(samples.sdk.map((x) => x.ms)),
+      leanMs: median(samples.lean.map((x) => x.ms)),
+    };
+  } finally {
+    client.destroy();
+    lean.destroy();
+    agent.destroy();
+    await server.close();
+  }
+}
+
+/** A server that reads each request and answers 200 with no body. */
+async function startOkServer(): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-length': 0 });
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** The floor: the same POST of `data`, unsigned, over keep-alive `node:http`. */
+function rawPoster(port: number, agent: Agent, data: string): (id: string) => Promise<void> {
+  return (id) =>
     new Promise<void>((resolve, reject) => {
       const req = request(
         {
@@ -265,30 +293,27 @@ export async function measurePostCost(posts = 3000, rounds = 3): Promise<PostCos
       req.on('error', reject);
       req.end(data);
     });
-  const samples = {
-    sdk: [] as { us: number; ms: number }[],
-    lean: [] as { us: number; ms: number }[],
-    raw: [] as number[],
-  };
-  try {
-    for (let i = 0; i < rounds; i++) {
-      samples.sdk.push(await cpuPerPost((id) => sdk.post(id, data)));
-      samples.lean.push(await cpuPerPost((id) => lean.post(id, data)));
-      samples.raw.push((await cpuPerPost(raw)).us);
-    }
-    return {
-      sdkUs: median(samples.sdk.map((x) => x.us)),
-      leanUs: median(samples.lean.map((x) => x.us)),
-      rawUs: median(samples.raw),
-      sdkMs: median(samples.sdk.map((x) => x.ms)),
-      leanMs: median(samples.lean.map((x) => x.ms)),
-    };
-  } finally {
-    client.destroy();
-    lean.destroy();
-    agent.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
+}
+
+interface PostSample {
+  /** CPU µs per post. */
+  readonly us: number;
+  /** Wall ms per post, 16 in flight. */
+  readonly ms: number;
+}
+
+/** Posts to every id, 16 at a time, after a warm-up of 300. */
+async function cpuPerPost(
+  ids: readonly string[],
+  post: (id: string) => Promise<unknown>,
+): Promise<PostSample> {
+  await mapLimit(ids.slice(0, 300), 16, post);
+  const before = process.cpuUsage();
+  const started = now();
+  await mapLimit(ids, 16, post);
+  const wall = now() - started;
+  const cpu = process.cpuUsage(before);
+  return { us: (cpu.user + cpu.system) / ids.length, ms: (wall / ids.length) * 16 };
 }
 
 /** One row of the delivery table: a server's run with `sockets` in the room. */
@@ -319,22 +344,7 @@ export async function measureE2e(plan: readonly { sockets: number; messages: num
   }
   const post = await measurePostCost();
   const markdown = [
-    table(
-      ['sockets in the room', 'messages', 'server', 'deliveries/s', 'p50 ms', 'p99 ms', 'CPU while driving'],
-      rows.flatMap((r) => [
-        runRow(r.sockets, 'ours: local gateway + Lambda handlers + dynalite', r.ours),
-        runRow(r.sockets, 'bare `ws` broadcast (upper bound)', r.bare),
-        [
-          r.sockets,
-          '',
-          '**ours ÷ bare**',
-          ratio(r.ours.deliveriesPerS, r.bare.deliveriesPerS),
-          ratio(r.ours.p50Ms, r.bare.p50Ms),
-          ratio(r.ours.p99Ms, r.bare.p99Ms),
-          '',
-        ],
-      ]),
-    ),
+    e2eTable(rows),
     '',
     'One sender, one message in flight: the next is sent when every socket of the room has the previous ' +
       "one. Latency runs from just before the send to each socket's receipt, over every delivery. Clients, " +
@@ -348,6 +358,38 @@ export async function measureE2e(plan: readonly { sockets: number; messages: num
       'the `@connections` API, so the post per member stays, on AWS too, where API Gateway delivers but the ' +
       'function still pays its side of every post.',
     '',
+    postingMarkdown(post),
+  ].join('\n');
+  const failures =
+    post.leanUs / post.sdkUs > POST_CPU_BUDGET
+      ? [`a post costs ${ratio(post.leanUs, post.sdkUs)} of the SDK client's CPU (budget ${POST_CPU_BUDGET})`]
+      : [];
+  return { post, rows, section: { title: 'End to end through the local gateway', markdown, failures } };
+}
+
+/** Per room size: ours, the bare server, and ours ÷ bare. */
+function e2eTable(rows: readonly E2eRow[]): string {
+  return table(
+    ['sockets in the room', 'messages', 'server', 'deliveries/s', 'p50 ms', 'p99 ms', 'CPU while driving'],
+    rows.flatMap((r) => [
+      runRow(r.sockets, 'ours: local gateway + Lambda handlers + dynalite', r.ours),
+      runRow(r.sockets, 'bare `ws` broadcast (upper bound)', r.bare),
+      [
+        r.sockets,
+        '',
+        '**ours ÷ bare**',
+        ratio(r.ours.deliveriesPerS, r.bare.deliveriesPerS),
+        ratio(r.ours.p50Ms, r.bare.p50Ms),
+        ratio(r.ours.p99Ms, r.bare.p99Ms),
+        '',
+      ],
+    ]),
+  );
+}
+
+/** The posting comparison: its table and what it means for a room of 50. */
+function postingMarkdown(post: PostCost): string {
+  return [
     '**Posting: ours vs the AWS SDK client**, CPU per `PostToConnection` in this process (client and a ' +
       'stand-in server answering 200), 16 at a time, median of 3 alternating rounds of 3,000 posts:',
     '',
@@ -375,9 +417,4 @@ export async function measureE2e(plan: readonly { sockets: number; messages: num
       'endpoint rules, retry and serde) was most of a post; signing and our wrapper add ' +
       `${fmt(post.leanUs - post.rawUs)} µs to the bare POST. The local system and the functions post through ours.`,
   ].join('\n');
-  const failures =
-    post.leanUs / post.sdkUs > POST_CPU_BUDGET
-      ? [`a post costs ${ratio(post.leanUs, post.sdkUs)} of the SDK client's CPU (budget ${POST_CPU_BUDGET})`]
-      : [];
-  return { post, rows, section: { title: 'End to end through the local gateway', markdown, failures } };
 }

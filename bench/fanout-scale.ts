@@ -136,93 +136,10 @@ export async function measureScale(sizes: readonly number[]): Promise<MeasuredRo
   const rows: MeasuredRow[] = [];
   try {
     for (const members of sizes) {
-      const room = `scale-${members}`;
-      const ids = Array.from({ length: members }, () => `${randomBytes(11).toString('base64url')}=`);
-      const expiresAt = { N: String(Math.floor(Date.now() / 1000) + SOCKET_TTL_S) };
-      const writes: WriteRequest[][] = [];
-      for (let i = 0; i < ids.length; i += 25) {
-        writes.push(
-          ids.slice(i, i + 25).map((id, j) => ({
-            PutRequest: {
-              Item: { pk: { S: `room#${room}` }, sk: { S: id }, memberName: { S: `u${i + j}` }, expiresAt },
-            },
-          })),
-        );
-      }
-      await mapLimit(writes, 4, async (batch) => {
-        let pending = batch;
-        while (pending.length > 0) {
-          const out = await db.send(
-            new BatchWriteItemCommand({ RequestItems: { [tables.connections]: pending } }),
-          );
-          pending = out.UnprocessedItems?.[tables.connections] ?? [];
-        }
-      });
-      const got = new Map<string, number>();
-      let lastAt = 0;
-      let invocations = 0;
-      let maxPosts = 0;
-      // Posts counted per worker invocation, across its awaits.
-      const invocation = new AsyncLocalStorage<{ posts: number }>();
-      const api: ConnectionsApi = {
-        post: async (id) => {
-          await sleep(SCALE_ASSUMPTIONS.postMs);
-          got.set(id, (got.get(id) ?? 0) + 1);
-          const counter = invocation.getStore();
-          if (counter) counter.posts++;
-          lastAt = now();
-          return true;
-        },
-        close: async () => true,
-        exists: async () => true,
-      };
-      const audit: Audit = () => {};
-      let worker: ReturnType<typeof makeFanoutWorkerHandler> | undefined;
-      const queue = localQueue({
-        batchSize: FANOUT_BATCH_SIZE,
-        maxConcurrency: FANOUT_MAX_CONCURRENCY,
-        handler: async (event) => {
-          invocations++;
-          const counter = { posts: 0 };
-          const out = await invocation.run(counter, () => (worker as NonNullable<typeof worker>)(event));
-          maxPosts = Math.max(maxPosts, counter.posts);
-          return out;
-        },
-      });
-      const deps = { db, tables, api, audit, queue, clock: systemClock } as unknown as Deps;
-      worker = makeFanoutWorkerHandler(deps);
-      const frame: ChatMessage = {
-        type: 'message',
-        room,
-        from: 'bench',
-        text: 'hi',
-        ts: Date.now(),
-        messageId: randomBytes(8).toString('hex'),
-        epoch: 'bench',
-        seq: 1,
-      };
-      const t0 = now();
-      const first = await readRoomForFanout(deps, room);
-      const delivery = await storeAndDeliver(deps, room, first, frame, () =>
-        sleep(SCALE_ASSUMPTIONS.dynamoRoundTripMs),
-      );
-      const ackMs = now() - t0;
-      await queue.drained();
-      const direct = delivery.mode === 'direct';
-      rows.push({
-        members,
-        mode: delivery.mode,
-        ackMs,
-        lastMs: lastAt - t0,
-        jobs: direct ? 0 : delivery.jobs,
-        invocations,
-        maxPostsPerWorker: direct ? members : maxPosts,
-        deliveredOnce: ids.filter((id) => got.get(id) === 1).length,
-        doubled: ids.filter((id) => (got.get(id) ?? 0) > 1).length,
-      });
-      await queue.close();
+      const row = await measureRoom(db, tables, members);
+      rows.push(row);
       progress(
-        `fan-out scale: ${fmt(members)} members, ${delivery.mode}, last delivery after ${fmt(lastAt - t0)} ms`,
+        `fan-out scale: ${fmt(members)} members, ${row.mode}, last delivery after ${fmt(row.lastMs)} ms`,
       );
     }
   } finally {
@@ -230,6 +147,135 @@ export async function measureScale(sizes: readonly number[]): Promise<MeasuredRo
     await dynamo.close();
   }
   return rows;
+}
+
+type Db = ReturnType<typeof localDynamoClient>;
+type Tables = ReturnType<typeof localTableNames>;
+
+/** One message to a room of `members`, from the first read to the queue drained. */
+async function measureRoom(db: Db, tables: Tables, members: number): Promise<MeasuredRow> {
+  const room = `scale-${members}`;
+  const ids = await seedMembers(db, tables, room, members);
+  const posts = countingApi();
+  const workers = countingQueue();
+  const audit: Audit = () => {};
+  const deps = {
+    db,
+    tables,
+    api: posts.api,
+    audit,
+    queue: workers.queue,
+    clock: systemClock,
+  } as unknown as Deps;
+  workers.bind(makeFanoutWorkerHandler(deps));
+  const frame: ChatMessage = {
+    type: 'message',
+    room,
+    from: 'bench',
+    text: 'hi',
+    ts: Date.now(),
+    messageId: randomBytes(8).toString('hex'),
+    epoch: 'bench',
+    seq: 1,
+  };
+  const t0 = now();
+  const first = await readRoomForFanout(deps, room);
+  const delivery = await storeAndDeliver(deps, room, first, frame, () =>
+    sleep(SCALE_ASSUMPTIONS.dynamoRoundTripMs),
+  );
+  const ackMs = now() - t0;
+  await workers.queue.drained();
+  const direct = delivery.mode === 'direct';
+  const row: MeasuredRow = {
+    members,
+    mode: delivery.mode,
+    ackMs,
+    lastMs: posts.lastAt - t0,
+    jobs: direct ? 0 : delivery.jobs,
+    invocations: workers.invocations,
+    maxPostsPerWorker: direct ? members : workers.maxPosts,
+    deliveredOnce: ids.filter((id) => posts.got.get(id) === 1).length,
+    doubled: ids.filter((id) => (posts.got.get(id) ?? 0) > 1).length,
+  };
+  await workers.queue.close();
+  return row;
+}
+
+/** `members` membership rows of `room`, written in batches of 25; returns their connection ids. */
+async function seedMembers(db: Db, tables: Tables, room: string, members: number): Promise<string[]> {
+  const ids = Array.from({ length: members }, () => `${randomBytes(11).toString('base64url')}=`);
+  const expiresAt = { N: String(Math.floor(Date.now() / 1000) + SOCKET_TTL_S) };
+  const writes: WriteRequest[][] = [];
+  for (let i = 0; i < ids.length; i += 25) {
+    writes.push(
+      ids.slice(i, i + 25).map((id, j) => ({
+        PutRequest: {
+          Item: { pk: { S: `room#${room}` }, sk: { S: id }, memberName: { S: `u${i + j}` }, expiresAt },
+        },
+      })),
+    );
+  }
+  await mapLimit(writes, 4, async (batch) => {
+    let pending = batch;
+    while (pending.length > 0) {
+      const out = await db.send(
+        new BatchWriteItemCommand({ RequestItems: { [tables.connections]: pending } }),
+      );
+      pending = out.UnprocessedItems?.[tables.connections] ?? [];
+    }
+  });
+  return ids;
+}
+
+// Posts counted per worker invocation, across its awaits.
+const invocation = new AsyncLocalStorage<{ posts: number }>();
+
+/** A simulated `@connections` that takes 12 ms a post and counts what each connection got. */
+function countingApi(): { api: ConnectionsApi; got: Map<string, number>; lastAt: number } {
+  const counts = {
+    got: new Map<string, number>(),
+    lastAt: 0,
+    api: {
+      post: async (id: string) => {
+        await sleep(SCALE_ASSUMPTIONS.postMs);
+        counts.got.set(id, (counts.got.get(id) ?? 0) + 1);
+        const counter = invocation.getStore();
+        if (counter) counter.posts++;
+        counts.lastAt = now();
+        return true;
+      },
+      close: async () => true,
+      exists: async () => true,
+    } as ConnectionsApi,
+  };
+  return counts;
+}
+
+type Worker = ReturnType<typeof makeFanoutWorkerHandler>;
+
+/** The local queue at the stack's batch size and concurrency, counting invocations and the most posts in one. */
+function countingQueue() {
+  let worker: Worker | undefined;
+  const counts = {
+    invocations: 0,
+    maxPosts: 0,
+    queue: localQueue({
+      batchSize: FANOUT_BATCH_SIZE,
+      maxConcurrency: FANOUT_MAX_CONCURRENCY,
+      handler: async (event) => {
+        counts.invocations++;
+        const counter = { posts: 0 };
+        const out = await invocation.run(counter, () => (worker as Worker)(event));
+        counts.maxPosts = Math.max(counts.maxPosts, counter.posts);
+        return out;
+      },
+    }),
+    /** The worker is made from deps that hold this queue, so it comes in after. */
+    bind: (w: Worker) => {
+      worker = w;
+    },
+  };
+  return counts;
 }
 
 /** The scale table: modelled for 50 to 100,000 members, measured in process for the sizes given. */
@@ -242,9 +288,41 @@ export async function fanoutScale(measured: readonly number[] = [50, 1_000, 10_0
     modelMessage,
   );
   const runs = await measureScale(measured);
+  const markdown = [
+    '**Model** (one message; times from the assumptions below, counts from the code):',
+    '',
+    modelTable(model),
+    '',
+    growthNote(model),
+    '',
+    scaleAssumptionsNote(),
+    '',
+    '**Measured in process** (the real planner, worker and local queue over dynalite, `@connections` simulated at 12 ms a post, every member counted):',
+    '',
+    measuredTable(runs),
+    '',
+    "Here one dynalite process on this 2-core machine serves every worker's Query in turn, so the measured last delivery grows with the room where DynamoDB would not; the counts (jobs, invocations, posts per invocation, exactly once) are the code's own.",
+  ].join('\n');
+  return {
+    section: {
+      title: 'Fan-out at scale: big rooms in parallel',
+      markdown,
+      failures: scaleFailures(model, runs),
+    },
+    model,
+    measured: runs,
+  };
+}
+
+/** The model's 1,000 and 10,000 members, which the budget compares. */
+function thousands(model: readonly ScaleRow[]) {
+  return { m1k: model.find((r) => r.members === 1_000), m10k: model.find((r) => r.members === 10_000) };
+}
+
+/** Broken budgets: 10,000 members over twice 1,000's last delivery, or any member missed or doubled. */
+function scaleFailures(model: readonly ScaleRow[], runs: readonly MeasuredRow[]): string[] {
   const failures: string[] = [];
-  const m1k = model.find((r) => r.members === 1_000);
-  const m10k = model.find((r) => r.members === 10_000);
+  const { m1k, m10k } = thousands(model);
   if (m1k && m10k && m10k.lastMs > 2 * m1k.lastMs)
     failures.push(
       `10,000 members' last delivery (${fmt(m10k.lastMs)} ms) is over twice 1,000's (${fmt(m1k.lastMs)} ms)`,
@@ -252,84 +330,84 @@ export async function fanoutScale(measured: readonly number[] = [50, 1_000, 10_0
   for (const r of runs)
     if (r.deliveredOnce !== r.members || r.doubled > 0)
       failures.push(`${fmt(r.members)} members: ${r.deliveredOnce} delivered once, ${r.doubled} doubled`);
+  return failures;
+}
+
+function modelTable(model: readonly ScaleRow[]): string {
+  return table(
+    [
+      'members',
+      'path',
+      'sender’s ack ms',
+      'last delivery ms',
+      'jobs',
+      'worker invocations',
+      'posts per worker',
+      'Lambda GB-s',
+      '$ per million messages',
+    ],
+    model.map((r) => [
+      fmt(r.members),
+      r.mode === 'direct' ? 'direct (in $default)' : 'queued (SQS workers)',
+      fmt(r.ackMs),
+      fmt(r.lastMs),
+      r.jobs || '—',
+      r.invocations || '—',
+      fmt(r.postsPerWorker),
+      fmt(r.gbS, 3),
+      usd(r.usdPerMillion),
+    ]),
+  );
+}
+
+function growthNote(model: readonly ScaleRow[]): string {
+  const { m1k, m10k } = thousands(model);
+  return m1k && m10k
+    ? `10,000 members' last delivery is **${fmt(m10k.lastMs / m1k.lastMs, 2)}×** 1,000's (budget ≤ 2×): the jobs grow with the room, each stays at about ${FANOUT_TUNING.membersPerJob} members, and the workers run side by side (up to ${FANOUT_MAX_CONCURRENCY} invocations of ${FANOUT_BATCH_SIZE} jobs). Before, one \`$default\` posted to the whole room, 16 at a time, and its sender waited for all of it: ${fmt(Math.ceil(10_000 / 16) * 12)} ms of posting for 10,000, and the 10 s timeout cut rooms of about 13,000.`
+    : '';
+}
+
+function scaleAssumptionsNote(): string {
   const a = SCALE_ASSUMPTIONS;
   const t = FANOUT_TUNING;
-  const markdown = [
-    '**Model** (one message; times from the assumptions below, counts from the code):',
-    '',
-    table(
-      [
-        'members',
-        'path',
-        'sender’s ack ms',
-        'last delivery ms',
-        'jobs',
-        'worker invocations',
-        'posts per worker',
-        'Lambda GB-s',
-        '$ per million messages',
-      ],
-      model.map((r) => [
-        fmt(r.members),
-        r.mode === 'direct' ? 'direct (in $default)' : 'queued (SQS workers)',
-        fmt(r.ackMs),
-        fmt(r.lastMs),
-        r.jobs || '—',
-        r.invocations || '—',
-        fmt(r.postsPerWorker),
-        fmt(r.gbS, 3),
-        usd(r.usdPerMillion),
-      ]),
-    ),
-    '',
-    m1k && m10k
-      ? `10,000 members' last delivery is **${fmt(m10k.lastMs / m1k.lastMs, 2)}×** 1,000's (budget ≤ 2×): the jobs grow with the room, each stays at about ${t.membersPerJob} members, and the workers run side by side (up to ${FANOUT_MAX_CONCURRENCY} invocations of ${FANOUT_BATCH_SIZE} jobs). Before, one \`$default\` posted to the whole room, 16 at a time, and its sender waited for all of it: ${fmt(Math.ceil(10_000 / 16) * 12)} ms of posting for 10,000, and the 10 s timeout cut rooms of about 13,000.`
-      : '',
-    '',
+  return (
     `Assumptions: ${a.dynamoRoundTripMs} ms per DynamoDB round trip, ${a.postMs} ms per PostToConnection and ${a.postsAtOnce} at a time per job, ` +
-      `${a.postCpuMs} ms of CPU per signed post at a full vCPU (the posting measurement), Lambda's CPU in proportion to memory ` +
-      `(1 vCPU at ${a.fullVcpuMb} MB; \`$default\` ${a.defaultMemoryMb} MB, the worker ${WORKER_MB} MB), ${a.sendBatchMs} ms per SQS ` +
-      `SendMessageBatch, ${a.queueHopMs} ms from the enqueue to a warm worker (the event source's pollers already scaled: a cold ` +
-      `burst ramps up by about 300 concurrent invocations a minute), full batches of ${FANOUT_BATCH_SIZE} jobs, ${a.itemBytes}-byte membership ` +
-      `rows. Rooms of at most ${t.directMax} members take the direct path; above, ${t.membersPerJob} members a job (at most ${t.maxJobs} ` +
-      `jobs to start, then a job over ${t.jobMax} splits itself). The ack waits for round trips 1 and 2, the store and the enqueue. ` +
-      `Dollars: API Gateway (${'$'}1 per million messages: in, each delivery, the ack) is nearly all of it; then Lambda (requests and ` +
-      `GB-s), DynamoDB (the message's rows, each job's Query and claim) and SQS (${'$'}0.40 per million requests).`,
-    '',
-    '**Measured in process** (the real planner, worker and local queue over dynalite, `@connections` simulated at 12 ms a post, every member counted):',
-    '',
-    table(
-      [
-        'members',
-        'path',
-        'ack ms',
-        'last delivery ms',
-        'jobs',
-        'worker invocations',
-        'most posts in one invocation',
-        'delivered exactly once',
-        'doubled',
-      ],
-      runs.map((r) => [
-        fmt(r.members),
-        r.mode,
-        fmt(r.ackMs),
-        fmt(r.lastMs),
-        r.jobs || '—',
-        r.invocations || '—',
-        fmt(r.maxPostsPerWorker),
-        `${fmt(r.deliveredOnce)} / ${fmt(r.members)}`,
-        r.doubled,
-      ]),
-    ),
-    '',
-    "Here one dynalite process on this 2-core machine serves every worker's Query in turn, so the measured last delivery grows with the room where DynamoDB would not; the counts (jobs, invocations, posts per invocation, exactly once) are the code's own.",
-  ].join('\n');
-  return {
-    section: { title: 'Fan-out at scale: big rooms in parallel', markdown, failures },
-    model,
-    measured: runs,
-  };
+    `${a.postCpuMs} ms of CPU per signed post at a full vCPU (the posting measurement), Lambda's CPU in proportion to memory ` +
+    `(1 vCPU at ${a.fullVcpuMb} MB; \`$default\` ${a.defaultMemoryMb} MB, the worker ${WORKER_MB} MB), ${a.sendBatchMs} ms per SQS ` +
+    `SendMessageBatch, ${a.queueHopMs} ms from the enqueue to a warm worker (the event source's pollers already scaled: a cold ` +
+    `burst ramps up by about 300 concurrent invocations a minute), full batches of ${FANOUT_BATCH_SIZE} jobs, ${a.itemBytes}-byte membership ` +
+    `rows. Rooms of at most ${t.directMax} members take the direct path; above, ${t.membersPerJob} members a job (at most ${t.maxJobs} ` +
+    `jobs to start, then a job over ${t.jobMax} splits itself). The ack waits for round trips 1 and 2, the store and the enqueue. ` +
+    `Dollars: API Gateway (${'$'}1 per million messages: in, each delivery, the ack) is nearly all of it; then Lambda (requests and ` +
+    `GB-s), DynamoDB (the message's rows, each job's Query and claim) and SQS (${'$'}0.40 per million requests).`
+  );
+}
+
+function measuredTable(runs: readonly MeasuredRow[]): string {
+  return table(
+    [
+      'members',
+      'path',
+      'ack ms',
+      'last delivery ms',
+      'jobs',
+      'worker invocations',
+      'most posts in one invocation',
+      'delivered exactly once',
+      'doubled',
+    ],
+    runs.map((r) => [
+      fmt(r.members),
+      r.mode,
+      fmt(r.ackMs),
+      fmt(r.lastMs),
+      r.jobs || '—',
+      r.invocations || '—',
+      fmt(r.maxPostsPerWorker),
+      `${fmt(r.deliveredOnce)} / ${fmt(r.members)}`,
+      r.doubled,
+    ]),
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

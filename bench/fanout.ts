@@ -178,18 +178,18 @@ export async function measureFanout(sizes: readonly number[], repeats = 5): Prom
 }
 
 function fanoutSection(points: readonly FanoutPoint[]): Section {
-  const row = (p: FanoutPoint, label: string, m: Lookup) => [
+  const line = (p: FanoutPoint, lookup: Lookup, label: string) => [
     fmt(p.connections),
     label,
-    fmt(m.ms),
-    m.requests,
-    fmt(m.itemsRead),
-    fmt(m.readUnits),
-    m.recipients,
+    fmt(lookup.ms),
+    lookup.requests,
+    fmt(lookup.itemsRead),
+    fmt(lookup.readUnits),
+    lookup.recipients,
   ];
   const rows = points.flatMap((p) => [
-    row(p, 'ours: Query `room#R`', p.ours),
-    row(p, 'sample: Scan + filter', p.scan),
+    line(p, p.ours, 'ours: Query `room#R`'),
+    line(p, p.scan, 'sample: Scan + filter'),
     [
       fmt(p.connections),
       '**Scan ÷ ours**',
@@ -200,20 +200,10 @@ function fanoutSection(points: readonly FanoutPoint[]): Section {
       '',
     ],
   ]);
-  const first = points[0];
-  const last = points[points.length - 1];
-  const growth =
-    first && last && last !== first
-      ? `From ${fmt(first.connections)} to ${fmt(last.connections)} stored connections (×${fmt(last.connections / first.connections)}): ` +
-        `our lookup's read units went ${fmt(first.ours.readUnits)} → ${fmt(last.ours.readUnits)} and its latency ` +
-        `${fmt(first.ours.ms)} → ${fmt(last.ours.ms)} ms (flat: it reads the room, not the table); the Scan's read units went ` +
-        `${fmt(first.scan.readUnits)} → ${fmt(last.scan.readUnits)} (×${fmt(last.scan.readUnits / first.scan.readUnits)}) and its latency ` +
-        `${fmt(first.scan.ms)} → ${fmt(last.scan.ms)} ms: linear in the table, whatever the room's size.`
-      : '';
   const markdown = [
     table(['connections stored', 'lookup', 'median ms', 'requests', 'items read', 'RRU', 'recipients'], rows),
     '',
-    growth,
+    growthNote(points),
     '',
     `Each stored connection is a socket row plus one membership row (the layout of lambdas/core/socket-rows.ts and memberships.ts), ` +
       `so the table holds twice as many items as connections; every room has ${FANOUT_ROOM} members. ` +
@@ -227,4 +217,17 @@ function fanoutSection(points: readonly FanoutPoint[]): Section {
     markdown,
     failures: [],
   };
+}
+
+/** How each lookup grew from the fewest stored connections to the most. */
+function growthNote(points: readonly FanoutPoint[]): string {
+  const first = points[0];
+  const last = points[points.length - 1];
+  return first && last && last !== first
+    ? `From ${fmt(first.connections)} to ${fmt(last.connections)} stored connections (×${fmt(last.connections / first.connections)}): ` +
+        `our lookup's read units went ${fmt(first.ours.readUnits)} → ${fmt(last.ours.readUnits)} and its latency ` +
+        `${fmt(first.ours.ms)} → ${fmt(last.ours.ms)} ms (flat: it reads the room, not the table); the Scan's read units went ` +
+        `${fmt(first.scan.readUnits)} → ${fmt(last.scan.readUnits)} (×${fmt(last.scan.readUnits / first.scan.readUnits)}) and its latency ` +
+        `${fmt(first.scan.ms)} → ${fmt(last.scan.ms)} ms: linear in the table, whatever the room's size.`
+    : '';
 }
