@@ -7,7 +7,7 @@ import { isServerError, isThrottlingError, isTransientError } from '@smithy/core
 import { getSchemaSerdePlugin } from '@smithy/core/schema';
 import { fromBase64, fromUtf8, toBase64, toUtf8 } from '@smithy/core/serde';
 import { type HttpRequest, HttpResponse } from '@smithy/core/transport';
-import { type AwsCredentials, signedHttp } from './signed-http.ts';
+import { type AwsCredentials, type SignedHttp, signedHttp } from './signed-http.ts';
 
 export interface LeanDynamoOptions {
   /** `https://dynamodb.<region>.amazonaws.com`, or a local endpoint (dynalite). */
@@ -64,16 +64,34 @@ export function leanDynamoClient(options: LeanDynamoOptions): DynamoDBClient {
     // As the SDK's DynamoDB client signs: the local store checks the body against this header.
     signBodyHash: true,
   });
+  const config = clientConfig(options.region, url, http);
+  const client = new Client<
+    Record<string, never>,
+    ServiceInputTypes,
+    ServiceOutputTypes,
+    typeof config & { requestHandler: typeof config.requestHandler }
+  >(config);
+  client.middlewareStack.use(getSchemaSerdePlugin(config));
+  client.middlewareStack.add(retryMiddleware(options), {
+    step: 'finalizeRequest',
+    name: 'leanRetryMiddleware',
+    tags: ['RETRY'],
+  });
+  return client as unknown as DynamoDBClient;
+}
+
+/** What the SDK's `Client` and its schema serde read: DynamoDB's protocol, a fixed endpoint, the codecs. */
+function clientConfig(region: string, url: URL, http: SignedHttp) {
   const endpointV1 = {
     protocol: url.protocol,
     hostname: url.hostname,
     ...(url.port ? { port: Number(url.port) } : {}),
     path: '/',
   };
-  const config = {
+  return {
     apiVersion: '2012-08-10',
     serviceId: 'DynamoDB',
-    region: options.region,
+    region,
     protocol: new AwsJson1_0Protocol({
       defaultNamespace: 'com.amazonaws.dynamodb',
       serviceTarget: 'DynamoDB_20120810',
@@ -96,42 +114,34 @@ export function leanDynamoClient(options: LeanDynamoOptions): DynamoDBClient {
       if (body instanceof Uint8Array) return body;
       throw new TypeError('a DynamoDB answer arrived as a stream');
     },
-    requestHandler: {
-      async handle(request: HttpRequest): Promise<{ response: HttpResponse }> {
-        const body =
-          typeof request.body === 'string' ? Buffer.from(request.body) : (request.body as Uint8Array);
-        const answer = await http.send(
-          { method: 'POST', path: request.path, headers: request.headers, body },
-          { keepBody: true },
-        );
-        const headers: Record<string, string> = {};
-        for (const [name, value] of Object.entries(answer.headers)) {
-          if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
-        }
-        return {
-          response: new HttpResponse({
-            statusCode: answer.status,
-            headers,
-            body: Buffer.from(answer.body, 'utf8'),
-          }),
-        };
-      },
-      destroy: () => http.destroy(),
-    },
+    requestHandler: requestHandlerOver(http),
   };
-  const client = new Client<
-    Record<string, never>,
-    ServiceInputTypes,
-    ServiceOutputTypes,
-    typeof config & { requestHandler: typeof config.requestHandler }
-  >(config);
-  client.middlewareStack.use(getSchemaSerdePlugin(config));
-  client.middlewareStack.add(retryMiddleware(options), {
-    step: 'finalizeRequest',
-    name: 'leanRetryMiddleware',
-    tags: ['RETRY'],
-  });
-  return client as unknown as DynamoDBClient;
+}
+
+/** The SDK's request handler, as signed-http.ts sends: the serialized request out, the whole answer back. */
+function requestHandlerOver(http: SignedHttp) {
+  return {
+    async handle(request: HttpRequest): Promise<{ response: HttpResponse }> {
+      const body =
+        typeof request.body === 'string' ? Buffer.from(request.body) : (request.body as Uint8Array);
+      const answer = await http.send(
+        { method: 'POST', path: request.path, headers: request.headers, body },
+        { keepBody: true },
+      );
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(answer.headers)) {
+        if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+      }
+      return {
+        response: new HttpResponse({
+          statusCode: answer.status,
+          headers,
+          body: Buffer.from(answer.body, 'utf8'),
+        }),
+      };
+    },
+    destroy: () => http.destroy(),
+  };
 }
 
 /**

@@ -1,4 +1,10 @@
-import { type AwsCredentials, credentialsFromEnv, type SignedHttp, signedHttp } from './signed-http.ts';
+import {
+  type Answer,
+  type AwsCredentials,
+  credentialsFromEnv,
+  type SignedHttp,
+  signedHttp,
+} from './signed-http.ts';
 
 /** Reads a secret's current string value by ARN. */
 export type SecretReader = (arn: string) => Promise<string>;
@@ -19,17 +25,7 @@ export function secretsEndpoint(env: NodeJS.ProcessEnv, region: string): string 
 export function secretReaderFromEnv(env: NodeJS.ProcessEnv): SecretReader {
   let http: SignedHttp | undefined;
   return async (arn) => {
-    if (!http) {
-      const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
-      if (!region) throw new Error('AWS_REGION must be set to read secrets');
-      const credentials: AwsCredentials = credentialsFromEnv(env);
-      http = signedHttp({
-        endpoint: secretsEndpoint(env, region),
-        service: 'secretsmanager',
-        region,
-        credentials,
-      });
-    }
+    http ??= secretsHttp(env);
     const answer = await http.send(
       {
         method: 'POST',
@@ -42,22 +38,39 @@ export function secretReaderFromEnv(env: NodeJS.ProcessEnv): SecretReader {
       },
       { keepBody: true },
     );
-    let parsed: { SecretString?: unknown; __type?: unknown };
-    try {
-      parsed = JSON.parse(answer.body) as typeof parsed;
-    } catch {
-      parsed = {};
-    }
-    if (answer.status !== 200) {
-      // `__type` is `ResourceNotFoundException` or `com.amazonaws...#AccessDeniedException`.
-      const type = typeof parsed.__type === 'string' ? (parsed.__type.split('#').pop() ?? '') : '';
-      const err = new Error(`Secrets Manager answered ${answer.status}`);
-      err.name = /^[A-Za-z]{1,64}$/.test(type) ? type : 'SecretsManagerError';
-      throw err;
-    }
-    if (typeof parsed.SecretString !== 'string' || parsed.SecretString === '') {
-      throw new Error('the key secret is empty');
-    }
-    return parsed.SecretString;
+    return secretStringOf(answer);
   };
+}
+
+function secretsHttp(env: NodeJS.ProcessEnv): SignedHttp {
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
+  if (!region) throw new Error('AWS_REGION must be set to read secrets');
+  const credentials: AwsCredentials = credentialsFromEnv(env);
+  return signedHttp({
+    endpoint: secretsEndpoint(env, region),
+    service: 'secretsmanager',
+    region,
+    credentials,
+  });
+}
+
+/** GetSecretValue's `SecretString`; an error named by the service's `__type` for any other answer. */
+function secretStringOf(answer: Answer): string {
+  let parsed: { SecretString?: unknown; __type?: unknown };
+  try {
+    parsed = JSON.parse(answer.body) as typeof parsed;
+  } catch {
+    parsed = {};
+  }
+  if (answer.status !== 200) {
+    // `__type` is `ResourceNotFoundException` or `com.amazonaws...#AccessDeniedException`.
+    const type = typeof parsed.__type === 'string' ? (parsed.__type.split('#').pop() ?? '') : '';
+    const err = new Error(`Secrets Manager answered ${answer.status}`);
+    err.name = /^[A-Za-z]{1,64}$/.test(type) ? type : 'SecretsManagerError';
+    throw err;
+  }
+  if (typeof parsed.SecretString !== 'string' || parsed.SecretString === '') {
+    throw new Error('the key secret is empty');
+  }
+  return parsed.SecretString;
 }

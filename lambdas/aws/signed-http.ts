@@ -89,42 +89,11 @@ export function signedHttp(options: SignedHttpOptions): SignedHttp {
   const agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
   const timeoutMs = options.timeoutMs ?? 5000;
   const maxBody = options.maxBodyBytes ?? MAX_BODY;
-  const port = url.port ? Number(url.port) : undefined;
-  const host = url.host; // with the port when it is not the scheme's default, as SigV4 signs it
-  const base = url.pathname.replace(/\/+$/, '');
-  const signer = new SignatureV4({
-    service: options.service,
-    region: options.region,
-    credentials: options.credentials,
-    sha256: Sha256,
-    // By default no `x-amz-content-sha256` header: S3 wants it, SigV4 elsewhere hashes the body
-    // into the canonical request without it, and leaving it out saves a third of the signing CPU.
-    applyChecksum: options.signBodyHash ?? false,
-  });
+  const signer = sigV4Signer(options);
 
   return {
     async send(req, { keepBody = false } = {}) {
-      const path = `${base}${req.path}`;
-      const headers: Record<string, string> = { ...req.headers, host };
-      if (req.body) headers['content-length'] = String(req.body.byteLength);
-      const signed = await signer.sign({
-        method: req.method,
-        protocol: url.protocol,
-        hostname: url.hostname,
-        ...(port === undefined ? {} : { port }),
-        path,
-        query: {},
-        headers,
-        ...(req.body ? { body: req.body } : {}),
-      });
-      const request: RequestOptions = {
-        method: req.method,
-        hostname: url.hostname,
-        ...(port === undefined ? {} : { port }),
-        path,
-        headers: signed.headers,
-        agent,
-      };
+      const request: RequestOptions = { ...(await signRequest(signer, url, req)), agent };
       try {
         return await exchange(send, request, req.body, timeoutMs, keepBody ? maxBody : 0);
       } catch (err) {
@@ -133,6 +102,44 @@ export function signedHttp(options: SignedHttpOptions): SignedHttp {
       }
     },
     destroy: () => agent.destroy(),
+  };
+}
+
+function sigV4Signer(options: SignedHttpOptions): SignatureV4 {
+  return new SignatureV4({
+    service: options.service,
+    region: options.region,
+    credentials: options.credentials,
+    sha256: Sha256,
+    // By default no `x-amz-content-sha256` header: S3 wants it, SigV4 elsewhere hashes the body
+    // into the canonical request without it, and leaving it out saves a third of the signing CPU.
+    applyChecksum: options.signBodyHash ?? false,
+  });
+}
+
+/** The request's options for `node:http(s)`, under the endpoint's path, with its signed headers. */
+async function signRequest(signer: SignatureV4, url: URL, req: SignedRequest): Promise<RequestOptions> {
+  const port = url.port ? Number(url.port) : undefined;
+  const path = `${url.pathname.replace(/\/+$/, '')}${req.path}`;
+  // The host with the port when it is not the scheme's default, as SigV4 signs it.
+  const headers: Record<string, string> = { ...req.headers, host: url.host };
+  if (req.body) headers['content-length'] = String(req.body.byteLength);
+  const signed = await signer.sign({
+    method: req.method,
+    protocol: url.protocol,
+    hostname: url.hostname,
+    ...(port === undefined ? {} : { port }),
+    path,
+    query: {},
+    headers,
+    ...(req.body ? { body: req.body } : {}),
+  });
+  return {
+    method: req.method,
+    hostname: url.hostname,
+    ...(port === undefined ? {} : { port }),
+    path,
+    headers: signed.headers,
   };
 }
 
@@ -147,31 +154,11 @@ function exchange(
   /** With `keepBody`, the longest body kept; 0 keeps only an error's. */
   maxBody: number,
 ): Promise<Answer> {
-  const keepBody = maxBody > 0;
   return new Promise<Answer>((resolve, reject) => {
     let answered = false;
     const req = send(options, (res) => {
       answered = true;
-      const status = res.statusCode ?? 0;
-      const limit = keepBody ? maxBody : status >= 300 ? MAX_ERROR_BODY : 0;
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        if (size < limit) chunks.push(chunk);
-        size += chunk.length;
-      });
-      res.on('end', () => {
-        if (keepBody && size > maxBody) {
-          reject(new Error(`the answer is over ${maxBody} bytes`));
-          return;
-        }
-        resolve({
-          status,
-          headers: res.headers,
-          body: Buffer.concat(chunks).subarray(0, limit).toString('utf8'),
-        });
-      });
-      res.on('error', reject);
+      collectAnswer(res, maxBody, resolve, reject);
     });
     req.setTimeout(timeoutMs, () => {
       const err = new Error(`no answer within ${timeoutMs} ms`);
@@ -187,4 +174,34 @@ function exchange(
     });
     req.end(body);
   });
+}
+
+/** Reads an answer, keeping at most `maxBody` bytes of its body (with 0, an error's first 4 KB). */
+function collectAnswer(
+  res: IncomingMessage,
+  maxBody: number,
+  resolve: (answer: Answer) => void,
+  reject: (err: Error) => void,
+): void {
+  const keepBody = maxBody > 0;
+  const status = res.statusCode ?? 0;
+  const limit = keepBody ? maxBody : status >= 300 ? MAX_ERROR_BODY : 0;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  res.on('data', (chunk: Buffer) => {
+    if (size < limit) chunks.push(chunk);
+    size += chunk.length;
+  });
+  res.on('end', () => {
+    if (keepBody && size > maxBody) {
+      reject(new Error(`the answer is over ${maxBody} bytes`));
+      return;
+    }
+    resolve({
+      status,
+      headers: res.headers,
+      body: Buffer.concat(chunks).subarray(0, limit).toString('utf8'),
+    });
+  });
+  res.on('error', reject);
 }

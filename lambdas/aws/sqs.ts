@@ -1,5 +1,5 @@
 import type { MessageQueue, QueueEntry } from '../core/queue.ts';
-import { type AwsCredentials, type SignedHttp, signedHttp } from './signed-http.ts';
+import { type AwsCredentials, type SignedHttp, type SignedRequest, signedHttp } from './signed-http.ts';
 
 export interface SqsQueueOptions {
   /** `https://sqs.{region}.amazonaws.com/{account}/{name}`: its origin is the endpoint. */
@@ -29,60 +29,80 @@ export function sqsQueue(options: SqsQueueOptions): MessageQueue & { destroy(): 
     region: options.region,
     credentials: options.credentials,
   });
-  const encoder = new TextEncoder();
-  const sendBatch = async (entries: readonly QueueEntry[]) => {
-    let pending = entries.map((e, i) => ({ ...e, id: String(i) }));
-    for (let attempt = 1; pending.length > 0; attempt++) {
-      const answer = await http.send(
-        {
-          method: 'POST',
-          path: '/',
-          headers: {
-            'content-type': 'application/x-amz-json-1.0',
-            'x-amz-target': 'AmazonSQS.SendMessageBatch',
-          },
-          body: encoder.encode(
-            JSON.stringify({
-              QueueUrl: options.queueUrl,
-              Entries: pending.map((e) => ({
-                Id: e.id,
-                MessageBody: e.body,
-                ...(e.delayS ? { DelaySeconds: Math.min(900, Math.max(0, Math.round(e.delayS))) } : {}),
-              })),
-            }),
-          ),
-        },
-        { keepBody: true },
-      );
-      let parsed: { Failed?: { Id?: string; Code?: string; SenderFault?: boolean }[]; __type?: string };
-      try {
-        parsed = JSON.parse(answer.body || '{}') as typeof parsed;
-      } catch {
-        parsed = {};
-      }
-      const failed = answer.status === 200 ? new Set((parsed.Failed ?? []).map((f) => f.Id)) : undefined;
-      pending = failed ? pending.filter((e) => failed.has(e.id)) : pending;
-      const senderFault = (parsed.Failed ?? []).some((f) => f.SenderFault);
-      if (pending.length > 0 && (attempt >= ATTEMPTS || senderFault)) {
-        const type =
-          String(parsed.__type ?? parsed.Failed?.[0]?.Code ?? '')
-            .split('#')
-            .pop() ?? '';
-        const err = new Error(
-          `SQS kept ${pending.length} of ${entries.length} messages (answered ${answer.status})`,
-        );
-        err.name = /^[A-Za-z.]{1,64}$/.test(type) ? type : 'QueueError';
-        throw err;
-      }
-      if (pending.length > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
-    }
-  };
   return {
     async send(entries) {
       const batches: QueueEntry[][] = [];
       for (let i = 0; i < entries.length; i += BATCH) batches.push(entries.slice(i, i + BATCH));
-      await Promise.all(batches.map(sendBatch));
+      await Promise.all(batches.map((batch) => sendBatch(http, options.queueUrl, batch)));
     },
     destroy: () => http.destroy(),
   };
+}
+
+type PendingEntry = QueueEntry & { readonly id: string };
+
+interface BatchAnswer {
+  Failed?: { Id?: string; Code?: string; SenderFault?: boolean }[];
+  __type?: string;
+}
+
+const encoder = new TextEncoder();
+
+/** One batch, its failed entries sent again until none is left, a sender's fault or the last try. */
+async function sendBatch(http: SignedHttp, queueUrl: string, entries: readonly QueueEntry[]): Promise<void> {
+  let pending: PendingEntry[] = entries.map((e, i) => ({ ...e, id: String(i) }));
+  for (let attempt = 1; pending.length > 0; attempt++) {
+    const answer = await http.send(batchRequest(queueUrl, pending), { keepBody: true });
+    const parsed = parseBatchAnswer(answer.body);
+    const failed = answer.status === 200 ? new Set((parsed.Failed ?? []).map((f) => f.Id)) : undefined;
+    pending = failed ? pending.filter((e) => failed.has(e.id)) : pending;
+    const senderFault = (parsed.Failed ?? []).some((f) => f.SenderFault);
+    if (pending.length > 0 && (attempt >= ATTEMPTS || senderFault)) {
+      throw queueError(
+        parsed,
+        `SQS kept ${pending.length} of ${entries.length} messages (answered ${answer.status})`,
+      );
+    }
+    if (pending.length > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+  }
+}
+
+function batchRequest(queueUrl: string, pending: readonly PendingEntry[]): SignedRequest {
+  return {
+    method: 'POST',
+    path: '/',
+    headers: {
+      'content-type': 'application/x-amz-json-1.0',
+      'x-amz-target': 'AmazonSQS.SendMessageBatch',
+    },
+    body: encoder.encode(
+      JSON.stringify({
+        QueueUrl: queueUrl,
+        Entries: pending.map((e) => ({
+          Id: e.id,
+          MessageBody: e.body,
+          ...(e.delayS ? { DelaySeconds: Math.min(900, Math.max(0, Math.round(e.delayS))) } : {}),
+        })),
+      }),
+    ),
+  };
+}
+
+function parseBatchAnswer(body: string): BatchAnswer {
+  try {
+    return JSON.parse(body || '{}') as BatchAnswer;
+  } catch {
+    return {};
+  }
+}
+
+/** Named by the service's error type (or the first failed entry's code) when it is a plain name. */
+function queueError(parsed: BatchAnswer, message: string): Error {
+  const type =
+    String(parsed.__type ?? parsed.Failed?.[0]?.Code ?? '')
+      .split('#')
+      .pop() ?? '';
+  const err = new Error(message);
+  err.name = /^[A-Za-z.]{1,64}$/.test(type) ? type : 'QueueError';
+  return err;
 }

@@ -68,6 +68,54 @@ export function messageContent(m: Record<string, unknown>): { text?: string; dat
   return { ...(hasText ? { text: m.text as string } : {}), ...(hasData ? { data: m.data } : {}) };
 }
 
+type FrameParser = (m: Record<string, unknown>) => ClientMessage;
+
+function parseJoin(m: Record<string, unknown>): ClientMessage {
+  let history = 0;
+  if (m.history !== undefined) {
+    if (typeof m.history !== 'number' || !Number.isInteger(m.history) || m.history < 0) {
+      throw bad('history must be a whole number');
+    }
+    history = Math.min(m.history, MAX_HISTORY);
+  }
+  const since = m.since === undefined ? undefined : sinceOf(m.since);
+  return { type: 'join', room: room(m.room), history, ...(since ? { since } : {}) };
+}
+
+function parseMessage(m: Record<string, unknown>): ClientMessage {
+  const idempotencyKey = idempotencyKeyOf(m.idempotencyKey);
+  return {
+    type: 'message',
+    room: room(m.room),
+    ...messageContent(m),
+    ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+  };
+}
+
+/** One parser per client message type (a Map: a `type` such as `"constructor"` is unknown, not inherited). */
+const PARSERS: ReadonlyMap<unknown, FrameParser> = new Map<string, FrameParser>([
+  ['join', parseJoin],
+  ['leave', (m) => ({ type: 'leave', room: room(m.room) })],
+  ['presence', (m) => ({ type: 'presence', room: room(m.room) })],
+  ['message', parseMessage],
+  [
+    'refresh_token',
+    (m) => {
+      if (typeof m.token !== 'string' || m.token.length === 0) throw bad('token must be a string');
+      return { type: 'refresh_token', token: m.token };
+    },
+  ],
+  ['whoami', () => ({ type: 'whoami' })],
+  ['ping', () => ({ type: 'ping' })],
+  [
+    'encrypted',
+    (m) => {
+      if (typeof m.jwe !== 'string' || m.jwe.length === 0) throw bad('jwe must be a compact JWE string');
+      return { type: 'encrypted', jwe: m.jwe };
+    },
+  ],
+]);
+
 /**
  * Parses and validates one client frame. Throws `invalid_request` (an error frame
  * `bad_request`) for anything that is not exactly one of the spec's messages.
@@ -85,48 +133,16 @@ export function parseClientMessage(text: string): ClientMessage {
   if (m.id !== undefined && clientIdOf(m.id) === undefined)
     throw bad('id must be a string of up to 64 characters or an integer');
   const id = clientIdOf(m.id);
-  const withId = <T extends object>(msg: T): T & { id?: RequestId } =>
-    id === undefined ? msg : { ...msg, id };
-  switch (m.type) {
-    case 'join': {
-      let history = 0;
-      if (m.history !== undefined) {
-        if (typeof m.history !== 'number' || !Number.isInteger(m.history) || m.history < 0) {
-          throw bad('history must be a whole number');
-        }
-        history = Math.min(m.history, MAX_HISTORY);
-      }
-      const since = m.since === undefined ? undefined : sinceOf(m.since);
-      return withId({ type: 'join', room: room(m.room), history, ...(since ? { since } : {}) });
-    }
-    case 'leave':
-    case 'presence':
-      return withId({ type: m.type, room: room(m.room) });
-    case 'message': {
-      const idempotencyKey = idempotencyKeyOf(m.idempotencyKey);
-      return withId({
-        type: 'message',
-        room: room(m.room),
-        ...messageContent(m),
-        ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
-      });
-    }
-    case 'refresh_token':
-      if (typeof m.token !== 'string' || m.token.length === 0) throw bad('token must be a string');
-      return withId({ type: 'refresh_token', token: m.token });
-    case 'whoami':
-    case 'ping':
-      return withId({ type: m.type });
-    case 'encrypted':
-      if (typeof m.jwe !== 'string' || m.jwe.length === 0) throw bad('jwe must be a compact JWE string');
-      return withId({ type: 'encrypted', jwe: m.jwe });
-    default:
-      throw bad(
-        typeof m.type === 'string'
-          ? `unknown message type ${JSON.stringify(m.type.slice(0, 32))}`
-          : 'type is required',
-      );
+  const parse = PARSERS.get(m.type);
+  if (!parse) {
+    throw bad(
+      typeof m.type === 'string'
+        ? `unknown message type ${JSON.stringify(m.type.slice(0, 32))}`
+        : 'type is required',
+    );
   }
+  const message = parse(m);
+  return id === undefined ? message : { ...message, id };
 }
 
 /** What a frame says of itself before any read: see `peekFrame`. */

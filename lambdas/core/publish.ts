@@ -3,6 +3,7 @@ import type { Deps } from './deps.ts';
 import { queuesDelivery, type RoomDelivery, readRoomForFanout, storeAndDeliver } from './fanout.ts';
 import { type ChatMessage, saveMessage } from './history.ts';
 import { claimIdempotencyKey, type PublishedRef, releaseIdempotencyKey } from './idempotency.ts';
+import type { MembersPage } from './room-members.ts';
 import { nextSeq } from './sequence.ts';
 import type { AckFrame } from './wire.ts';
 
@@ -63,15 +64,31 @@ export async function publishMessage<Stop = never>(
     const claimed = await claimIdempotencyKey(deps, p.room, p.from, p.idempotencyKey, message, now);
     if (claimed) return { ...claimed, duplicate: true, delivered: 0 } as PublishResult<Stop>;
   }
+  const delivery = await deliver(deps, p, first, message);
+  return {
+    messageId: message.messageId,
+    epoch: message.epoch,
+    seq: message.seq,
+    duplicate: false,
+    ...(delivery.mode === 'direct' ? { delivered: delivery.delivered } : { queued: true as const }),
+  } as PublishResult<Stop>;
+}
+
+/** Stores and delivers a numbered message; a big room's key is given back when its store failed. */
+async function deliver(
+  deps: Deps,
+  p: Publication,
+  first: MembersPage,
+  message: ChatMessage,
+): Promise<RoomDelivery> {
   let storeFailed = false;
   const store = () =>
     saveMessage(deps, message).catch((err: unknown) => {
       storeFailed = true;
       throw err;
     });
-  let delivery: RoomDelivery;
   try {
-    delivery = await storeAndDeliver(deps, p.room, first, message, store);
+    return await storeAndDeliver(deps, p.room, first, message, store);
   } catch (err) {
     // A big room's message is stored before its delivery is queued: when the store failed,
     // nothing went out, so the key is given back and the sender's resend publishes the message
@@ -80,13 +97,6 @@ export async function publishMessage<Stop = never>(
       await releaseIdempotencyKey(deps, p.room, p.from, p.idempotencyKey, message.messageId).catch(() => {});
     throw err;
   }
-  return {
-    messageId: message.messageId,
-    epoch: message.epoch,
-    seq: message.seq,
-    duplicate: false,
-    ...(delivery.mode === 'direct' ? { delivered: delivery.delivered } : { queued: true as const }),
-  } as PublishResult<Stop>;
 }
 
 /** A published message's reference as its sender reads it: an `ack` but for its `type` and `id`. */

@@ -31,49 +31,83 @@ export interface SweepReport {
  */
 export async function sweep(deps: Deps): Promise<SweepReport> {
   const now = nowS(deps.clock);
-  const closed: Record<CloseReason, number> = { token_expired: 0, token_revoked: 0, blocked: 0 };
-  let forgotten = 0;
+  const tally: SweepTally = { closed: { token_expired: 0, token_revoked: 0, blocked: 0 }, forgotten: 0 };
   // Expired rows too: dynalite never deletes them and DynamoDB only late.
   const sockets = await allSocketRows(deps, { includeExpired: true });
   for (let i = 0; i < sockets.length; i += CHUNK) {
-    const chunk = sockets.slice(i, i + CHUNK);
-    const subjects = chunk.map((c) => ({ claims: c, username: c.username }));
-    // Eventually consistent: the sweeper is the backstop for what the push path missed, and a
-    // revocation or block missed minutes ago is in every view; a stale one only defers a close by a sweep.
-    const rows = await batchGet(
-      deps.db,
-      subjects.flatMap((s) => accessRefs(deps, s)),
-    );
-    await Promise.all(
-      chunk.map(async (c, j) => {
-        const per = accessRefs(deps, subjects[j] ?? { claims: c }).length;
-        const state = accessStateFrom(subjects[j] ?? { claims: c }, rows.slice(j * per, (j + 1) * per), now);
-        const reason = closeReason(c, state, now, deps.settings.clockSkewS);
-        try {
-          if (reason) {
-            // Condemned by the row read above: closed only if its row still holds that token.
-            if (await closeSocket(deps, c, reason, { ifJti: c.jti })) closed[reason]++;
-          } else if (
-            now - Math.floor(c.connectedAt / 1000) > MAX_SOCKET_AGE_S ||
-            (deps.api &&
-              deps.clock.now() - c.connectedAt >= HANDSHAKE_GRACE_MS &&
-              !(await deps.api.exists(c.connectionId)))
-          ) {
-            await forgetSocket(deps, c.connectionId);
-            forgotten++;
-          }
-        } catch (err) {
-          deps.audit('warn', 'error', {
-            reason: 'sweep_failed',
-            connectionId: c.connectionId,
-            errorName: (err as Error).name,
-          });
-        }
-      }),
-    );
+    await sweepChunk(deps, sockets.slice(i, i + CHUNK), now, tally);
   }
-  // A membership is an orphan only if its socket has no row now, read right before the
-  // delete: sockets that connected and joined since the first read are not in it.
+  const orphansRemoved = await removeOrphanMemberships(deps, sockets);
+  const report = {
+    checked: sockets.length,
+    closed: tally.closed,
+    forgotten: tally.forgotten,
+    orphansRemoved,
+  };
+  deps.audit('info', 'sweep.run', { count: sockets.length });
+  return report;
+}
+
+type SocketRow = Awaited<ReturnType<typeof allSocketRows>>[number];
+
+interface SweepTally {
+  readonly closed: Record<CloseReason, number>;
+  forgotten: number;
+}
+
+/** One BatchGetItem of the chunk's access rows, then each socket closed, forgotten or kept, in parallel. */
+async function sweepChunk(
+  deps: Deps,
+  chunk: readonly SocketRow[],
+  now: number,
+  tally: SweepTally,
+): Promise<void> {
+  const subjects = chunk.map((c) => ({ claims: c, username: c.username }));
+  // Eventually consistent: the sweeper is the backstop for what the push path missed, and a
+  // revocation or block missed minutes ago is in every view; a stale one only defers a close by a sweep.
+  const rows = await batchGet(
+    deps.db,
+    subjects.flatMap((s) => accessRefs(deps, s)),
+  );
+  await Promise.all(
+    chunk.map(async (c, j) => {
+      const per = accessRefs(deps, subjects[j] ?? { claims: c }).length;
+      const state = accessStateFrom(subjects[j] ?? { claims: c }, rows.slice(j * per, (j + 1) * per), now);
+      const reason = closeReason(c, state, now, deps.settings.clockSkewS);
+      try {
+        if (reason) {
+          // Condemned by the row read above: closed only if its row still holds that token.
+          if (await closeSocket(deps, c, reason, { ifJti: c.jti })) tally.closed[reason]++;
+        } else if (await isGone(deps, c, now)) {
+          await forgetSocket(deps, c.connectionId);
+          tally.forgotten++;
+        }
+      } catch (err) {
+        deps.audit('warn', 'error', {
+          reason: 'sweep_failed',
+          connectionId: c.connectionId,
+          errorName: (err as Error).name,
+        });
+      }
+    }),
+  );
+}
+
+/** Over API Gateway's 2-hour limit, or past the handshake and unknown to it (410). */
+async function isGone(deps: Deps, c: SocketRow, now: number): Promise<boolean> {
+  return (
+    now - Math.floor(c.connectedAt / 1000) > MAX_SOCKET_AGE_S ||
+    (deps.api !== undefined &&
+      deps.clock.now() - c.connectedAt >= HANDSHAKE_GRACE_MS &&
+      !(await deps.api.exists(c.connectionId)))
+  );
+}
+
+/**
+ * A membership is an orphan only if its socket has no row now, read right before the
+ * delete: sockets that connected and joined since the first read are not in it.
+ */
+async function removeOrphanMemberships(deps: Deps, sockets: readonly SocketRow[]): Promise<number> {
   const seen = new Set(sockets.map((c) => c.connectionId));
   const candidates = await orphanMemberships(deps, seen, {
     nowMs: deps.clock.now(),
@@ -87,7 +121,5 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
   );
   const orphans = candidates.filter((o) => gone.has(o.connectionId));
   await Promise.all(orphans.map((o) => deleteMembership(deps, o.room, o.connectionId)));
-  const report = { checked: sockets.length, closed, forgotten, orphansRemoved: orphans.length };
-  deps.audit('info', 'sweep.run', { count: sockets.length });
-  return report;
+  return orphans.length;
 }
