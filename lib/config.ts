@@ -142,7 +142,13 @@ export function readConfig(
 const HOSTNAME = /^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
 const CERTIFICATE_ARN = /^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate\/[A-Za-z0-9-]+$/;
 
-function readOptions(node: Node, problems: string[], region: string | undefined): DeploymentOptions {
+/** Reads one option as text (its default when absent), or as a whole number in a range. */
+interface OptionReader {
+  readonly raw: (name: DeploymentOptionName) => string;
+  readonly whole: (name: DeploymentOptionName, min: number, max: number) => number;
+}
+
+function optionReader(node: Node, problems: string[]): OptionReader {
   const raw = (name: DeploymentOptionName) =>
     String(contextValue(node, name) ?? DEPLOYMENT_OPTIONS[name].default).trim();
   const whole = (name: DeploymentOptionName, min: number, max: number) => {
@@ -153,12 +159,13 @@ function readOptions(node: Node, problems: string[], region: string | undefined)
     }
     return n;
   };
-  const retention = whole('logRetentionDays', 1, 3653);
-  if (!problems.some((p) => p.startsWith('logRetentionDays')) && !RETENTIONS.has(retention)) {
-    problems.push(
-      `logRetentionDays: must be one of CloudWatch's retention periods (${[...RETENTIONS].sort((a, b) => a - b).join(', ')}), got ${retention}`,
-    );
-  }
+  return { raw, whole };
+}
+
+function readOptions(node: Node, problems: string[], region: string | undefined): DeploymentOptions {
+  const reader = optionReader(node, problems);
+  const { raw, whole } = reader;
+  const retention = readRetention(reader, problems);
   const alarmEmail = raw('alarmEmail') || undefined;
   if (alarmEmail && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
     problems.push(`alarmEmail: must be an e-mail address, got ${JSON.stringify(alarmEmail)}`);
@@ -169,7 +176,32 @@ function readOptions(node: Node, problems: string[], region: string | undefined)
   if (accountRole !== 'true' && accountRole !== 'false') {
     problems.push(`apiGatewayAccountRole: must be true or false, got ${JSON.stringify(accountRole)}`);
   }
+  const domains = readDomains(reader, problems, region);
+  const reservedConcurrency = readReservedConcurrency(reader);
+  return Object.freeze({
+    logRetention: retention,
+    keyRotation,
+    alarmEmail,
+    throttleRatePerS: whole('throttleRatePerS', 1, 100_000),
+    throttleBurst: whole('throttleBurst', 1, 100_000),
+    apiGatewayAccountRole: accountRole === 'true',
+    domains,
+    reservedConcurrency,
+  });
+}
 
+function readRetention({ whole }: OptionReader, problems: string[]): RetentionDays {
+  const retention = whole('logRetentionDays', 1, 3653);
+  if (!problems.some((p) => p.startsWith('logRetentionDays')) && !RETENTIONS.has(retention)) {
+    problems.push(
+      `logRetentionDays: must be one of CloudWatch's retention periods (${[...RETENTIONS].sort((a, b) => a - b).join(', ')}), got ${retention}`,
+    );
+  }
+  return retention as RetentionDays;
+}
+
+/** The custom domain names and their certificate: both names or one, and a certificate of the stack's region. */
+function readDomains({ raw }: OptionReader, problems: string[], region: string | undefined): CustomDomains {
   const domain = (name: 'wsDomainName' | 'httpDomainName') => {
     const text = raw(name).toLowerCase();
     if (text === '') return undefined;
@@ -200,24 +232,17 @@ function readOptions(node: Node, problems: string[], region: string | undefined)
     if (!ws && !http)
       problems.push('certificateArn: set wsDomainName or httpDomainName too, or leave it out');
   }
+  return Object.freeze({ ws, http, certificateArn });
+}
 
+function readReservedConcurrency({ raw, whole }: OptionReader): DeploymentOptions['reservedConcurrency'] {
   const reservedConcurrency: Partial<Record<ConfigurableGroup, number>> = {};
   for (const group of GROUP_NAMES) {
     if (group === 'sweeper') continue;
     const name = concurrencyOption(group);
     if (raw(name) !== '') reservedConcurrency[group] = whole(name, 1, 10_000);
   }
-
-  return Object.freeze({
-    logRetention: retention as RetentionDays,
-    keyRotation,
-    alarmEmail,
-    throttleRatePerS: whole('throttleRatePerS', 1, 100_000),
-    throttleBurst: whole('throttleBurst', 1, 100_000),
-    apiGatewayAccountRole: accountRole === 'true',
-    domains: Object.freeze({ ws, http, certificateArn }),
-    reservedConcurrency: Object.freeze(reservedConcurrency),
-  });
+  return Object.freeze(reservedConcurrency);
 }
 
 function contextValue(node: Node, name: string): unknown {

@@ -39,6 +39,8 @@ export const COUNTED_EVENTS = [
 
 export type CountedEvent = (typeof COUNTED_EVENTS)[number];
 
+const FIVE_MINUTES = Duration.minutes(5);
+
 export interface ObservabilityProps {
   /** Every function, the key generator included: metric filters and saved queries. */
   readonly functions: readonly HandlerFunction[];
@@ -77,8 +79,22 @@ export class Observability extends Construct {
     super(scope, id);
     // Per stack, so two deployments in one account never share a metric.
     this.namespace = `JwtRealtime/${Stack.of(this).stackName}`;
+    this.addMetricFilters(props);
+    this.alarmTopic = this.createAlarmTopic(props.alarmEmail);
+    this.alarms = this.createAlarms([
+      ...this.auditAlarms(props.loginFailureAlarmThreshold),
+      ...this.serverErrorAlarms(props.httpApi),
+      ...queueAlarms(props.sweepFailures, props.fanoutDeadLetters),
+      ...lambdaAlarms(this.namespace, props.groups),
+      ...tableAlarms(props.tables, props.tableOperations),
+    ]);
     const logGroups = props.functions.map((fn) => fn.functionLogGroup);
+    this.queries = savedQueries(this, logGroups, props.webSocketAccessLogs);
+    this.dashboard = this.createDashboard(props, logGroups);
+  }
 
+  /** Counts our JSON log lines: audit events, handler errors, the authorizer's deliberate 401s, WebSocket 5xx. */
+  private addMetricFilters(props: ObservabilityProps): void {
     for (const fn of props.functions) {
       fn.functionLogGroup.addMetricFilter('AuditEvents', {
         filterPattern: logs.FilterPattern.any(
@@ -93,159 +109,62 @@ export class Observability extends Construct {
       // Our own audit lines at level "error" (a store failure, a failed delivery). Crashes,
       // timeouts and out-of-memory kills are counted by Lambda itself (the group alarms): the
       // runtime's "ERROR" lines would also count every deliberate 401 of the authorizer.
-      fn.functionLogGroup.addMetricFilter('HandlerErrors', {
-        filterPattern: logs.FilterPattern.stringValue('$.level', '=', 'error'),
-        metricNamespace: this.namespace,
-        metricName: 'HandlerErrors',
-        metricValue: '1',
-        defaultValue: 0,
-        unit: cloudwatch.Unit.COUNT,
-      });
+      this.countLines(
+        fn.functionLogGroup,
+        'HandlerErrors',
+        'HandlerErrors',
+        logs.FilterPattern.stringValue('$.level', '=', 'error'),
+      );
     }
     for (const { fn } of props.groups.filter((g) => throwsUnauthorized(g.spec))) {
-      fn.functionLogGroup.addMetricFilter('DeliberateUnauthorized', {
-        filterPattern: logs.FilterPattern.all(
+      this.countLines(
+        fn.functionLogGroup,
+        'DeliberateUnauthorized',
+        DELIBERATE_401_METRIC,
+        logs.FilterPattern.all(
           logs.FilterPattern.stringValue('$.level', '=', 'ERROR'),
           logs.FilterPattern.stringValue('$.message.errorMessage', '=', 'Unauthorized'),
         ),
-        metricNamespace: this.namespace,
-        metricName: DELIBERATE_401_METRIC,
-        metricValue: '1',
-        defaultValue: 0,
-        unit: cloudwatch.Unit.COUNT,
-      });
+      );
     }
     // 5xx only: a WebSocket integration that answers 4xx (a refused handshake, the connection
     // cap's 403) is doing its job, yet API Gateway's IntegrationError counts it.
-    props.webSocketAccessLogs.addMetricFilter('ServerErrors', {
-      filterPattern: logs.FilterPattern.stringValue('$.status', '=', '5*'),
+    this.countLines(
+      props.webSocketAccessLogs,
+      'ServerErrors',
+      'WebSocketServerErrors',
+      logs.FilterPattern.stringValue('$.status', '=', '5*'),
+    );
+  }
+
+  /** A metric of this namespace counting the lines of `group` that match (0 when none). */
+  private countLines(
+    group: logs.ILogGroup,
+    id: string,
+    metricName: string,
+    filterPattern: logs.IFilterPattern,
+  ): void {
+    group.addMetricFilter(id, {
+      filterPattern,
       metricNamespace: this.namespace,
-      metricName: 'WebSocketServerErrors',
+      metricName,
       metricValue: '1',
       defaultValue: 0,
       unit: cloudwatch.Unit.COUNT,
     });
+  }
 
-    const event = (name: CountedEvent, label: string = name) => this.eventMetric(name, label);
-    const handlerErrors = new cloudwatch.Metric({
-      namespace: this.namespace,
-      metricName: 'HandlerErrors',
-      statistic: 'Sum',
-      period: Duration.minutes(5),
-      label: 'handler errors',
-    });
-    const wsMetric = (metricName: string, label: string) =>
-      new cloudwatch.Metric({
-        namespace: 'AWS/ApiGateway',
-        metricName,
-        dimensionsMap: { ApiId: props.webSocketApi.apiId, Stage: props.webSocketStage },
-        statistic: 'Sum',
-        period: Duration.minutes(5),
-        label,
-      });
-
-    this.alarmTopic = new sns.Topic(this, 'AlarmTopic', {
+  private createAlarmTopic(alarmEmail: string | undefined): sns.Topic {
+    const topic = new sns.Topic(this, 'AlarmTopic', {
       displayName: 'JWT realtime alarms',
       enforceSSL: true,
     });
-    if (props.alarmEmail)
-      this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
+    if (alarmEmail) topic.addSubscription(new subscriptions.EmailSubscription(alarmEmail));
+    return topic;
+  }
 
-    const specs: AlarmSpec[] = [
-      {
-        id: 'LoginFailures',
-        description:
-          'Many failed logins in 5 minutes: password guessing or credential stuffing. Run the "failed logins by IP" query.',
-        metric: event('auth.login_failed'),
-        threshold: props.loginFailureAlarmThreshold,
-      },
-      {
-        id: 'RefreshTokenReuse',
-        description:
-          'A spent refresh token was presented again: a stolen token or a client bug. The family is already revoked.',
-        metric: event('auth.refresh_reuse'),
-        threshold: 1,
-      },
-      {
-        id: 'HandshakeDenials',
-        description: 'Many refused WebSocket handshakes in 5 minutes. Run the "denials by reason" query.',
-        metric: event('ws.denied'),
-        threshold: 100,
-      },
-      {
-        id: 'RateLimitHits',
-        description:
-          'Many frames refused by the per-user rate limit in 5 minutes. Run the "top senders" query.',
-        metric: event('ws.rate_limited'),
-        threshold: 100,
-      },
-      {
-        id: 'UsersBlocked',
-        description: 'A user was blocked (automatically or by an admin). Run the "blocks" query.',
-        metric: event('user.blocked'),
-        threshold: 1,
-      },
-      {
-        id: 'DeliveryFailures',
-        description:
-          'Fan-out could not reach some members even after retries (429 or 5xx from @connections): they missed messages. Run the "delivery failures" query.',
-        metric: event('delivery.failed'),
-        threshold: 1,
-      },
-      {
-        id: 'HandlerErrors',
-        description:
-          'A function caught a failure and logged it at level error (crashes and timeouts: the group Errors alarms). Run the "errors" query.',
-        metric: handlerErrors,
-        threshold: 1,
-      },
-      {
-        id: 'HttpServerErrors',
-        description: 'The HTTP API answered 5xx.',
-        metric: props.httpApi.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }),
-        threshold: 5,
-      },
-      {
-        id: 'WebSocketServerErrors',
-        description:
-          'WebSocket requests answered 5xx (a function crashed, timed out or could not be invoked), from the ' +
-          "stage's access log. Refused handshakes (4xx) do not count. See the group Errors alarms.",
-        metric: new cloudwatch.Metric({
-          namespace: this.namespace,
-          metricName: 'WebSocketServerErrors',
-          statistic: 'Sum',
-          period: Duration.minutes(5),
-          label: 'WebSocket 5xx',
-        }),
-        threshold: 5,
-      },
-      {
-        id: 'SweepFailures',
-        description:
-          'A sweep failed or never ran (an error, a timeout, or the previous sweep still running): Lambda put ' +
-          'its record in the SweepFailuresQueueUrl queue. Read it, then the sweeper log group.',
-        metric: props.sweepFailures.metricApproximateNumberOfMessagesVisible({
-          period: Duration.minutes(5),
-          statistic: 'Maximum',
-        }),
-        threshold: 1,
-      },
-      {
-        id: 'FanoutDeadLetters',
-        description:
-          "A big room's delivery job failed 5 times before posting (the store or the queue failing) and is in " +
-          'the FanoutDeadLetterQueueUrl queue: its members missed that message. Read it, then the fanout-worker ' +
-          'log group ("errors" query).',
-        metric: props.fanoutDeadLetters.metricApproximateNumberOfMessagesVisible({
-          period: Duration.minutes(5),
-          statistic: 'Maximum',
-        }),
-        threshold: 1,
-      },
-      ...lambdaAlarms(this.namespace, props.groups),
-      ...tableAlarms(props.tables, props.tableOperations),
-    ];
-    this.alarms = specs.map((spec) => {
+  private createAlarms(specs: readonly AlarmSpec[]): cloudwatch.Alarm[] {
+    return specs.map((spec) => {
       const alarm = new cloudwatch.Alarm(this, spec.id, {
         alarmDescription: spec.description,
         metric: spec.metric,
@@ -257,14 +176,113 @@ export class Observability extends Construct {
       alarm.addAlarmAction(new actions.SnsAction(this.alarmTopic));
       return alarm;
     });
+  }
 
-    this.queries = savedQueries(this, logGroups, props.webSocketAccessLogs);
+  /** Alarms on audit events: guessing, token reuse, denials, rate limits, blocks, lost deliveries. */
+  private auditAlarms(loginFailureThreshold: number): AlarmSpec[] {
+    const on = (id: string, event: CountedEvent, threshold: number, description: string): AlarmSpec => ({
+      id,
+      description,
+      metric: this.eventMetric(event),
+      threshold,
+    });
+    return [
+      on(
+        'LoginFailures',
+        'auth.login_failed',
+        loginFailureThreshold,
+        'Many failed logins in 5 minutes: password guessing or credential stuffing. Run the "failed logins by IP" query.',
+      ),
+      on(
+        'RefreshTokenReuse',
+        'auth.refresh_reuse',
+        1,
+        'A spent refresh token was presented again: a stolen token or a client bug. The family is already revoked.',
+      ),
+      on(
+        'HandshakeDenials',
+        'ws.denied',
+        100,
+        'Many refused WebSocket handshakes in 5 minutes. Run the "denials by reason" query.',
+      ),
+      on(
+        'RateLimitHits',
+        'ws.rate_limited',
+        100,
+        'Many frames refused by the per-user rate limit in 5 minutes. Run the "top senders" query.',
+      ),
+      on(
+        'UsersBlocked',
+        'user.blocked',
+        1,
+        'A user was blocked (automatically or by an admin). Run the "blocks" query.',
+      ),
+      on(
+        'DeliveryFailures',
+        'delivery.failed',
+        1,
+        'Fan-out could not reach some members even after retries (429 or 5xx from @connections): they missed messages. Run the "delivery failures" query.',
+      ),
+    ];
+  }
 
-    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+  /** Alarms on failures the code logged or the APIs answered with 5xx. */
+  private serverErrorAlarms(httpApi: apigw.HttpApi): AlarmSpec[] {
+    return [
+      {
+        id: 'HandlerErrors',
+        description:
+          'A function caught a failure and logged it at level error (crashes and timeouts: the group Errors alarms). Run the "errors" query.',
+        metric: this.ownMetric('HandlerErrors', 'handler errors'),
+        threshold: 1,
+      },
+      {
+        id: 'HttpServerErrors',
+        description: 'The HTTP API answered 5xx.',
+        metric: httpApi.metricServerError({ period: FIVE_MINUTES, statistic: 'Sum' }),
+        threshold: 5,
+      },
+      {
+        id: 'WebSocketServerErrors',
+        description:
+          'WebSocket requests answered 5xx (a function crashed, timed out or could not be invoked), from the ' +
+          "stage's access log. Refused handshakes (4xx) do not count. See the group Errors alarms.",
+        metric: this.ownMetric('WebSocketServerErrors', 'WebSocket 5xx'),
+        threshold: 5,
+      },
+    ];
+  }
+
+  private createDashboard(
+    props: ObservabilityProps,
+    logGroups: readonly logs.ILogGroup[],
+  ): cloudwatch.Dashboard {
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       defaultInterval: Duration.hours(6),
     });
-    const fnMetrics = (make: (fn: HandlerFunction) => cloudwatch.IMetric) => props.functions.map(make);
-    this.dashboard.addWidgets(
+    dashboard.addWidgets(...this.securityRow());
+    dashboard.addWidgets(...this.apiRow(props));
+    dashboard.addWidgets(...this.functionsRow(props.functions));
+    dashboard.addWidgets(
+      new cloudwatch.LogQueryWidget({
+        title: 'Latest denials and blocks',
+        width: 24,
+        logGroupNames: logGroups.map((g) => g.logGroupName),
+        queryLines: [
+          'fields time, event, username, ip, reason',
+          'filter event in ["ws.denied", "auth.denied", "user.blocked", "ip.blocked", "auth.refresh_reuse"]',
+          'sort @timestamp desc',
+          'limit 50',
+        ],
+      }),
+    );
+    return dashboard;
+  }
+
+  /** Logins and handshakes, abuse signals, and the state of every alarm. */
+  private securityRow(): cloudwatch.IWidget[] {
+    const event = (name: CountedEvent, label: string) => this.eventMetric(name, label);
+    return [
       new cloudwatch.GraphWidget({
         title: 'Logins and handshakes',
         width: 8,
@@ -289,17 +307,31 @@ export class Observability extends Construct {
         ],
       }),
       new cloudwatch.AlarmStatusWidget({ title: 'Alarms', width: 8, alarms: [...this.alarms] }),
-    );
-    this.dashboard.addWidgets(
+    ];
+  }
+
+  /** Both APIs as API Gateway counts them, and the errors our handlers logged. */
+  private apiRow(props: ObservabilityProps): cloudwatch.IWidget[] {
+    const { httpApi } = props;
+    const wsMetric = (metricName: string, label: string) =>
+      new cloudwatch.Metric({
+        namespace: 'AWS/ApiGateway',
+        metricName,
+        dimensionsMap: { ApiId: props.webSocketApi.apiId, Stage: props.webSocketStage },
+        statistic: 'Sum',
+        period: FIVE_MINUTES,
+        label,
+      });
+    return [
       new cloudwatch.GraphWidget({
         title: 'HTTP API',
         width: 8,
         left: [
-          props.httpApi.metricCount({ period: Duration.minutes(5), statistic: 'Sum' }),
-          props.httpApi.metricClientError({ period: Duration.minutes(5), statistic: 'Sum' }),
-          props.httpApi.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }),
+          httpApi.metricCount({ period: FIVE_MINUTES, statistic: 'Sum' }),
+          httpApi.metricClientError({ period: FIVE_MINUTES, statistic: 'Sum' }),
+          httpApi.metricServerError({ period: FIVE_MINUTES, statistic: 'Sum' }),
         ],
-        right: [props.httpApi.metricLatency({ period: Duration.minutes(5), statistic: 'p99' })],
+        right: [httpApi.metricLatency({ period: FIVE_MINUTES, statistic: 'p99' })],
       }),
       new cloudwatch.GraphWidget({
         title: 'WebSocket API',
@@ -314,35 +346,37 @@ export class Observability extends Construct {
       new cloudwatch.GraphWidget({
         title: 'Handler errors',
         width: 8,
-        left: [handlerErrors],
-        right: fnMetrics((fn) => fn.metricThrottles({ period: Duration.minutes(5), label: fn.node.id })),
+        left: [this.ownMetric('HandlerErrors', 'handler errors')],
+        right: props.functions.map((fn) => fn.metricThrottles({ period: FIVE_MINUTES, label: fn.node.id })),
       }),
-    );
-    this.dashboard.addWidgets(
+    ];
+  }
+
+  /** Duration and invocations of every function. */
+  private functionsRow(functions: readonly HandlerFunction[]): cloudwatch.IWidget[] {
+    return [
       new cloudwatch.GraphWidget({
         title: 'Function duration p99 (ms)',
         width: 12,
-        left: fnMetrics((fn) => fn.metricDuration({ statistic: 'p99', label: fn.node.id })),
+        left: functions.map((fn) => fn.metricDuration({ statistic: 'p99', label: fn.node.id })),
       }),
       new cloudwatch.GraphWidget({
         title: 'Function invocations',
         width: 12,
-        left: fnMetrics((fn) => fn.metricInvocations({ period: Duration.minutes(5), label: fn.node.id })),
+        left: functions.map((fn) => fn.metricInvocations({ period: FIVE_MINUTES, label: fn.node.id })),
       }),
-    );
-    this.dashboard.addWidgets(
-      new cloudwatch.LogQueryWidget({
-        title: 'Latest denials and blocks',
-        width: 24,
-        logGroupNames: logGroups.map((g) => g.logGroupName),
-        queryLines: [
-          'fields time, event, username, ip, reason',
-          'filter event in ["ws.denied", "auth.denied", "user.blocked", "ip.blocked", "auth.refresh_reuse"]',
-          'sort @timestamp desc',
-          'limit 50',
-        ],
-      }),
-    );
+    ];
+  }
+
+  /** A count of this namespace without dimensions (a metric filter above), summed over 5 minutes. */
+  private ownMetric(metricName: string, label: string): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: this.namespace,
+      metricName,
+      statistic: 'Sum',
+      period: FIVE_MINUTES,
+      label,
+    });
   }
 
   /** The count of one audit event, summed over 5 minutes across every function. */
@@ -352,7 +386,7 @@ export class Observability extends Construct {
       metricName: 'AuditEvents',
       dimensionsMap: { Event: event },
       statistic: 'Sum',
-      period: Duration.minutes(5),
+      period: FIVE_MINUTES,
       label,
     });
   }
@@ -362,4 +396,29 @@ export class Observability extends Construct {
     const region = Stack.of(this).region;
     return `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards:name=${this.dashboard.dashboardName}`;
   }
+}
+
+/** Alarms on the queues where failed work ends: sweeps and big rooms' delivery jobs. */
+function queueAlarms(sweepFailures: sqs.IQueue, fanoutDeadLetters: sqs.IQueue): AlarmSpec[] {
+  const waiting = (queue: sqs.IQueue) =>
+    queue.metricApproximateNumberOfMessagesVisible({ period: FIVE_MINUTES, statistic: 'Maximum' });
+  return [
+    {
+      id: 'SweepFailures',
+      description:
+        'A sweep failed or never ran (an error, a timeout, or the previous sweep still running): Lambda put ' +
+        'its record in the SweepFailuresQueueUrl queue. Read it, then the sweeper log group.',
+      metric: waiting(sweepFailures),
+      threshold: 1,
+    },
+    {
+      id: 'FanoutDeadLetters',
+      description:
+        "A big room's delivery job failed 5 times before posting (the store or the queue failing) and is in " +
+        'the FanoutDeadLetterQueueUrl queue: its members missed that message. Read it, then the fanout-worker ' +
+        'log group ("errors" query).',
+      metric: waiting(fanoutDeadLetters),
+      threshold: 1,
+    },
+  ];
 }

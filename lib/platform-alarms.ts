@@ -71,89 +71,106 @@ const FIVE_MINUTES = Duration.minutes(5);
  * slowest run near the timeout.
  */
 export function lambdaAlarms(namespace: string, groups: readonly GroupedFunction[]): AlarmSpec[] {
-  const out: AlarmSpec[] = [];
-  for (const group of GROUP_NAMES) {
+  return GROUP_NAMES.flatMap((group) => {
     const members = groups.filter((g) => g.group === group);
-    if (members.length === 0) continue;
-    const { title, description } = FUNCTION_GROUPS[group];
-    const names = (part: readonly GroupedFunction[]) => part.map((m) => m.spec.name).join(', ');
+    if (members.length === 0) return [];
+    return [
+      ...errorAlarms(namespace, group, members),
+      ...throttleAlarms(group, members),
+      ...nearTimeoutAlarms(group, members),
+    ];
+  });
+}
 
-    const errorParts = chunkByMetrics(members, (m) => (throwsUnauthorized(m.spec) ? 2 : 1));
-    errorParts.forEach((part, index) => {
-      const usingMetrics: Record<string, cloudwatch.IMetric> = {};
-      const terms = part.map((m, i) => {
-        usingMetrics[`e${i}`] = m.fn.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' });
-        if (!throwsUnauthorized(m.spec)) return `FILL(e${i}, 0)`;
-        usingMetrics[`u${i}`] = new cloudwatch.Metric({
-          namespace,
-          metricName: DELIBERATE_401_METRIC,
-          statistic: 'Sum',
-          period: FIVE_MINUTES,
-        });
-        return `(FILL(e${i}, 0) - FILL(u${i}, 0))`;
-      });
-      out.push({
-        id: numbered(`${title}Errors`, index, errorParts.length),
-        description:
-          `Invocations of ${description} (${names(part)}) that failed: an uncaught error, a timeout or an ` +
-          'out-of-memory kill, as Lambda counts them (the authorizer\'s deliberate 401s excluded). Run the "errors" query.',
-        metric: new cloudwatch.MathExpression({
-          expression: terms.join(' + '),
-          usingMetrics,
-          period: FIVE_MINUTES,
-          label: `${group} errors`,
-        }),
-        threshold: 1,
-      });
-    });
+const names = (part: readonly GroupedFunction[]) => part.map((m) => m.spec.name).join(', ');
 
-    // The sweeper is held to one run at a time on purpose: a run that waits too long for the
-    // slot ends in the on-failure queue (SweepFailures), so its throttles alone are no alarm.
-    const throttleParts = group === 'sweeper' ? [] : chunkByMetrics(members, () => 1);
-    throttleParts.forEach((part, index) => {
-      out.push({
-        id: numbered(`${title}Throttles`, index, throttleParts.length),
-        description:
-          `Invocations of ${description} (${names(part)}) refused for lack of concurrency: the account's pool ` +
-          'or the reserved concurrency is exhausted. See docs/operations.md, "Concurrency".',
-        metric: sumOf(
-          part.map((m) => m.fn.metricThrottles({ period: FIVE_MINUTES, statistic: 'Sum' })),
-          `${group} throttles`,
-        ),
-        threshold: 1,
+/** Failed invocations of a group, the authorizer's deliberate 401s subtracted. */
+function errorAlarms(
+  namespace: string,
+  group: FunctionGroup,
+  members: readonly GroupedFunction[],
+): AlarmSpec[] {
+  const { title, description } = FUNCTION_GROUPS[group];
+  const parts = chunkByMetrics(members, (m) => (throwsUnauthorized(m.spec) ? 2 : 1));
+  return parts.map((part, index) => {
+    const usingMetrics: Record<string, cloudwatch.IMetric> = {};
+    const terms = part.map((m, i) => {
+      usingMetrics[`e${i}`] = m.fn.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' });
+      if (!throwsUnauthorized(m.spec)) return `FILL(e${i}, 0)`;
+      usingMetrics[`u${i}`] = new cloudwatch.Metric({
+        namespace,
+        metricName: DELIBERATE_401_METRIC,
+        statistic: 'Sum',
+        period: FIVE_MINUTES,
       });
+      return `(FILL(e${i}, 0) - FILL(u${i}, 0))`;
     });
+    return {
+      id: numbered(`${title}Errors`, index, parts.length),
+      description:
+        `Invocations of ${description} (${names(part)}) that failed: an uncaught error, a timeout or an ` +
+        'out-of-memory kill, as Lambda counts them (the authorizer\'s deliberate 401s excluded). Run the "errors" query.',
+      metric: new cloudwatch.MathExpression({
+        expression: terms.join(' + '),
+        usingMetrics,
+        period: FIVE_MINUTES,
+        label: `${group} errors`,
+      }),
+      threshold: 1,
+    };
+  });
+}
 
-    // One threshold per alarm: functions of one timeout together.
-    const timeouts = [...new Set(members.map((m) => m.spec.timeoutS ?? 10))].sort((a, b) => a - b);
-    const slowParts = timeouts.flatMap((timeoutS) =>
-      chunkByMetrics(
-        members.filter((m) => (m.spec.timeoutS ?? 10) === timeoutS),
-        () => 1,
-      ).map((part) => ({ part, timeoutS })),
-    );
-    slowParts.forEach(({ part, timeoutS }, index) => {
-      const durations = part.map((m) => m.fn.metricDuration({ period: FIVE_MINUTES, statistic: 'Maximum' }));
-      const usingMetrics = Object.fromEntries(durations.map((d, i) => [`d${i}`, d]));
-      out.push({
-        id: numbered(`${title}NearTimeout`, index, slowParts.length),
-        description:
-          `A run of ${description} (${names(part)}) took ${NEAR_TIMEOUT_SHARE * 100}% or more of its ${timeoutS} s ` +
-          'timeout: a slow dependency or a cold start with too little memory; timeouts follow.',
-        metric:
-          durations.length === 1 && durations[0]
-            ? durations[0]
-            : new cloudwatch.MathExpression({
-                expression: `MAX([${Object.keys(usingMetrics).join(', ')}])`,
-                usingMetrics,
-                period: FIVE_MINUTES,
-                label: `${group} slowest run (ms)`,
-              }),
-        threshold: Math.round(timeoutS * 1000 * NEAR_TIMEOUT_SHARE),
-      });
-    });
-  }
-  return out;
+/** Invocations of a group refused for lack of concurrency. */
+function throttleAlarms(group: FunctionGroup, members: readonly GroupedFunction[]): AlarmSpec[] {
+  // The sweeper is held to one run at a time on purpose: a run that waits too long for the
+  // slot ends in the on-failure queue (SweepFailures), so its throttles alone are no alarm.
+  if (group === 'sweeper') return [];
+  const { title, description } = FUNCTION_GROUPS[group];
+  const parts = chunkByMetrics(members, () => 1);
+  return parts.map((part, index) => ({
+    id: numbered(`${title}Throttles`, index, parts.length),
+    description:
+      `Invocations of ${description} (${names(part)}) refused for lack of concurrency: the account's pool ` +
+      'or the reserved concurrency is exhausted. See docs/operations.md, "Concurrency".',
+    metric: sumOf(
+      part.map((m) => m.fn.metricThrottles({ period: FIVE_MINUTES, statistic: 'Sum' })),
+      `${group} throttles`,
+    ),
+    threshold: 1,
+  }));
+}
+
+/** A group's slowest run near its timeout. One threshold per alarm: functions of one timeout together. */
+function nearTimeoutAlarms(group: FunctionGroup, members: readonly GroupedFunction[]): AlarmSpec[] {
+  const { title, description } = FUNCTION_GROUPS[group];
+  const timeouts = [...new Set(members.map((m) => m.spec.timeoutS ?? 10))].sort((a, b) => a - b);
+  const parts = timeouts.flatMap((timeoutS) =>
+    chunkByMetrics(
+      members.filter((m) => (m.spec.timeoutS ?? 10) === timeoutS),
+      () => 1,
+    ).map((part) => ({ part, timeoutS })),
+  );
+  return parts.map(({ part, timeoutS }, index) => {
+    const durations = part.map((m) => m.fn.metricDuration({ period: FIVE_MINUTES, statistic: 'Maximum' }));
+    const usingMetrics = Object.fromEntries(durations.map((d, i) => [`d${i}`, d]));
+    return {
+      id: numbered(`${title}NearTimeout`, index, parts.length),
+      description:
+        `A run of ${description} (${names(part)}) took ${NEAR_TIMEOUT_SHARE * 100}% or more of its ${timeoutS} s ` +
+        'timeout: a slow dependency or a cold start with too little memory; timeouts follow.',
+      metric:
+        durations.length === 1 && durations[0]
+          ? durations[0]
+          : new cloudwatch.MathExpression({
+              expression: `MAX([${Object.keys(usingMetrics).join(', ')}])`,
+              usingMetrics,
+              period: FIVE_MINUTES,
+              label: `${group} slowest run (ms)`,
+            }),
+      threshold: Math.round(timeoutS * 1000 * NEAR_TIMEOUT_SHARE),
+    };
+  });
 }
 
 /** DynamoDB's throttled requests and its own failures (`SystemErrors`), per table, for each operation in use. */

@@ -1,9 +1,11 @@
 import { Annotations, CfnOutput, Lazy, Stack, type StackProps, Token } from 'aws-cdk-lib';
+import type * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import type { Construct } from 'constructs';
+import type { Settings } from '../lambdas/core/settings.ts';
 import { TABLE_KEYS, type TableKey } from '../lambdas/core/tables.ts';
 import { FUNCTIONS, type FunctionSpec } from '../lambdas/functions.ts';
-import { readConfig, settingsEnvironment } from './config.ts';
+import { type CustomDomains, type DeploymentOptions, readConfig, settingsEnvironment } from './config.ts';
 import { FanoutQueue } from './fanout-queue.ts';
 import { functionGroup } from './function-groups.ts';
 import { type CustomDomain, HttpEndpoint } from './http-api.ts';
@@ -53,48 +55,15 @@ export class RealtimeStack extends Stack {
     super(scope, id, props);
     const specs = props.functions ?? FUNCTIONS;
     const entryFor = props.entryFor ?? ((spec: FunctionSpec) => `${REPO_ROOT}/lambdas/${spec.name}.ts`);
-
-    // The token issuer and audience default to this deployment's own HTTP API, which needs
-    // the settings (CORS) first: lazy values break the circle.
-    let http: HttpEndpoint | undefined;
-    const api = () => {
-      if (!http) throw new Error('the HTTP API is not created yet');
-      return http;
-    };
-    const { settings, options } = readConfig(
-      this.node,
-      (opts) => ({
-        // Unique per deployment and stable across updates, so tokens never cross deployments.
-        // Every token carries it: changing it later (adding a domain) logs everyone out.
-        tokenIssuer: opts.domains.http
-          ? `https://${opts.domains.http}`
-          : Lazy.string({ produce: () => api().endpoint }),
-        tokenAudience: Lazy.string({
-          produce: () => `urn:jwt-realtime:${this.stackName}:${api().api.apiId}:clients`,
-        }),
-      }),
-      Token.isUnresolved(this.region) ? undefined : this.region,
-    );
-    if (settings.allowedOrigins.includes(PLACEHOLDER_ORIGIN)) {
-      Annotations.of(this).addWarningV2(
-        'jwt-realtime:placeholder-origin',
-        `allowedOrigins includes the example ${PLACEHOLDER_ORIGIN} from cdk.json: browsers of your web client ` +
-          'will be refused. Set your own origins before deploying: -c allowedOrigins=https://chat.example.org',
-      );
-    }
-    const certificate = options.domains.certificateArn
-      ? acm.Certificate.fromCertificateArn(this, 'Certificate', options.domains.certificateArn)
-      : undefined;
-    const domain = (name: string | undefined): CustomDomain | undefined =>
-      name && certificate ? { name, certificate } : undefined;
-    http = new HttpEndpoint(this, 'Http', {
+    const { settings, options } = this.readSettings();
+    const domain = this.customDomains(options.domains);
+    this.http = new HttpEndpoint(this, 'Http', {
       allowedOrigins: settings.allowedOrigins,
       throttleRatePerS: options.throttleRatePerS,
       throttleBurst: options.throttleBurst,
       logRetention: options.logRetention,
       domain: domain(options.domains.http),
     });
-    this.http = http;
     this.webSocket = new WebSocketEndpoint(this, 'WebSocket', {
       throttleRatePerS: options.throttleRatePerS,
       throttleBurst: options.throttleBurst,
@@ -108,13 +77,70 @@ export class RealtimeStack extends Stack {
       retireAfterS: settings.accessTokenTtlS + settings.clockSkewS + KEY_CACHE_S,
       logRetention: options.logRetention,
     });
-    this.fanout = new FanoutQueue(this, 'Fanout', {
-      workerTimeoutS: Math.max(
-        10,
-        ...specs.filter((spec) => spec.fanoutQueue === 'work').map((spec) => spec.timeoutS ?? 10),
-      ),
+    this.fanout = new FanoutQueue(this, 'Fanout', { workerTimeoutS: fanoutWorkerTimeoutS(specs) });
+    this.functions = this.createFunctions(specs, entryFor, settings, options);
+    this.http.addRoutes(specs, this.functions.byName);
+    this.webSocket.addRoutes(specs, this.functions.byName);
+    this.sweeps = new SweeperSchedule(this, 'Sweeps', {
+      functions: specs
+        .filter(isSweeper)
+        .map((spec) => ({ name: spec.name, fn: this.functions.get(spec.name) })),
+      intervalS: settings.sweepIntervalS,
     });
-    this.functions = new ProductFunctions(this, 'Functions', {
+    this.observability = this.createObservability(specs, settings, options);
+    this.addEndpointOutputs();
+    this.addOperationsOutputs(settings);
+    acknowledgeFindings(this);
+  }
+
+  /**
+   * The settings and options from context. The token issuer and audience default to this
+   * deployment's own HTTP API, which needs the settings (CORS) first: lazy values break the circle.
+   */
+  private readSettings(): { settings: Settings; options: DeploymentOptions } {
+    const api = () => {
+      if (!this.http) throw new Error('the HTTP API is not created yet');
+      return this.http;
+    };
+    const config = readConfig(
+      this.node,
+      (opts) => ({
+        // Unique per deployment and stable across updates, so tokens never cross deployments.
+        // Every token carries it: changing it later (adding a domain) logs everyone out.
+        tokenIssuer: opts.domains.http
+          ? `https://${opts.domains.http}`
+          : Lazy.string({ produce: () => api().endpoint }),
+        tokenAudience: Lazy.string({
+          produce: () => `urn:jwt-realtime:${this.stackName}:${api().api.apiId}:clients`,
+        }),
+      }),
+      Token.isUnresolved(this.region) ? undefined : this.region,
+    );
+    if (config.settings.allowedOrigins.includes(PLACEHOLDER_ORIGIN)) {
+      Annotations.of(this).addWarningV2(
+        'jwt-realtime:placeholder-origin',
+        `allowedOrigins includes the example ${PLACEHOLDER_ORIGIN} from cdk.json: browsers of your web client ` +
+          'will be refused. Set your own origins before deploying: -c allowedOrigins=https://chat.example.org',
+      );
+    }
+    return config;
+  }
+
+  /** A custom domain for an API, when both its name and the certificate are given. */
+  private customDomains(domains: CustomDomains): (name: string | undefined) => CustomDomain | undefined {
+    const certificate = domains.certificateArn
+      ? acm.Certificate.fromCertificateArn(this, 'Certificate', domains.certificateArn)
+      : undefined;
+    return (name) => (name && certificate ? { name, certificate } : undefined);
+  }
+
+  private createFunctions(
+    specs: readonly FunctionSpec[],
+    entryFor: (spec: FunctionSpec) => string,
+    settings: Settings,
+    options: DeploymentOptions,
+  ): ProductFunctions {
+    return new ProductFunctions(this, 'Functions', {
       specs,
       entryFor,
       tables: this.storage.tables,
@@ -129,17 +155,14 @@ export class RealtimeStack extends Stack {
       logRetention: options.logRetention,
       reservedConcurrency: options.reservedConcurrency,
     });
-    http.addRoutes(specs, this.functions.byName);
-    this.webSocket.addRoutes(specs, this.functions.byName);
+  }
 
-    this.sweeps = new SweeperSchedule(this, 'Sweeps', {
-      functions: specs
-        .filter(isSweeper)
-        .map((spec) => ({ name: spec.name, fn: this.functions.get(spec.name) })),
-      intervalS: settings.sweepIntervalS,
-    });
-
-    this.observability = new Observability(this, 'Observability', {
+  private createObservability(
+    specs: readonly FunctionSpec[],
+    settings: Settings,
+    options: DeploymentOptions,
+  ): Observability {
+    return new Observability(this, 'Observability', {
       // The key generator's log group too: its failures are handler errors like any other.
       functions: [...this.functions.all, this.keys.function],
       groups: specs.map((spec) => ({ spec, fn: this.functions.get(spec.name), group: functionGroup(spec) })),
@@ -147,81 +170,90 @@ export class RealtimeStack extends Stack {
       tableOperations: tableOperations(specs),
       sweepFailures: this.sweeps.failures,
       fanoutDeadLetters: this.fanout.deadLetters,
-      httpApi: http.api,
-      httpAccessLogs: http.accessLogs,
+      httpApi: this.http.api,
+      httpAccessLogs: this.http.accessLogs,
       webSocketApi: this.webSocket.api,
       webSocketStage: WS_STAGE,
       webSocketAccessLogs: this.webSocket.accessLogs,
       alarmEmail: options.alarmEmail,
       loginFailureAlarmThreshold: settings.loginMaxFailuresPerIp,
     });
-
-    new CfnOutput(this, 'HttpApiUrl', { value: http.publicUrl, description: 'Base URL of the HTTP API' });
-    new CfnOutput(this, 'JwksUrl', {
-      value: `${http.publicUrl}/.well-known/jwks.json`,
-      description: 'Public signing keys',
-    });
-    new CfnOutput(this, 'WebSocketUrl', {
-      value: this.webSocket.publicUrl,
-      description: 'wss:// URL of the WebSocket API',
-    });
-    if (http.domainName) {
-      new CfnOutput(this, 'HttpExecuteApiUrl', {
-        value: http.endpoint,
-        description: 'The HTTP API under its execute-api name (still reachable)',
-      });
-      new CfnOutput(this, 'HttpDomainTarget', {
-        value: http.domainName.regionalDomainName,
-        description: `DNS: point ${http.domain} here (CNAME, or a Route 53 alias A/AAAA record)`,
-      });
-      new CfnOutput(this, 'HttpDomainHostedZoneId', {
-        value: http.domainName.regionalHostedZoneId,
-        description: 'Hosted zone of HttpDomainTarget, for a Route 53 alias record',
-      });
-    }
-    if (this.webSocket.domainName) {
-      new CfnOutput(this, 'WebSocketExecuteApiUrl', {
-        value: this.webSocket.url,
-        description: 'The WebSocket API under its execute-api name (still reachable)',
-      });
-      new CfnOutput(this, 'WebSocketDomainTarget', {
-        value: this.webSocket.domainName.regionalDomainName,
-        description: `DNS: point ${this.webSocket.domain} here (CNAME, or a Route 53 alias A/AAAA record)`,
-      });
-      new CfnOutput(this, 'WebSocketDomainHostedZoneId', {
-        value: this.webSocket.domainName.regionalHostedZoneId,
-        description: 'Hosted zone of WebSocketDomainTarget, for a Route 53 alias record',
-      });
-    }
-    new CfnOutput(this, 'DashboardUrl', {
-      value: this.observability.dashboardUrl,
-      description: 'CloudWatch dashboard',
-    });
-    new CfnOutput(this, 'TokenIssuer', {
-      value: settings.tokenIssuer,
-      description: '`iss` of access tokens',
-    });
-    new CfnOutput(this, 'TokenAudience', {
-      value: settings.tokenAudience,
-      description: '`aud` of access tokens',
-    });
-    new CfnOutput(this, 'AlarmTopicArn', { value: this.observability.alarmTopic.topicArn });
-    new CfnOutput(this, 'SweepFailuresQueueUrl', {
-      value: this.sweeps.failures.queueUrl,
-      description: 'Sweeps that failed or never ran (Lambda on-failure records)',
-    });
-    new CfnOutput(this, 'FanoutDeadLetterQueueUrl', {
-      value: this.fanout.deadLetters.queueUrl,
-      description: "Big rooms' delivery jobs that failed 5 times (the FanoutDeadLetters alarm)",
-    });
-    for (const key of TABLE_KEYS) {
-      new CfnOutput(this, `${pascal(key)}TableName`, {
-        value: this.storage.tables[key].tableName,
-        description: `The ${key} table (users CLI --aws reads these)`,
-      });
-    }
-    acknowledgeFindings(this);
   }
+
+  /** Where clients reach the APIs, and what DNS needs for a custom domain. */
+  private addEndpointOutputs(): void {
+    const { http, webSocket } = this;
+    this.output('HttpApiUrl', http.publicUrl, 'Base URL of the HTTP API');
+    this.output('JwksUrl', `${http.publicUrl}/.well-known/jwks.json`, 'Public signing keys');
+    this.output('WebSocketUrl', webSocket.publicUrl, 'wss:// URL of the WebSocket API');
+    if (http.domainName) {
+      this.addDomainOutputs('Http', 'HTTP', http.endpoint, http.domain, http.domainName);
+    }
+    if (webSocket.domainName) {
+      this.addDomainOutputs('WebSocket', 'WebSocket', webSocket.url, webSocket.domain, webSocket.domainName);
+    }
+  }
+
+  private addDomainOutputs(
+    prefix: string,
+    label: string,
+    executeApiUrl: string,
+    domain: string | undefined,
+    domainName: apigw.IDomainName,
+  ): void {
+    this.output(
+      `${prefix}ExecuteApiUrl`,
+      executeApiUrl,
+      `The ${label} API under its execute-api name (still reachable)`,
+    );
+    this.output(
+      `${prefix}DomainTarget`,
+      domainName.regionalDomainName,
+      `DNS: point ${domain} here (CNAME, or a Route 53 alias A/AAAA record)`,
+    );
+    this.output(
+      `${prefix}DomainHostedZoneId`,
+      domainName.regionalHostedZoneId,
+      `Hosted zone of ${prefix}DomainTarget, for a Route 53 alias record`,
+    );
+  }
+
+  /** What operators and the users CLI read: dashboard, token claims, alarm topic, queues, tables. */
+  private addOperationsOutputs(settings: Settings): void {
+    this.output('DashboardUrl', this.observability.dashboardUrl, 'CloudWatch dashboard');
+    this.output('TokenIssuer', settings.tokenIssuer, '`iss` of access tokens');
+    this.output('TokenAudience', settings.tokenAudience, '`aud` of access tokens');
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.observability.alarmTopic.topicArn });
+    this.output(
+      'SweepFailuresQueueUrl',
+      this.sweeps.failures.queueUrl,
+      'Sweeps that failed or never ran (Lambda on-failure records)',
+    );
+    this.output(
+      'FanoutDeadLetterQueueUrl',
+      this.fanout.deadLetters.queueUrl,
+      "Big rooms' delivery jobs that failed 5 times (the FanoutDeadLetters alarm)",
+    );
+    for (const key of TABLE_KEYS) {
+      this.output(
+        `${pascal(key)}TableName`,
+        this.storage.tables[key].tableName,
+        `The ${key} table (users CLI --aws reads these)`,
+      );
+    }
+  }
+
+  private output(id: string, value: string, description: string): void {
+    new CfnOutput(this, id, { value, description });
+  }
+}
+
+/** The fan-out queue's visibility follows its slowest worker (10 s at least). */
+function fanoutWorkerTimeoutS(specs: readonly FunctionSpec[]): number {
+  return Math.max(
+    10,
+    ...specs.filter((spec) => spec.fanoutQueue === 'work').map((spec) => spec.timeoutS ?? 10),
+  );
 }
 
 /** The DynamoDB operations the manifest uses on each table: what the table alarms watch. */
