@@ -90,10 +90,11 @@ export function signedHttp(options: SignedHttpOptions): SignedHttp {
   const timeoutMs = options.timeoutMs ?? 5000;
   const maxBody = options.maxBodyBytes ?? MAX_BODY;
   const signer = sigV4Signer(options);
+  const endpoint = endpointOf(url);
 
   return {
     async send(req, { keepBody = false } = {}) {
-      const request: RequestOptions = { ...(await signRequest(signer, url, req)), agent };
+      const request: RequestOptions = { ...(await signRequest(signer, endpoint, req)), agent };
       try {
         return await exchange(send, request, req.body, timeoutMs, keepBody ? maxBody : 0);
       } catch (err) {
@@ -117,17 +118,41 @@ function sigV4Signer(options: SignedHttpOptions): SignatureV4 {
   });
 }
 
+/** What every request to the endpoint shares, worked out once per client (posting is the hot path). */
+interface Endpoint {
+  readonly protocol: string;
+  readonly hostname: string;
+  /** With the port when it is not the scheme's default, as SigV4 signs it. */
+  readonly host: string;
+  readonly port: number | undefined;
+  /** The endpoint's path, without a trailing slash. */
+  readonly base: string;
+}
+
+function endpointOf(url: URL): Endpoint {
+  return {
+    protocol: url.protocol,
+    hostname: url.hostname,
+    host: url.host,
+    port: url.port ? Number(url.port) : undefined,
+    base: url.pathname.replace(/\/+$/, ''),
+  };
+}
+
 /** The request's options for `node:http(s)`, under the endpoint's path, with its signed headers. */
-async function signRequest(signer: SignatureV4, url: URL, req: SignedRequest): Promise<RequestOptions> {
-  const port = url.port ? Number(url.port) : undefined;
-  const path = `${url.pathname.replace(/\/+$/, '')}${req.path}`;
-  // The host with the port when it is not the scheme's default, as SigV4 signs it.
-  const headers: Record<string, string> = { ...req.headers, host: url.host };
+async function signRequest(
+  signer: SignatureV4,
+  endpoint: Endpoint,
+  req: SignedRequest,
+): Promise<RequestOptions> {
+  const { port, hostname } = endpoint;
+  const path = `${endpoint.base}${req.path}`;
+  const headers: Record<string, string> = { ...req.headers, host: endpoint.host };
   if (req.body) headers['content-length'] = String(req.body.byteLength);
   const signed = await signer.sign({
     method: req.method,
-    protocol: url.protocol,
-    hostname: url.hostname,
+    protocol: endpoint.protocol,
+    hostname,
     ...(port === undefined ? {} : { port }),
     path,
     query: {},
@@ -136,7 +161,7 @@ async function signRequest(signer: SignatureV4, url: URL, req: SignedRequest): P
   });
   return {
     method: req.method,
-    hostname: url.hostname,
+    hostname,
     ...(port === undefined ? {} : { port }),
     path,
     headers: signed.headers,
