@@ -2,12 +2,16 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../lambdas/core/errors.ts';
 import { recentMessages } from '../../lambdas/core/history.ts';
-import { hashPassword } from '../../lambdas/core/passwords.ts';
 import { roomMembers } from '../../lambdas/core/room-members.ts';
 import { parseSettings, SETTING_NAMES, SettingsError } from '../../lambdas/core/settings.ts';
 import { verifyAccessToken } from '../../lambdas/core/tokens.ts';
-import { createUser } from '../../lambdas/core/users.ts';
-import { PASSWORD, registerAndLogin, startWsTestSystem, type TestSystem } from '../kit/system.ts';
+import {
+  loginWithRoles,
+  PASSWORD,
+  registerAndLogin,
+  startWsTestSystem,
+  type TestSystem,
+} from '../kit/system.ts';
 import { type Client, openClient, terminateAll } from '../kit/ws-client.ts';
 
 /** Hostile input is never a crash, never a 500, never another user's data, always a documented code. */
@@ -33,14 +37,7 @@ beforeAll(async () => {
   system = await startWsTestSystem();
   fuzzer = await registerAndLogin(system, 'fuzzer');
   const victimPair = await registerAndLogin(system, 'victim');
-  await createUser(system.deps, {
-    username: 'fuzzadmin',
-    passwordHash: await hashPassword(PASSWORD),
-    roles: ['admin'],
-  });
-  admin = (
-    await system.request('POST', '/auth/login', { body: { username: 'fuzzadmin', password: PASSWORD } })
-  ).body.access_token as string;
+  admin = await loginWithRoles(system, 'fuzzadmin', ['admin']);
   victim = await openClient(system.wsUrl, { protocols: ['jwt', victimPair.access_token] });
   await victim.request({ type: 'join', room: VICTIM_ROOM });
   await victim.request({ type: 'message', room: VICTIM_ROOM, text: 'mine' });

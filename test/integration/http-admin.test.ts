@@ -1,23 +1,21 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { hashPassword } from '../../lambdas/core/passwords.ts';
-import { createUser } from '../../lambdas/core/users.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
+import {
+  loginWithRoles,
+  PASSWORD,
+  registerAndLogin,
+  startTestSystem,
+  type TestSystem,
+} from '../kit/system.ts';
 import { is, openClient, refusalStatus, terminateAll } from '../kit/ws-client.ts';
 
 let system: TestSystem;
 let admin: string;
 let publisher: string;
 
-async function loginAs(username: string, roles: string[]): Promise<string> {
-  await createUser(system.deps, { username, passwordHash: await hashPassword(PASSWORD), roles });
-  const res = await system.request('POST', '/auth/login', { body: { username, password: PASSWORD } });
-  return res.body.access_token as string;
-}
-
 beforeAll(async () => {
   system = await startTestSystem({ RATE_LIMIT_MAX: '1000' }, undefined, { sweeperTimer: false });
-  admin = await loginAs('root', ['admin']);
-  publisher = await loginAs('announcer', ['publisher']);
+  admin = await loginWithRoles(system, 'root', ['admin']);
+  publisher = await loginWithRoles(system, 'announcer', ['publisher']);
 });
 afterEach(() => terminateAll());
 afterAll(async () => {

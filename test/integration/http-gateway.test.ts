@@ -1,26 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashPassword } from '../../lambdas/core/passwords.ts';
-import { createUser } from '../../lambdas/core/users.ts';
 import { CORS } from '../../lambdas/edge/cors.ts';
 import { FUNCTIONS } from '../../lambdas/functions.ts';
 import { makeUserBlockHandler } from '../../lambdas/http-admin-user-block.ts';
 import { startHttpGateway } from '../../local/http-gateway.ts';
-import { PASSWORD, startTestSystem, type TestSystem } from '../kit/system.ts';
+import { loginWithRoles, startTestSystem, type TestSystem } from '../kit/system.ts';
 
 let system: TestSystem;
 let admin: string;
 
 beforeAll(async () => {
   system = await startTestSystem({}, undefined, { sweeperTimer: false });
-  await createUser(system.deps, {
-    username: 'hdr_admin',
-    passwordHash: await hashPassword(PASSWORD),
-    roles: ['admin'],
-  });
-  const login = await system.request('POST', '/auth/login', {
-    body: { username: 'hdr_admin', password: PASSWORD },
-  });
-  admin = login.body.access_token as string;
+  admin = await loginWithRoles(system, 'hdr_admin', ['admin']);
 });
 afterAll(async () => {
   await system.close();

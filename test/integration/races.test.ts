@@ -1,7 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { hashPassword } from '../../lambdas/core/passwords.ts';
-import { createUser } from '../../lambdas/core/users.ts';
-import { PASSWORD, registerAndLogin, startWsTestSystem, type TestSystem } from '../kit/system.ts';
+import { loginWithRoles, registerAndLogin, startWsTestSystem, type TestSystem } from '../kit/system.ts';
 import { until } from '../kit/wait.ts';
 import { is, openClient, type Refused, terminateAll } from '../kit/ws-client.ts';
 
@@ -11,13 +9,7 @@ let admin: string;
 
 beforeAll(async () => {
   system = await startWsTestSystem({ RATE_LIMIT_MAX: String(MAX), BLOCK_AFTER_VIOLATIONS: '100000' });
-  await createUser(system.deps, {
-    username: 'boss',
-    passwordHash: await hashPassword(PASSWORD),
-    roles: ['admin'],
-  });
-  admin = (await system.request('POST', '/auth/login', { body: { username: 'boss', password: PASSWORD } }))
-    .body.access_token as string;
+  admin = await loginWithRoles(system, 'boss', ['admin']);
 });
 afterEach(() => terminateAll());
 afterAll(async () => {

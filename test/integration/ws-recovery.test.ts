@@ -1,8 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { recentMessages } from '../../lambdas/core/history.ts';
-import { hashPassword } from '../../lambdas/core/passwords.ts';
-import { createUser } from '../../lambdas/core/users.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
+import { loginWithRoles, registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
 import { type Client, type Frame, is, openClient, terminateAll } from '../kit/ws-client.ts';
 
 let system: TestSystem;
@@ -28,15 +26,7 @@ beforeAll(async () => {
     { sweeperTimer: false },
   );
   for (const u of USERS) tokens[u] = (await registerAndLogin(system, u)).access_token;
-  await createUser(system.deps, {
-    username: 'herald',
-    passwordHash: await hashPassword(PASSWORD),
-    roles: ['publisher'],
-  });
-  const res = await system.request('POST', '/auth/login', {
-    body: { username: 'herald', password: PASSWORD },
-  });
-  publisher = res.body.access_token as string;
+  publisher = await loginWithRoles(system, 'herald', ['publisher']);
 });
 afterEach(() => terminateAll());
 afterAll(async () => {

@@ -1,9 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { hashPassword } from '../../lambdas/core/passwords.ts';
 import { roomMembers } from '../../lambdas/core/room-members.ts';
 import { socketsOfUser } from '../../lambdas/core/socket-rows.ts';
-import { createUser } from '../../lambdas/core/users.ts';
-import { PASSWORD, registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
+import { loginWithRoles, registerAndLogin, startTestSystem, type TestSystem } from '../kit/system.ts';
 import { type Client, type Frame, is, openClient, terminateAll } from '../kit/ws-client.ts';
 
 let system: TestSystem;
@@ -11,17 +9,11 @@ const tokens: Record<string, string> = {};
 const USERS = ['ann', 'bob', 'cyd', 'dee'] as const;
 type User = (typeof USERS)[number] | 'herald' | 'root';
 
-async function loginAs(username: string, roles: string[]): Promise<string> {
-  await createUser(system.deps, { username, passwordHash: await hashPassword(PASSWORD), roles });
-  const res = await system.request('POST', '/auth/login', { body: { username, password: PASSWORD } });
-  return res.body.access_token as string;
-}
-
 beforeAll(async () => {
   system = await startTestSystem({ RATE_LIMIT_MAX: '100000' }, undefined, { sweeperTimer: false });
   for (const u of ['ann', 'bob', 'cyd', 'dee']) tokens[u] = (await registerAndLogin(system, u)).access_token;
-  tokens.herald = await loginAs('herald', ['publisher']);
-  tokens.root = await loginAs('root', ['admin']);
+  tokens.herald = await loginWithRoles(system, 'herald', ['publisher']);
+  tokens.root = await loginWithRoles(system, 'root', ['admin']);
 });
 afterEach(() => terminateAll());
 afterAll(async () => {

@@ -4,7 +4,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
+import { hashPassword } from '../../lambdas/core/passwords.ts';
 import type { AccessClaims } from '../../lambdas/core/tokens.ts';
+import { createUser } from '../../lambdas/core/users.ts';
 import { localConfig } from '../../local/config.ts';
 import { type LocalSystem, type StartOptions, startLocal } from '../../local/system.ts';
 import { TestClock } from './clock.ts';
@@ -180,6 +182,14 @@ export async function registerAndLogin(
   const login = await system.request('POST', '/auth/login', { body: { username, password } });
   if (login.status !== 200) throw new Error(`login ${username}: ${login.status} ${login.text}`);
   return login.body as { access_token: string; refresh_token: string; expires_in: number };
+}
+
+/** Creates a user with `roles` (registration only ever gives `user`) and logs in; returns the access token. */
+export async function loginWithRoles(system: TestSystem, username: string, roles: string[]): Promise<string> {
+  await createUser(system.deps, { username, passwordHash: await hashPassword(PASSWORD), roles });
+  const login = await system.request('POST', '/auth/login', { body: { username, password: PASSWORD } });
+  if (login.status !== 200) throw new Error(`login ${username}: ${login.status} ${login.text}`);
+  return login.body.access_token as string;
 }
 
 /** The claims of one of our access tokens, read without verifying (the test or bench made it). */
