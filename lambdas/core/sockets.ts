@@ -1,5 +1,5 @@
 import type { Deps } from './deps.ts';
-import { encryptFrame } from './frame-crypto.ts';
+import { encryptText } from './frame-crypto.ts';
 import { deleteMemberships } from './memberships.ts';
 import { isRetryable, POST_RETRY, RetriesExhausted, withRetries } from './post-retry.ts';
 import { roomMembers } from './room-members.ts';
@@ -99,7 +99,7 @@ export async function sendToSockets(
   const unique = [...new Map(recipients.map((r) => [r.connectionId, r])).values()];
   await mapLimit(unique, FANOUT_CONCURRENCY, async ({ connectionId: id, messageKey }) => {
     try {
-      const data = messageKey ? JSON.stringify(await encryptFrame(messageKey, payload)) : plain;
+      const data = messageKey ? JSON.stringify(await encryptText(messageKey, plain)) : plain;
       const sent = await withRetries(() => api.post(id, data), { deadline });
       tally.retries += sent.retries;
       if (sent.value) tally.delivered++;

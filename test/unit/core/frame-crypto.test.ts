@@ -1,6 +1,11 @@
 import { base64url, CompactEncrypt, compactDecrypt } from 'jose';
-import { describe, expect, it } from 'vitest';
-import { decryptFrame, encryptFrame, newMessageKey } from '../../../lambdas/core/frame-crypto.ts';
+import { describe, expect, it, vi } from 'vitest';
+import {
+  decryptFrame,
+  encryptFrame,
+  encryptText,
+  newMessageKey,
+} from '../../../lambdas/core/frame-crypto.ts';
 import { encodePart } from '../../kit/forge.ts';
 
 const key = newMessageKey();
@@ -25,6 +30,29 @@ const withPart = (jwe: string, index: number, value: string) =>
     .join('.');
 
 describe('frame encryption', () => {
+  it('imports a session key once for its frames both ways, and seals serialized text as encryptFrame does', async () => {
+    const fresh = newMessageKey();
+    const imports = vi.spyOn(crypto.subtle, 'importKey');
+    try {
+      const sealed = await encryptText(fresh, '{"type":"pong"}');
+      expect(sealed.type).toBe('encrypted');
+      expect(await decrypt(fresh, sealed.jwe)).toBe('{"type":"pong"}');
+      expect(await decrypt(fresh, (await encryptFrame(fresh, { type: 'pong' })).jwe)).toBe('{"type":"pong"}');
+      expect(imports).toHaveBeenCalledTimes(1);
+    } finally {
+      imports.mockRestore();
+    }
+  });
+
+  it('refuses a malformed session key every time, however often it is tried', async () => {
+    for (let i = 0; i < 2; i++) {
+      await expect(encryptText('short', '{}')).rejects.toThrow(TypeError);
+      await expect(decrypt('short', (await encryptFrame(key, {})).jwe)).rejects.toMatchObject({
+        code: 'invalid_request',
+      });
+    }
+  });
+
   it('writes a compact JWE that jose decrypts, dir + A256GCM', async () => {
     const { type, jwe } = await encryptFrame(key, { type: 'pong', text: 'é 漢字' });
     expect(type).toBe('encrypted');
