@@ -101,21 +101,36 @@ export class DeliveryTracker {
     if (reply.recovered === true && s && s.epoch === reply.epoch && reply.epoch === asked.epoch) {
       for (const m of history) if (m.seq > s.last && m.epoch === s.epoch) s.pending.set(m.seq, m);
       s.target = Math.max(s.target, reply.seq, ...history.map((m) => m.seq));
-      const out: ChatMessage[] = [];
-      for (const seq of [...s.pending.keys()].sort((a, b) => a - b)) {
-        if (seq > cutoff) break;
-        const m = s.pending.get(seq) as ChatMessage;
-        s.pending.delete(seq);
-        if (this.#fresh(m)) out.push(m);
-      }
-      s.last = Math.max(s.last, Math.min(cutoff, s.target));
-      return { emit: [...out, ...this.#flush(s)], reset: false };
+      return { emit: this.#release(s, cutoff), reset: false };
     }
     // Not recovered: what was missed is unknown. Hand over what is at hand, then start afresh.
     const out = s ? this.#drain(s) : [];
     for (const m of [...history].sort((a, b) => a.seq - b.seq)) if (this.#fresh(m)) out.push(m);
     this.#rooms.set(room, { epoch: reply.epoch, last: reply.seq, target: reply.seq, pending: new Map() });
     return { emit: out, reset: true };
+  }
+
+  /**
+   * Gives up waiting in a room the client cannot ask (one it never joined, such as its own
+   * `user:` room): numbers up to `cutoff`, the highest known when the wait began, that have not
+   * arrived by now are taken as skipped. Returns the messages to emit now, in order.
+   */
+  skipTo(room: string, cutoff: number): ChatMessage[] {
+    const s = this.#rooms.get(room);
+    return s ? this.#release(s, cutoff) : [];
+  }
+
+  /** Hands over what is pending up to `cutoff` (the numbers missing below it were skipped), then what follows it without a gap. */
+  #release(s: RoomState, cutoff: number): ChatMessage[] {
+    const out: ChatMessage[] = [];
+    for (const seq of [...s.pending.keys()].sort((a, b) => a - b)) {
+      if (seq > cutoff) break;
+      const m = s.pending.get(seq) as ChatMessage;
+      s.pending.delete(seq);
+      if (this.#fresh(m)) out.push(m);
+    }
+    s.last = Math.max(s.last, Math.min(cutoff, s.target));
+    return [...out, ...this.#flush(s)];
   }
 
   /** Hands over the pending messages that follow `last` without a gap. */

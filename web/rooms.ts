@@ -145,7 +145,8 @@ export class Rooms {
       room,
       setTimeout(() => {
         this.#gapTimers.delete(room);
-        void this.#catchUp(room, cutoff);
+        if (this.#rooms.has(room)) void this.#catchUp(room, cutoff);
+        else this.#skipTo(room, cutoff);
       }, this.settings.gapWaitMs),
     );
   }
@@ -153,6 +154,15 @@ export class Rooms {
   #stopGapTimer(room: string): void {
     clearTimeout(this.#gapTimers.get(room));
     this.#gapTimers.delete(room);
+  }
+
+  /**
+   * A room the client did not join (its `user:` room, say) cannot be asked again: what has not
+   * come by the end of the wait was skipped, and the messages held after it are handed over.
+   */
+  #skipTo(room: string, cutoff: number): void {
+    for (const m of this.#delivery.skipTo(room, cutoff)) this.host.emit('message', m);
+    this.#watchGap(room);
   }
 
   /** Asks the room for what follows the last message held; returns how many messages that emitted. */

@@ -30,6 +30,21 @@ function trackerAt(seq: number): DeliveryTracker {
 }
 
 describe('DeliveryTracker', () => {
+  it('gives up waiting in a room it cannot ask (never joined): the numbers missing up to the cutoff were skipped', () => {
+    const t = new DeliveryTracker();
+    const room = 'user:amy';
+    expect(seqs(t.receive(msg(1, 'e1', room)))).toEqual([1]);
+    expect(seqs(t.receive(msg(3, 'e1', room)))).toEqual([]); // 2 was numbered, never stored
+    expect(seqs(t.receive(msg(5, 'e1', room)))).toEqual([]);
+    expect(t.waiting(room)).toBe(true);
+    // The wait began when 3 was the highest known: 2 is skipped, 3 handed over, 5 waits for 4.
+    expect(seqs(t.skipTo(room, 3))).toEqual([3]);
+    expect(t.waiting(room)).toBe(true);
+    expect(seqs(t.receive(msg(4, 'e1', room)))).toEqual([4, 5]);
+    expect(t.waiting(room)).toBe(false);
+    expect(t.skipTo('other', 9)).toEqual([]);
+  });
+
   it('hands over messages in seq order, holding one that arrives after a gap until the gap fills', () => {
     const t = trackerAt(0);
     expect(seqs(t.receive(msg(1)))).toEqual([1]);
