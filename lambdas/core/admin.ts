@@ -166,11 +166,13 @@ export async function publishToRoom(
     content,
     ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
   });
-  // A big room (`queued`): its members are posted to by the fan-out workers, after this answer.
+  // A big room (`queued`): its members are posted to by the fan-out workers, after this answer;
+  // `count` is then the jobs queued, as it is the posts made for a room posted to directly.
+  const count = published.queued ? published.jobs : published.delivered;
   deps.audit('info', 'admin.publish', {
     username: caller.username,
     room,
-    ...(published.delivered === undefined ? {} : { count: published.delivered }),
+    ...(count === undefined ? {} : { count }),
     ...(published.duplicate ? { reason: 'duplicate' } : {}),
   });
   return {

@@ -17,12 +17,13 @@ export interface Publication {
 
 /**
  * A published message's reference, with how it went out: `delivered` (posts made) for a room
- * posted to directly, `queued` for a big room whose fan-out workers post after the answer.
+ * posted to directly, `queued` with its `jobs` for a big room whose fan-out workers post after the answer.
  */
 export type Published = PublishedRef & {
   readonly duplicate: boolean;
   readonly delivered?: number;
   readonly queued?: true;
+  readonly jobs?: number;
 };
 
 /** Without a `recheck`, nothing can stop a publication. */
@@ -70,7 +71,9 @@ export async function publishMessage<Stop = never>(
     epoch: message.epoch,
     seq: message.seq,
     duplicate: false,
-    ...(delivery.mode === 'direct' ? { delivered: delivery.delivered } : { queued: true as const }),
+    ...(delivery.mode === 'direct'
+      ? { delivered: delivery.delivered }
+      : { queued: true as const, jobs: delivery.jobs }),
   } as PublishResult<Stop>;
 }
 

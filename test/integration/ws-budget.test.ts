@@ -4,15 +4,13 @@ import { blockId, putBlock } from '../../lambdas/core/access.ts';
 import type { ConnectionsApi } from '../../lambdas/core/deps.ts';
 import { putGrant } from '../../lambdas/core/grants.ts';
 import { joinRoom } from '../../lambdas/core/memberships.ts';
-import { hashPassword } from '../../lambdas/core/passwords.ts';
 import { roomMembers } from '../../lambdas/core/room-members.ts';
 import { type SocketRow, socketsOfUser } from '../../lambdas/core/socket-rows.ts';
 import { issueTicket } from '../../lambdas/core/tokens.ts';
-import { createUser } from '../../lambdas/core/users.ts';
 import { type ProbeCall, RoundTripProbe } from '../kit/round-trips.ts';
 import {
   accessTokens,
-  PASSWORD,
+  loginWithRoles,
   registerAndLogin,
   startTestSystem,
   startWsTestSystem,
@@ -392,19 +390,12 @@ describe('the ack of a message to a big room', () => {
   }, 120_000);
 
   it('answers an HTTP publish to a big room with 202 queued, then the workers deliver it to each member once', async () => {
-    await createUser(big.deps, {
-      username: 'herald',
-      passwordHash: await hashPassword(PASSWORD),
-      roles: ['publisher'],
-    });
-    const login = await big.request('POST', '/auth/login', {
-      body: { username: 'herald', password: PASSWORD },
-    });
+    const herald = await loginWithRoles(big, 'herald', ['publisher']);
     const room = 'hall-http';
     const inside = await openSockets(20);
     await joinAll(inside, room);
     const res = await big.request('POST', `/admin/rooms/${room}/messages`, {
-      token: login.body.access_token as string,
+      token: herald,
       body: { text: 'to the hall' },
     });
     expect(res.status).toBe(202);
@@ -418,6 +409,9 @@ describe('the ack of a message to a big room', () => {
     await Promise.all(inside.map((s) => s.client.next(mine, 10_000)));
     await big.queue.drained();
     expect(inside.map((s) => s.client.count(mine))).toEqual(inside.map(() => 1));
+    // The audit line counts the jobs queued for the workers.
+    const line = big.audit.find((l) => l.event === 'admin.publish' && l.room === room);
+    expect(line?.count).toBeGreaterThanOrEqual(1);
   }, 60_000);
 });
 
