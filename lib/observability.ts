@@ -215,7 +215,7 @@ export class Observability extends Construct {
         'UsersBlocked',
         'user.blocked',
         1,
-        'A user was blocked (automatically or by an admin). Run the "blocks" query.',
+        'A user was blocked (automatically or by an admin). Run the "who was blocked and why" query.',
       ),
       on(
         'DeliveryFailures',

@@ -831,6 +831,17 @@ describe('observability', () => {
     expect(named('/failed logins by IP')?.LogGroupNames).toHaveLength(FUNCTIONS.length + 1);
   });
 
+  it('names only saved queries in the alarms that tell the operator which query to run', () => {
+    const saved = Object.values(resources(s.template, 'AWS::Logs::QueryDefinition')).map((q) =>
+      String(props(q).Name).split('/').pop(),
+    );
+    const named = Object.values(resources(s.template, 'AWS::CloudWatch::Alarm'))
+      .map((a) => String(props(a).AlarmDescription ?? ''))
+      .flatMap((text) => [...text.matchAll(/"([^"]+)" query/g)].map((m) => m[1]));
+    expect(named.length).toBeGreaterThan(5);
+    for (const name of named) expect(saved).toContain(name);
+  });
+
   it('gives the two APIs distinct names', () => {
     const names = Object.values(resources(s.template, 'AWS::ApiGatewayV2::Api')).map((a) => props(a).Name);
     expect(names.sort()).toEqual(['Test-http', 'Test-ws']);
