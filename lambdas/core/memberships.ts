@@ -7,10 +7,9 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import type { Deps } from './deps.ts';
-import { SOCKET_TTL_S, type SocketRow, socketRowKey } from './socket-rows.ts';
+import { SOCKET_TTL_S, type SocketRow, socketRowKey, socketsWithoutRow } from './socket-rows.ts';
 import {
   allPages,
-  batchGet,
   type Item,
   isConditionFailure,
   N,
@@ -133,15 +132,7 @@ async function undoJoin(
   if (!isConditionFailure(err)) throw err;
   if (!capped) return 'gone';
   // Only on a refused capped join: a consistent read tells a full socket from a gone one.
-  const [row] = await storeCall(
-    'join',
-    (db) =>
-      batchGet(db, [{ table: deps.tables.connections, key: socketRowKey(connectionId) }], {
-        consistent: true,
-      }),
-    deps.db,
-  );
-  return row ? 'full' : 'gone';
+  return (await socketsWithoutRow(deps, [connectionId])).length > 0 ? 'gone' : 'full';
 }
 
 /** Whether the recheck allowed the join; refused, or failed, the socket leaves the room again (fail closed). */
@@ -163,14 +154,7 @@ async function recheckHolds(
 /** Takes a socket out of a room: its membership, and the room from its row if the row still exists. */
 export async function leaveRoom(deps: StoreDeps, connectionId: string, room: string): Promise<void> {
   await Promise.all([
-    storeCall(
-      'leave',
-      (db) =>
-        db.send(
-          new DeleteItemCommand({ TableName: deps.tables.connections, Key: memberKey(room, connectionId) }),
-        ),
-      deps.db,
-    ),
+    deleteMembership(deps, room, connectionId),
     unlessConditionFails(
       storeCall(
         'leave',

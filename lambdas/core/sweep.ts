@@ -3,7 +3,7 @@ import { nowS } from './clock.ts';
 import type { Deps } from './deps.ts';
 import { deleteMembership, orphanMemberships } from './memberships.ts';
 import { closeReason } from './socket-access.ts';
-import { allSocketRows, socketsWithoutRow } from './socket-rows.ts';
+import { allSocketRows, type SocketRow, socketsWithoutRow } from './socket-rows.ts';
 import { type CloseReason, closeSocket, forgetSocket } from './sockets.ts';
 import { batchGet } from './store.ts';
 
@@ -48,8 +48,6 @@ export async function sweep(deps: Deps): Promise<SweepReport> {
   return report;
 }
 
-type SocketRow = Awaited<ReturnType<typeof allSocketRows>>[number];
-
 interface SweepTally {
   readonly closed: Record<CloseReason, number>;
   forgotten: number;
@@ -63,16 +61,20 @@ async function sweepChunk(
   tally: SweepTally,
 ): Promise<void> {
   const subjects = chunk.map((c) => ({ claims: c, username: c.username }));
+  const refs = subjects.map((subject) => accessRefs(deps, subject));
   // Eventually consistent: the sweeper is the backstop for what the push path missed, and a
   // revocation or block missed minutes ago is in every view; a stale one only defers a close by a sweep.
-  const rows = await batchGet(
-    deps.db,
-    subjects.flatMap((s) => accessRefs(deps, s)),
-  );
+  const rows = await batchGet(deps.db, refs.flat());
+  // Each socket's rows, in the order asked: they start where the previous socket's ended.
+  let offset = 0;
+  const rowsOf = refs.map((r) => {
+    offset += r.length;
+    return rows.slice(offset - r.length, offset);
+  });
   await Promise.all(
-    chunk.map(async (c, j) => {
-      const per = accessRefs(deps, subjects[j] ?? { claims: c }).length;
-      const state = accessStateFrom(subjects[j] ?? { claims: c }, rows.slice(j * per, (j + 1) * per), now);
+    subjects.map(async (subject, j) => {
+      const c = subject.claims;
+      const state = accessStateFrom(subject, rowsOf[j] ?? [], now);
       const reason = closeReason(c, state, now, deps.settings.clockSkewS);
       try {
         if (reason) {
