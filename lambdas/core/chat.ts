@@ -165,15 +165,14 @@ async function stopReason(
   conn: SocketRow,
   now: number,
   room: Room,
-): Promise<ClosingReason | RoomDenial | undefined> {
+): Promise<{ close: ClosingReason } | { deny: RoomDenial } | undefined> {
   const socket = { connectionId: conn.connectionId, username: conn.username, claims: conn };
   const grantRoom = needsGrant(room) ? room.name : undefined;
   const seen = await readSocketAccess(deps, socket, grantRoom, { consistent: true, nowSeconds: now });
-  return seen.closeReason ?? postDenial(room, conn, seen.grant);
+  if (seen.closeReason) return { close: seen.closeReason };
+  const denial = postDenial(room, conn, seen.grant);
+  return denial ? { deny: denial } : undefined;
 }
-
-const isClosingReason = (r: ClosingReason | RoomDenial): r is ClosingReason =>
-  r === 'token_revoked' || r === 'blocked' || r === 'token_expired';
 
 /**
  * Refuses a room frame with `forbidden`, audited as `room.denied`. A socket whose row still
@@ -333,8 +332,8 @@ async function post(
   );
   if ('stopped' in published) {
     const { stopped } = published;
-    if (!isClosingReason(stopped)) return deny(deps, conn, room, stopped);
-    await closeSocket(deps, conn, stopped);
+    if ('deny' in stopped) return deny(deps, conn, room, stopped.deny);
+    await closeSocket(deps, conn, stopped.close);
     return undefined;
   }
   return withId<ReplyOf['message']>({ type: 'ack', ...publishedReply(published) }, frame.id);
