@@ -1,4 +1,4 @@
-import { connectionsApi, regionOfEndpoint } from './aws/connections-api.ts';
+import { connectionsApi } from './aws/connections-api.ts';
 import { dynamoEndpoint, leanDynamoClient } from './aws/dynamodb.ts';
 import { awsKeySource } from './aws/key-source.ts';
 import { credentialsFromEnv } from './aws/signed-http.ts';
@@ -20,13 +20,11 @@ let built: Deps | undefined;
 export function runtime(env: NodeJS.ProcessEnv = process.env): Deps {
   if (built) return built;
   const settings = settingsFromEnv(env, 'aws');
+  // One region and one set of credentials for every AWS client of the container.
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
   if (!region) throw new Error('AWS_REGION must be set to reach DynamoDB');
-  const db = leanDynamoClient({
-    endpoint: dynamoEndpoint(env, region),
-    region,
-    credentials: credentialsFromEnv(env),
-  });
+  const signing = { region, credentials: credentialsFromEnv(env) };
+  const db = leanDynamoClient({ endpoint: dynamoEndpoint(env, region), ...signing });
   built = {
     settings,
     db,
@@ -34,28 +32,15 @@ export function runtime(env: NodeJS.ProcessEnv = process.env): Deps {
     keys: awsKeySource(env),
     clock: systemClock,
     audit: stdoutAudit(systemClock),
-    ...(env.WS_MANAGEMENT_ENDPOINT ? { api: lambdaConnectionsApi(env.WS_MANAGEMENT_ENDPOINT, env) } : {}),
-    ...(env.FANOUT_QUEUE_URL ? { queue: lambdaQueue(env.FANOUT_QUEUE_URL, env) } : {}),
+    // `@connections` and the fan-out queue, signed with the execution role's credentials, which
+    // Lambda puts in the environment: no credential provider chain (SSO, STS, ini files) is
+    // loaded or bundled for them.
+    ...(env.WS_MANAGEMENT_ENDPOINT
+      ? { api: connectionsApi({ endpoint: env.WS_MANAGEMENT_ENDPOINT, ...signing }) }
+      : {}),
+    ...(env.FANOUT_QUEUE_URL ? { queue: sqsQueue({ queueUrl: env.FANOUT_QUEUE_URL, ...signing }) } : {}),
   };
   return built;
-}
-
-/**
- * `@connections` signed with the execution role's credentials, which Lambda puts in the
- * environment, in the function's region: no credential provider chain (SSO, STS, ini files) is
- * loaded or bundled for it.
- */
-function lambdaConnectionsApi(endpoint: string, env: NodeJS.ProcessEnv) {
-  const region = env.AWS_REGION || regionOfEndpoint(endpoint);
-  if (!region) throw new Error('AWS_REGION must be set to sign @connections requests');
-  return connectionsApi({ endpoint, region, credentials: credentialsFromEnv(env) });
-}
-
-/** The fan-out queue (SQS over the same lean signed client), with the execution role's credentials. */
-function lambdaQueue(queueUrl: string, env: NodeJS.ProcessEnv) {
-  const region = env.AWS_REGION || /^sqs\.([a-z0-9-]+)\./.exec(new URL(queueUrl).hostname)?.[1];
-  if (!region) throw new Error('AWS_REGION must be set to send to the fan-out queue');
-  return sqsQueue({ queueUrl, region, credentials: credentialsFromEnv(env) });
 }
 
 /**
